@@ -1,0 +1,229 @@
+//! The stream catalog and the commands that change it.
+
+use std::collections::BTreeMap;
+
+use jetraft_types::ApiError;
+use jetraft_types::config::StreamConfig;
+use jetraft_types::subject;
+use serde::{Deserialize, Serialize};
+
+use crate::placement::place;
+
+/// Where one stream lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamAssignment {
+    pub config: StreamConfig,
+    /// The stream's Raft group id (also its id in the store's keys).
+    pub group: u64,
+    /// Node ids holding a replica, ascending.
+    pub peers: Vec<u64>,
+    /// Creation time stamped by the meta leader, Unix ns.
+    pub created_ns: i64,
+}
+
+/// A change to the catalog, proposed by the meta leader.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    /// `nodes` is the membership the leader saw; placement is computed at
+    /// apply from the catalog so every replica agrees.
+    CreateStream { config: StreamConfig, nodes: Vec<u64>, now_ns: i64 },
+    UpdateStream { config: StreamConfig },
+    DeleteStream { name: String },
+}
+
+/// The outcome of applying a [`MetaCommand`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetaReply {
+    /// The stream exists now; `created` is false when an identical stream
+    /// already existed (create is idempotent, as in nats-server).
+    Stream { assignment: StreamAssignment, created: bool },
+    Deleted { assignment: StreamAssignment },
+    Error(ApiError),
+}
+
+/// The replicated catalog.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    streams: BTreeMap<String, StreamAssignment>,
+    /// Next group id to hand out; ids are never reused.
+    next_group: u64,
+}
+
+impl Catalog {
+    pub fn stream(&self, name: &str) -> Option<&StreamAssignment> {
+        self.streams.get(name)
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &StreamAssignment> {
+        self.streams.values()
+    }
+
+    pub fn by_group(&self, group: u64) -> Option<&StreamAssignment> {
+        self.streams.values().find(|a| a.group == group)
+    }
+
+    /// The stream whose subjects match a published subject, if any.
+    pub fn stream_for_subject(&self, subj: &str) -> Option<&StreamAssignment> {
+        self.streams
+            .values()
+            .find(|a| a.config.subjects.iter().any(|f| subject::matches(f, subj)))
+    }
+
+    /// Number of stream replicas per node.
+    pub fn load(&self) -> BTreeMap<u64, usize> {
+        let mut load = BTreeMap::new();
+        for a in self.streams.values() {
+            for p in &a.peers {
+                *load.entry(*p).or_insert(0) += 1;
+            }
+        }
+        load
+    }
+
+    pub fn apply(&mut self, cmd: &MetaCommand) -> MetaReply {
+        match cmd {
+            MetaCommand::CreateStream { config, nodes, now_ns } => self.create(config, nodes, *now_ns),
+            MetaCommand::UpdateStream { config } => self.update(config),
+            MetaCommand::DeleteStream { name } => match self.streams.remove(name) {
+                Some(assignment) => MetaReply::Deleted { assignment },
+                None => MetaReply::Error(ApiError::stream_not_found()),
+            },
+        }
+    }
+
+    fn create(&mut self, config: &StreamConfig, nodes: &[u64], now_ns: i64) -> MetaReply {
+        if let Some(existing) = self.streams.get(&config.name) {
+            if existing.config == *config {
+                return MetaReply::Stream { assignment: existing.clone(), created: false };
+            }
+            return MetaReply::Error(ApiError::stream_name_in_use());
+        }
+        if let Some(err) = self.overlap_error(&config.name, &config.subjects) {
+            return MetaReply::Error(err);
+        }
+        let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(usize::MAX);
+        let Some(peers) = place(nodes, &self.load(), replicas) else {
+            return MetaReply::Error(ApiError::insufficient_resources());
+        };
+        self.next_group = self.next_group.max(1);
+        let assignment = StreamAssignment {
+            config: config.clone(),
+            group: self.next_group,
+            peers,
+            created_ns: now_ns,
+        };
+        self.next_group += 1;
+        self.streams.insert(config.name.clone(), assignment.clone());
+        MetaReply::Stream { assignment, created: true }
+    }
+
+    fn update(&mut self, config: &StreamConfig) -> MetaReply {
+        if !self.streams.contains_key(&config.name) {
+            return MetaReply::Error(ApiError::stream_not_found());
+        }
+        if let Some(err) = self.overlap_error(&config.name, &config.subjects) {
+            return MetaReply::Error(err);
+        }
+        let Some(a) = self.streams.get_mut(&config.name) else {
+            return MetaReply::Error(ApiError::stream_not_found());
+        };
+        a.config = config.clone();
+        MetaReply::Stream { assignment: a.clone(), created: false }
+    }
+
+    fn overlap_error(&self, name: &str, subjects: &[String]) -> Option<ApiError> {
+        let clash = self.streams.values().filter(|a| a.config.name != name).any(|a| {
+            a.config
+                .subjects
+                .iter()
+                .any(|theirs| subjects.iter().any(|ours| subject::overlaps(ours, theirs)))
+        });
+        clash.then(ApiError::subjects_overlap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cfg(name: &str, subjects: &[&str], replicas: i64) -> StreamConfig {
+        let mut c = StreamConfig::named(name, subjects).unwrap();
+        c.num_replicas = replicas;
+        c
+    }
+
+    fn create(cat: &mut Catalog, c: StreamConfig, nodes: &[u64]) -> MetaReply {
+        cat.apply(&MetaCommand::CreateStream { config: c, nodes: nodes.to_vec(), now_ns: 7 })
+    }
+
+    #[test]
+    fn create_places_on_distinct_least_loaded_nodes() {
+        let mut cat = Catalog::default();
+        let MetaReply::Stream { assignment: a, created: true } = create(&mut cat, cfg("A", &["a"], 1), &[1, 2, 3])
+        else {
+            panic!()
+        };
+        assert_eq!((a.group, a.peers.clone(), a.created_ns), (1, vec![1], 7));
+        let MetaReply::Stream { assignment: b, .. } = create(&mut cat, cfg("B", &["b"], 1), &[1, 2, 3]) else {
+            panic!()
+        };
+        assert_eq!((b.group, b.peers), (2, vec![2]));
+        let MetaReply::Stream { assignment: c, .. } = create(&mut cat, cfg("C", &["c"], 3), &[3, 2, 1]) else {
+            panic!()
+        };
+        assert_eq!(c.peers, vec![1, 2, 3]);
+        assert_eq!(cat.load(), BTreeMap::from([(1, 2), (2, 2), (3, 1)]));
+    }
+
+    #[test]
+    fn create_is_idempotent_and_conflicts_are_errors() {
+        let mut cat = Catalog::default();
+        create(&mut cat, cfg("A", &["a.>"], 1), &[1]);
+        let again = create(&mut cat, cfg("A", &["a.>"], 1), &[1]);
+        assert!(matches!(again, MetaReply::Stream { created: false, .. }));
+        let different = create(&mut cat, cfg("A", &["x"], 1), &[1]);
+        assert_eq!(different, MetaReply::Error(ApiError::stream_name_in_use()));
+        let overlap = create(&mut cat, cfg("B", &["a.b"], 1), &[1]);
+        assert_eq!(overlap, MetaReply::Error(ApiError::subjects_overlap()));
+        let too_many = create(&mut cat, cfg("C", &["c"], 3), &[1, 2]);
+        assert_eq!(too_many, MetaReply::Error(ApiError::insufficient_resources()));
+        assert_eq!(too_many_code(&too_many), Some((503, 10023)));
+    }
+
+    fn too_many_code(r: &MetaReply) -> Option<(u16, u16)> {
+        match r {
+            MetaReply::Error(e) => Some((e.code, e.err_code)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn delete_and_group_ids_are_never_reused() {
+        let mut cat = Catalog::default();
+        create(&mut cat, cfg("A", &["a"], 1), &[1]);
+        let del = cat.apply(&MetaCommand::DeleteStream { name: "A".into() });
+        assert!(matches!(del, MetaReply::Deleted { .. }));
+        assert_eq!(
+            cat.apply(&MetaCommand::DeleteStream { name: "A".into() }),
+            MetaReply::Error(ApiError::stream_not_found())
+        );
+        let MetaReply::Stream { assignment, .. } = create(&mut cat, cfg("A", &["a"], 1), &[1]) else { panic!() };
+        assert_eq!(assignment.group, 2);
+        assert_eq!(cat.stream_for_subject("a").map(|a| a.group), Some(2));
+        assert_eq!(cat.stream_for_subject("b"), None);
+    }
+
+    #[test]
+    fn update_keeps_placement() {
+        let mut cat = Catalog::default();
+        create(&mut cat, cfg("A", &["a"], 3), &[1, 2, 3]);
+        let mut c = cfg("A", &["a", "b"], 3);
+        c.max_msgs = 10;
+        let MetaReply::Stream { assignment, created: false } = cat.apply(&MetaCommand::UpdateStream { config: c })
+        else {
+            panic!()
+        };
+        assert_eq!((assignment.peers, assignment.config.max_msgs), (vec![1, 2, 3], 10));
+    }
+}

@@ -1,0 +1,197 @@
+//! The Raft side of one node: its groups, their shared store, committer and
+//! peer connections.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use jetraft_meta::{Catalog, META_GROUP};
+use jetraft_store::{Engine, WriteBatch};
+use jetraft_types::config::StreamConfig;
+use openraft::{BasicNode, Config, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::commit::Committer;
+use crate::log_store::LogStore;
+use crate::network::{GroupNetwork, Peers};
+use crate::sm::GroupSm;
+use crate::types::{GroupId, NodeId, Raft, Request, Response, TypeConfig};
+
+/// Raft timing for every group. Stream groups are many per node, so
+/// heartbeats are not too frequent; elections still finish in about a second.
+#[derive(Debug, Clone)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot (and so allow purging the log) every this many entries.
+    pub snapshot_every_entries: u64,
+    /// Entries kept behind a snapshot for followers that are slightly behind.
+    pub keep_behind_snapshot: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 150,
+            election_min_ms: 750,
+            election_max_ms: 1500,
+            snapshot_every_entries: 4096,
+            keep_behind_snapshot: 1024,
+        }
+    }
+}
+
+impl RaftTiming {
+    fn config(&self, name: &str) -> io::Result<Config> {
+        let c = Config {
+            cluster_name: name.to_string(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_min_ms,
+            election_timeout_max: self.election_max_ms,
+            install_snapshot_timeout: 600_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.keep_behind_snapshot,
+            purge_batch_size: 256,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        };
+        c.validate().map_err(|e| io::Error::other(format!("raft config: {e}")))
+    }
+}
+
+/// One running group.
+#[derive(Clone)]
+pub struct Group {
+    pub id: GroupId,
+    pub raft: Raft<GroupSm>,
+    pub sm: GroupSm,
+}
+
+/// Why a proposal was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not the leader (leader: {0:?})")]
+    NotLeader(Option<NodeId>),
+    #[error("group unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Group {
+    pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Proposes `req` (this node must lead the group) and waits until it is
+    /// committed and applied here; returns what the state machine replied.
+    pub async fn propose(&self, req: Request) -> Result<Response, ProposeError> {
+        use openraft::error::{ClientWriteError, RaftError};
+        match self.raft.client_write(req).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ProposeError::NotLeader(f.leader_id)),
+            Err(e) => Err(ProposeError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+pub struct Host {
+    pub peers: Arc<Peers>,
+    pub engine: Arc<dyn Engine>,
+    pub committer: Committer,
+    timing: RaftTiming,
+    groups: Mutex<BTreeMap<GroupId, Group>>,
+}
+
+impl Host {
+    pub fn new(peers: Arc<Peers>, engine: Arc<dyn Engine>, committer: Committer, timing: RaftTiming) -> Self {
+        Self { peers, engine, committer, timing, groups: Mutex::new(BTreeMap::new()) }
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.peers.me()
+    }
+
+    pub fn group(&self, id: GroupId) -> Option<Group> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+    }
+
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+    }
+
+    fn members(&self, ids: &[NodeId]) -> io::Result<BTreeMap<NodeId, BasicNode>> {
+        ids.iter()
+            .map(|id| {
+                let node = self.peers.node(*id).ok_or_else(|| io::Error::other(format!("unknown node {id}")))?;
+                Ok((*id, node))
+            })
+            .collect()
+    }
+
+    /// Starts the meta group over all configured nodes.
+    pub async fn start_meta(&self) -> io::Result<(Group, watch::Receiver<Arc<Catalog>>)> {
+        let (sm, rx) = GroupSm::open_meta(self.engine.clone(), self.committer.clone(), self.peers.clone())?;
+        let ids: Vec<NodeId> = self.peers.addrs().keys().copied().collect();
+        let group = self.start(META_GROUP, "meta", sm, &ids).await?;
+        Ok((group, rx))
+    }
+
+    /// Starts (or reopens) a stream group with the given replicas.
+    pub async fn start_stream(&self, id: GroupId, config: StreamConfig, peers: &[NodeId]) -> io::Result<Group> {
+        if let Some(g) = self.group(id) {
+            return Ok(g);
+        }
+        let sm = GroupSm::open_stream(id, config, self.engine.clone(), self.committer.clone(), self.peers.clone())?;
+        self.start(id, &format!("stream-{id}"), sm, peers).await
+    }
+
+    async fn start(&self, id: GroupId, name: &str, sm: GroupSm, member_ids: &[NodeId]) -> io::Result<Group> {
+        let config = Arc::new(self.timing.config(name)?);
+        let log = LogStore::new(id, self.engine.clone(), self.committer.clone());
+        let net = GroupNetwork { group: id, peers: self.peers.clone() };
+        let raft = Raft::new(self.me(), config, net, log, sm.clone())
+            .await
+            .map_err(|e| io::Error::other(format!("group {id}: {e}")))?;
+        let fresh = raft.is_initialized().await.map(|init| !init).unwrap_or(false);
+        if fresh {
+            // Every initial member initializes with the same membership; the
+            // ones that lose the race just follow.
+            if let Err(e) = raft.initialize(self.members(member_ids)?).await {
+                tracing::debug!(group = id, error = %e, "initialize");
+            }
+        }
+        let group = Group { id, raft, sm };
+        self.groups.lock().unwrap_or_else(|p| p.into_inner()).insert(id, group.clone());
+        Ok(group)
+    }
+
+    /// Stops a group; with `destroy`, also deletes its log and state.
+    pub async fn remove_group(&self, id: GroupId, destroy: bool) -> io::Result<()> {
+        let group = self.groups.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let Some(group) = group else { return Ok(()) };
+        if let Err(e) = group.raft.shutdown().await {
+            tracing::warn!(group = id, error = %e, "shutdown");
+        }
+        if destroy {
+            let mut batch = WriteBatch::new();
+            LogStore::new(id, self.engine.clone(), self.committer.clone()).destroy(&mut batch);
+            group.sm.destroy(&mut batch);
+            self.engine.write(batch)?;
+        }
+        Ok(())
+    }
+
+    pub async fn shutdown(&self) {
+        let groups: Vec<Group> =
+            std::mem::take(&mut *self.groups.lock().unwrap_or_else(|p| p.into_inner())).into_values().collect();
+        for g in groups {
+            let _ = g.raft.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! openraft glue: many Raft groups per node over one shared store and one
+//! gRPC connection per peer.
+//!
+//! * [`types`] — the openraft type configuration and the proposal/response enums.
+//! * [`log_store`] — `RaftLogStorage` for one group over the shared engine.
+//! * [`commit`] — group commit: one WAL fsync acknowledges many groups' appends.
+//! * [`sm`] — the state machines (meta catalog, streams), snapshots as summaries
+//!   and catch-up from peers' stores.
+//! * [`network`] / [`service`] — the cluster protocol, client and server side.
+//! * [`host`] — a node's set of groups.
+
+pub mod codec;
+pub mod commit;
+pub mod host;
+mod kv;
+pub mod log_store;
+pub mod network;
+pub mod service;
+pub mod sm;
+pub mod types;
+
+pub use commit::{Committer, SyncMode};
+pub use host::{Group, Host, RaftTiming};
+pub use network::{Connector, Peers};
+pub use service::{ClusterService, ForwardHandler};
+pub use types::{GroupId, NodeId, Request, Response};

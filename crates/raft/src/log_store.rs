@@ -1,0 +1,182 @@
+//! openraft log storage for one group, over the node's shared engine.
+//!
+//! Entries live in `Cf::RaftLog` under (group, index); vote, committed and
+//! purge marks in `Cf::RaftMeta`. Appends are written at once (readable
+//! before `append` returns, as openraft requires) and acknowledged by the
+//! [`Committer`] after the fsync that covers them.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use jetraft_store::keys::{self, RaftMetaKind};
+use jetraft_store::{Cf, Dir, Engine, WriteBatch};
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+
+use crate::commit::Committer;
+use crate::kv;
+use crate::types::{Entry, GroupId, LogId, TypeConfig, Vote};
+
+/// Upper bound on the bytes of entries one AppendEntries carries.
+const MAX_APPEND_BYTES: usize = 4 << 20;
+
+#[derive(Clone)]
+pub struct LogStore {
+    group: GroupId,
+    engine: Arc<dyn Engine>,
+    committer: Committer,
+}
+
+impl LogStore {
+    pub fn new(group: GroupId, engine: Arc<dyn Engine>, committer: Committer) -> Self {
+        Self { group, engine, committer }
+    }
+
+    fn meta_key(&self, kind: RaftMetaKind) -> Vec<u8> {
+        keys::raft_meta(self.group, kind)
+    }
+
+    fn read_entries(&self, from: u64, to_excl: u64, max_bytes: usize) -> io::Result<Vec<Entry>> {
+        if from >= to_excl {
+            return Ok(Vec::new());
+        }
+        let bounds = (keys::raft_log(self.group, from), keys::raft_log(self.group, to_excl));
+        let raw = self.engine.scan(Cf::RaftLog, &bounds.0, &bounds.1, Dir::Forward, usize::MAX)?;
+        let mut out = Vec::with_capacity(raw.len());
+        let mut bytes = 0usize;
+        for (k, v) in raw {
+            if !out.is_empty() && bytes + v.len() > max_bytes {
+                break;
+            }
+            bytes += v.len();
+            let entry: Entry = kv::decode_value(Cf::RaftLog, &k, &v)?;
+            let expect = keys::raft_log_index(&k);
+            if expect != Some(entry.index()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("group {}: log key {expect:?} holds entry {}", self.group, entry.index()),
+                ));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Removes every log entry and mark of this group (stream deleted).
+    pub fn destroy(&self, batch: &mut WriteBatch) {
+        let (from, to) = keys::raft_log_bounds(self.group);
+        batch.delete_range(Cf::RaftLog, from, to);
+        for kind in [
+            RaftMetaKind::Vote,
+            RaftMetaKind::Committed,
+            RaftMetaKind::Purged,
+            RaftMetaKind::Snapshot,
+            RaftMetaKind::Membership,
+        ] {
+            batch.delete(Cf::RaftMeta, self.meta_key(kind));
+        }
+    }
+}
+
+fn range_to_bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let from = match range.start_bound() {
+        Bound::Included(x) => *x,
+        Bound::Excluded(x) => x.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(x) => x.saturating_add(1),
+        Bound::Excluded(x) => *x,
+        Bound::Unbounded => u64::MAX,
+    };
+    (from, to)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let (from, to) = range_to_bounds(&range);
+        self.read_entries(from, to, usize::MAX)
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, io::Error> {
+        self.read_entries(start, end, MAX_APPEND_BYTES)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        kv::get(self.engine.as_ref(), Cf::RaftMeta, &self.meta_key(RaftMetaKind::Vote))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let purged: Option<LogId> =
+            kv::get(self.engine.as_ref(), Cf::RaftMeta, &self.meta_key(RaftMetaKind::Purged))?;
+        let bounds = keys::raft_log_bounds(self.group);
+        let last = kv::scan::<Entry>(self.engine.as_ref(), Cf::RaftLog, &bounds, Dir::Reverse, 1)?
+            .pop()
+            .map(|(_, e)| e.log_id());
+        Ok(LogState { last_log_id: last.or_else(|| purged.clone()), last_purged_log_id: purged })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let mut batch = WriteBatch::new();
+        kv::put(&mut batch, Cf::RaftMeta, self.meta_key(RaftMetaKind::Vote), vote)?;
+        self.engine.write(batch)?;
+        // A vote must be durable before it is sent, whatever the sync mode.
+        self.committer.sync().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        let mut batch = WriteBatch::new();
+        kv::put(&mut batch, Cf::RaftMeta, self.meta_key(RaftMetaKind::Committed), &committed)?;
+        self.engine.write(batch)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let v: Option<Option<LogId>> =
+            kv::get(self.engine.as_ref(), Cf::RaftMeta, &self.meta_key(RaftMetaKind::Committed))?;
+        Ok(v.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::new();
+        for entry in entries {
+            kv::put(&mut batch, Cf::RaftLog, keys::raft_log(self.group, entry.index()), &entry)?;
+        }
+        self.engine.write(batch)?;
+        self.committer.flushed(callback);
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |l| l.index() + 1);
+        let (_, to) = keys::raft_log_bounds(self.group);
+        let mut batch = WriteBatch::new();
+        batch.delete_range(Cf::RaftLog, keys::raft_log(self.group, from), to);
+        self.engine.write(batch)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let mut batch = WriteBatch::new();
+        kv::put(&mut batch, Cf::RaftMeta, self.meta_key(RaftMetaKind::Purged), &log_id)?;
+        let (from, _) = keys::raft_log_bounds(self.group);
+        batch.delete_range(Cf::RaftLog, from, keys::raft_log(self.group, log_id.index() + 1));
+        self.engine.write(batch)
+    }
+}

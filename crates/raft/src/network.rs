@@ -1,0 +1,249 @@
+//! Client side of the cluster protocol: one gRPC channel per peer, shared
+//! by every group on this node (the group id travels in each request).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use jetraft_proto::cluster_client::ClusterClient;
+use jetraft_proto::{FetchRequest, ForwardRequest, RaftKind, RaftRequest};
+use jetraft_types::StoredMessage;
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{AnyError, BasicNode, RaftNetworkV2};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::Channel;
+
+use crate::codec;
+use crate::sm::{Catchup, Snapshot};
+use crate::types::{GroupId, NodeId, TypeConfig, Vote};
+
+/// Makes a (lazily connecting) channel to a peer's cluster address. The
+/// server supplies TCP; the simulation supplies turmoil's network.
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, addr: &str) -> Channel;
+}
+
+/// The node's view of its peers and their shared channels.
+pub struct Peers {
+    me: NodeId,
+    connector: Arc<dyn Connector>,
+    addrs: BTreeMap<NodeId, String>,
+    channels: Mutex<BTreeMap<NodeId, Channel>>,
+    /// Bound on each RPC that has no openraft deadline.
+    pub rpc_timeout: Duration,
+}
+
+impl Peers {
+    pub fn new(me: NodeId, addrs: BTreeMap<NodeId, String>, connector: Arc<dyn Connector>) -> Self {
+        Self { me, connector, addrs, channels: Mutex::new(BTreeMap::new()), rpc_timeout: Duration::from_secs(5) }
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn addrs(&self) -> &BTreeMap<NodeId, String> {
+        &self.addrs
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<BasicNode> {
+        self.addrs.get(&id).map(|a| BasicNode { addr: a.clone() })
+    }
+
+    pub fn client(&self, id: NodeId) -> io::Result<ClusterClient<Channel>> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ch) = channels.get(&id) {
+            return Ok(client(ch.clone()));
+        }
+        let addr = self.addrs.get(&id).ok_or_else(|| io::Error::other(format!("unknown node {id}")))?;
+        let ch = self.connector.connect(addr);
+        channels.insert(id, ch.clone());
+        Ok(client(ch))
+    }
+
+    /// Sends a forwarded request to `peer` and returns its payload.
+    pub async fn forward(&self, peer: NodeId, group: GroupId, payload: Vec<u8>, hops: u32) -> io::Result<Vec<u8>> {
+        let mut c = self.client(peer)?;
+        let req = ForwardRequest { group, payload: Bytes::from(payload), hops };
+        let reply = tokio::time::timeout(self.rpc_timeout * 2, c.forward(req))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("forward to node {peer} timed out")))?
+            .map_err(status_to_io)?
+            .into_inner();
+        if !reply.error.is_empty() {
+            return Err(io::Error::other(reply.error));
+        }
+        Ok(reply.payload.to_vec())
+    }
+}
+
+fn client(ch: Channel) -> ClusterClient<Channel> {
+    ClusterClient::new(ch).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+}
+
+fn status_to_io(s: tonic::Status) -> io::Error {
+    let kind = match s.code() {
+        tonic::Code::Unavailable => io::ErrorKind::ConnectionRefused,
+        tonic::Code::DeadlineExceeded => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, s.message().to_string())
+}
+
+/// openraft's network factory for one group.
+pub struct GroupNetwork {
+    pub group: GroupId,
+    pub peers: Arc<Peers>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
+    type Network = GroupConn;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
+        GroupConn { group: self.group, target, peers: self.peers.clone() }
+    }
+}
+
+/// A group's connection to one peer (a view on the shared channel).
+pub struct GroupConn {
+    group: GroupId,
+    target: NodeId,
+    peers: Arc<Peers>,
+}
+
+impl GroupConn {
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        kind: RaftKind,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let unreachable = |e: &dyn std::fmt::Display| RPCError::Unreachable(Unreachable::new(&AnyError::error(e)));
+        let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut c = self.peers.client(self.target).map_err(|e| unreachable(&e))?;
+        let req = RaftRequest { group: self.group, kind: kind as i32, from_node: self.peers.me, payload: payload.into() };
+        let reply = match tokio::time::timeout(timeout, c.raft(req)).await {
+            Err(_) => return Err(unreachable(&format!("raft rpc to node {} timed out", self.target))),
+            Ok(Err(status)) => return Err(unreachable(&status)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        if !reply.error.is_empty() {
+            return Err(unreachable(&reply.error));
+        }
+        codec::decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for GroupConn {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(RaftKind::Append, &rpc, option.soft_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(RaftKind::Vote, &rpc, option.soft_ttl()).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(RaftKind::PreVote, &rpc, option.soft_ttl()).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        _cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        // A snapshot is a state summary (small); the follower fetches the
+        // messages itself, which can take a while: allow for it.
+        let req = (vote, snapshot.meta, snapshot.snapshot);
+        let timeout = option.hard_ttl().max(Duration::from_secs(600));
+        self.call(RaftKind::Snapshot, &req, timeout).await.map_err(|e| match e {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            RPCError::Network(n) => StreamingError::Network(n),
+            other => StreamingError::Network(NetworkError::new(&AnyError::error(other))),
+        })
+    }
+}
+
+impl Catchup for Peers {
+    fn fetch(
+        &self,
+        peer: NodeId,
+        group: GroupId,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> BoxFuture<'static, io::Result<Vec<StoredMessage>>> {
+        let client = self.client(peer);
+        let timeout = self.rpc_timeout * 6;
+        Box::pin(async move {
+            let chunks = fetch_chunks(client?, group, from, to, limit, false, timeout).await?;
+            let mut out = Vec::new();
+            for c in chunks {
+                out.extend(codec::decode::<Vec<StoredMessage>>(&c.messages)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn fetch_seqs(
+        &self,
+        peer: NodeId,
+        group: GroupId,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> BoxFuture<'static, io::Result<Vec<u64>>> {
+        let client = self.client(peer);
+        let timeout = self.rpc_timeout * 6;
+        Box::pin(async move {
+            let chunks = fetch_chunks(client?, group, from, to, limit, true, timeout).await?;
+            Ok(chunks.into_iter().flat_map(|c| c.seqs).collect())
+        })
+    }
+}
+
+async fn fetch_chunks(
+    mut client: ClusterClient<Channel>,
+    group: GroupId,
+    from: u64,
+    to: u64,
+    limit: usize,
+    seqs_only: bool,
+    timeout: Duration,
+) -> io::Result<Vec<jetraft_proto::FetchChunk>> {
+    let req = FetchRequest { group, stream: group, from_seq: from, to_seq: to, limit: limit as u64, seqs_only };
+    let work = async {
+        let mut stream = client.fetch_messages(req).await.map_err(status_to_io)?.into_inner();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.message().await.map_err(status_to_io)? {
+            chunks.push(chunk);
+        }
+        Ok(chunks)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "catch-up fetch timed out"))?
+}

@@ -1,0 +1,143 @@
+//! Server side of the cluster protocol: dispatches each RPC to the group it
+//! names, hands forwarded client requests to the server layer, and streams
+//! stored messages to followers catching up.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+use futures::future::BoxFuture;
+use jetraft_proto::cluster_server::{Cluster, ClusterServer};
+use jetraft_proto::{FetchChunk, FetchRequest, ForwardReply, ForwardRequest, RaftKind, RaftReply, RaftRequest};
+use tonic::{Request, Response, Status};
+
+use crate::codec;
+use crate::host::Host;
+use crate::sm::Snapshot;
+use crate::types::{GroupId, SnapshotMeta, Vote};
+
+/// Messages per catch-up chunk; HTTP/2 flow control paces the chunks.
+const FETCH_CHUNK_MSGS: usize = 512;
+
+/// The server layer's handler for forwarded client requests.
+pub trait ForwardHandler: Send + Sync + 'static {
+    fn handle(&self, group: GroupId, payload: Vec<u8>, hops: u32) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+}
+
+pub struct ClusterService {
+    host: Arc<Host>,
+    forward: Arc<dyn ForwardHandler>,
+}
+
+impl ClusterService {
+    pub fn new(host: Arc<Host>, forward: Arc<dyn ForwardHandler>) -> Self {
+        Self { host, forward }
+    }
+
+    pub fn into_server(self) -> ClusterServer<Self> {
+        ClusterServer::new(self).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+    }
+
+    async fn raft(&self, req: RaftRequest) -> Result<Vec<u8>, String> {
+        let group = self.host.group(req.group).ok_or_else(|| format!("group {} is not hosted here", req.group))?;
+        let raft = &group.raft;
+        let enc = |r: Result<Vec<u8>, std::io::Error>| r.map_err(|e| e.to_string());
+        match RaftKind::try_from(req.kind).unwrap_or(RaftKind::Unspecified) {
+            RaftKind::Append => {
+                let rpc = codec::decode(&req.payload).map_err(|e| e.to_string())?;
+                let resp = raft.append_entries(rpc).await.map_err(|e| e.to_string())?;
+                enc(codec::encode(&resp))
+            }
+            RaftKind::Vote => {
+                let rpc = codec::decode(&req.payload).map_err(|e| e.to_string())?;
+                let resp = raft.vote(rpc).await.map_err(|e| e.to_string())?;
+                enc(codec::encode(&resp))
+            }
+            RaftKind::PreVote => {
+                let rpc = codec::decode(&req.payload).map_err(|e| e.to_string())?;
+                let resp = raft.pre_vote(rpc).await.map_err(|e| e.to_string())?;
+                enc(codec::encode(&resp))
+            }
+            RaftKind::Snapshot => {
+                let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) =
+                    codec::decode(&req.payload).map_err(|e| e.to_string())?;
+                let resp = raft
+                    .install_full_snapshot(vote, Snapshot { meta, snapshot: data })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                enc(codec::encode(&resp))
+            }
+            RaftKind::Unspecified => Err(format!("unknown raft rpc kind {}", req.kind)),
+        }
+    }
+}
+
+type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn raft(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let reply = match ClusterService::raft(self, request.into_inner()).await {
+            Ok(payload) => RaftReply { payload: Bytes::from(payload), error: String::new() },
+            Err(error) => RaftReply { payload: Bytes::new(), error },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
+        let req = request.into_inner();
+        let reply = match self.forward.handle(req.group, req.payload.to_vec(), req.hops).await {
+            Ok(payload) => ForwardReply { payload: Bytes::from(payload), error: String::new() },
+            Err(error) => ForwardReply { payload: Bytes::new(), error },
+        };
+        Ok(Response::new(reply))
+    }
+
+    type FetchMessagesStream = FetchStream;
+
+    async fn fetch_messages(&self, request: Request<FetchRequest>) -> Result<Response<FetchStream>, Status> {
+        let req = request.into_inner();
+        let engine = self.host.engine.clone();
+        let limit = usize::try_from(req.limit).unwrap_or(usize::MAX).max(1);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<FetchChunk, Status>>(2);
+        tokio::spawn(async move {
+            let mut next = req.from_seq;
+            let mut sent = 0usize;
+            while next <= req.to_seq && sent < limit {
+                let want = FETCH_CHUNK_MSGS.min(limit - sent);
+                let chunk = if req.seqs_only {
+                    crate::sm::stream::read_seqs(engine.as_ref(), req.group, next, req.to_seq, want)
+                        .map(|seqs| (seqs.last().copied(), seqs.len(), FetchChunk { messages: Bytes::new(), seqs }))
+                } else {
+                    crate::sm::stream::read_messages(engine.as_ref(), req.group, next, req.to_seq, want).and_then(
+                        |msgs| {
+                            let last = msgs.last().map(|m| m.seq);
+                            let n = msgs.len();
+                            Ok((last, n, FetchChunk { messages: Bytes::from(codec::encode(&msgs)?), seqs: vec![] }))
+                        },
+                    )
+                };
+                match chunk {
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::data_loss(e.to_string()))).await;
+                        return;
+                    }
+                    Ok((None, _, _)) => return,
+                    Ok((Some(last), n, chunk)) => {
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                        next = last + 1;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream_from(rx))))
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

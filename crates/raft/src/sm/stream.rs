@@ -1,0 +1,422 @@
+//! A stream group's state machine over the node's store.
+//!
+//! [`jetraft_stream::StreamMachine`] decides; this module reads the store
+//! for it ([`StoreReader`]), turns its [`StoreOp`]s into a write batch, and
+//! persists its summary and dedup window with every apply.
+
+use std::io;
+use std::sync::Arc;
+
+use jetraft_store::keys::{self, StateKind};
+use jetraft_store::{Cf, Dir, Engine, WriteBatch};
+use jetraft_stream::{DedupEntry, ReadError, StoreOp, StreamMachine, StreamReader, StreamSummary};
+use jetraft_types::StoredMessage;
+use jetraft_types::config::{StreamConfig, StreamState as ApiStreamState};
+use jetraft_types::subject;
+use serde::{Deserialize, Serialize};
+
+use super::Catchup;
+use crate::kv;
+use crate::types::{GroupId, NodeId, Request, Response};
+
+/// Messages fetched per catch-up request.
+const CATCHUP_BATCH: usize = 4096;
+
+pub struct StreamState {
+    id: u64,
+    machine: StreamMachine,
+}
+
+/// The Raft snapshot of a stream: its summary and dedup window, no messages.
+#[derive(Serialize, Deserialize)]
+struct StreamSnapshot {
+    summary: StreamSummary,
+    dedup: Vec<DedupEntry>,
+}
+
+/// A snapshot decoded and ready to install once the messages it refers to
+/// are stored locally.
+pub struct InstallPlan {
+    snapshot: StreamSnapshot,
+    /// What this replica held before: (first_seq, last_seq).
+    local: (u64, u64),
+}
+
+impl StreamState {
+    pub fn load(id: u64, config: StreamConfig, engine: &dyn Engine) -> io::Result<Self> {
+        let summary: Option<StreamSummary> = kv::get(engine, Cf::State, &keys::state(id, StateKind::Summary))?;
+        let machine = match summary {
+            Some(summary) => {
+                let dedup = kv::scan::<DedupEntry>(engine, Cf::State, &keys::dedup_bounds(id), Dir::Forward, usize::MAX)?
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect();
+                StreamMachine::restore(summary, dedup)
+            }
+            None => StreamMachine::new(config),
+        };
+        Ok(Self { id, machine })
+    }
+
+    pub fn view(&self, engine: Arc<dyn Engine>) -> StreamView {
+        StreamView {
+            id: self.id,
+            engine,
+            config: self.machine.config().clone(),
+            state: self.machine.state(0),
+        }
+    }
+
+    pub fn apply(&mut self, req: &Request, engine: &dyn Engine, batch: &mut WriteBatch) -> io::Result<Response> {
+        let Request::Stream { cmd, now_ns } = req else {
+            return Ok(Response::WrongGroup);
+        };
+        let reader = StoreReader { engine, id: self.id };
+        let applied = self.machine.apply(cmd, *now_ns, &reader).map_err(read_error)?;
+        for op in &applied.ops {
+            self.write_op(op, batch)?;
+        }
+        kv::put(batch, Cf::State, keys::state(self.id, StateKind::Summary), &self.machine.summary())?;
+        Ok(Response::Stream(applied.reply))
+    }
+
+    fn write_op(&self, op: &StoreOp, batch: &mut WriteBatch) -> io::Result<()> {
+        let id = self.id;
+        match op {
+            StoreOp::PutMessage(m) => put_message(id, m, batch)?,
+            StoreOp::DeleteMessage { seq, subject } => {
+                batch.delete(Cf::Messages, keys::message(id, *seq));
+                batch.delete(Cf::SubjectIndex, keys::subject(id, subject, *seq));
+            }
+            StoreOp::PurgeAll => {
+                let (from, to) = keys::group_bounds(id);
+                batch.delete_range(Cf::Messages, from.clone(), to.clone());
+                batch.delete_range(Cf::SubjectIndex, from, to);
+            }
+            StoreOp::PutDedup(e) => kv::put(batch, Cf::State, keys::dedup(id, &e.id), e)?,
+            StoreOp::DeleteDedup { id: msg_id } => batch.delete(Cf::State, keys::dedup(id, msg_id)),
+        }
+        Ok(())
+    }
+
+    pub fn snapshot_data(&self, _engine: &dyn Engine) -> io::Result<Vec<u8>> {
+        crate::codec::encode(&StreamSnapshot { summary: self.machine.summary(), dedup: self.machine.dedup_entries() })
+    }
+
+    pub fn prepare_install(&self, data: &[u8]) -> io::Result<InstallPlan> {
+        let snapshot: StreamSnapshot = crate::codec::decode(data)?;
+        let s = self.machine.summary();
+        Ok(InstallPlan { snapshot, local: (s.first_seq, s.last_seq) })
+    }
+
+    /// Switches to the snapshot's state (its messages were fetched already).
+    pub fn install(&mut self, plan: InstallPlan, batch: &mut WriteBatch) -> io::Result<()> {
+        let id = self.id;
+        let (from, to) = keys::dedup_bounds(id);
+        batch.delete_range(Cf::State, from, to);
+        for e in &plan.snapshot.dedup {
+            kv::put(batch, Cf::State, keys::dedup(id, &e.id), e)?;
+        }
+        kv::put(batch, Cf::State, keys::state(id, StateKind::Summary), &plan.snapshot.summary)?;
+        self.machine = StreamMachine::restore(plan.snapshot.summary, plan.snapshot.dedup);
+        Ok(())
+    }
+
+    pub fn destroy(&self, batch: &mut WriteBatch) {
+        let (from, to) = keys::group_bounds(self.id);
+        for cf in [Cf::Messages, Cf::SubjectIndex, Cf::State] {
+            batch.delete_range(cf, from.clone(), to.clone());
+        }
+    }
+}
+
+fn put_message(id: u64, m: &StoredMessage, batch: &mut WriteBatch) -> io::Result<()> {
+    kv::put(batch, Cf::Messages, keys::message(id, m.seq), m)?;
+    kv::put(batch, Cf::SubjectIndex, keys::subject(id, &m.subject, m.seq), &())
+}
+
+fn read_error(e: ReadError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}"))
+}
+
+/// Makes the local store hold exactly the messages the snapshot refers to:
+/// drops what the snapshot no longer has, fetches what this replica lacks
+/// from a peer's store (trying each peer in turn).
+pub async fn fetch_missing(
+    group: GroupId,
+    plan: &InstallPlan,
+    peers: &[NodeId],
+    engine: &dyn Engine,
+    catchup: &dyn Catchup,
+) -> io::Result<()> {
+    let target = &plan.snapshot.summary;
+    let (local_first, local_last) = plan.local;
+    let mut batch = WriteBatch::new();
+    // Below the snapshot's first sequence nothing survives.
+    if target.first_seq > 0 {
+        let (from, _) = keys::group_bounds(group);
+        batch.delete_range(Cf::Messages, from, keys::message(group, target.first_seq));
+    }
+    // Above its last sequence nothing exists (a replica never holds
+    // uncommitted messages, but be exact).
+    let (_, to) = keys::group_bounds(group);
+    batch.delete_range(Cf::Messages, keys::message(group, target.last_seq.saturating_add(1)), to);
+    engine.write(batch)?;
+    drop_stale_subjects(group, engine, target.first_seq, target.last_seq)?;
+
+    let overlap_from = local_first.max(target.first_seq).max(1);
+    let overlap_to = local_last.min(target.last_seq);
+    if overlap_from <= overlap_to {
+        // Messages deleted on the leader since this replica last applied.
+        let mut next = overlap_from;
+        while next <= overlap_to {
+            let theirs = ask_peers(peers, |p| catchup.fetch_seqs(p, group, next, overlap_to, CATCHUP_BATCH)).await?;
+            let ours = read_seqs(engine, group, next, theirs.last().copied().unwrap_or(overlap_to), usize::MAX)?;
+            let mut batch = WriteBatch::new();
+            for seq in ours.iter().filter(|s| theirs.binary_search(s).is_err()) {
+                if let Some(m) = read_message(engine, group, *seq)? {
+                    batch.delete(Cf::Messages, keys::message(group, *seq));
+                    batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
+                }
+            }
+            engine.write(batch)?;
+            match theirs.last() {
+                Some(last) if theirs.len() == CATCHUP_BATCH => next = last + 1,
+                _ => break,
+            }
+        }
+    }
+    let mut next = local_last.saturating_add(1).max(target.first_seq).max(1);
+    while next <= target.last_seq {
+        let msgs = ask_peers(peers, |p| catchup.fetch(p, group, next, target.last_seq, CATCHUP_BATCH)).await?;
+        let mut batch = WriteBatch::new();
+        for m in &msgs {
+            put_message(group, m, &mut batch)?;
+        }
+        engine.write(batch)?;
+        match msgs.last() {
+            Some(last) if msgs.len() == CATCHUP_BATCH => next = last.seq + 1,
+            _ => break,
+        }
+    }
+    tracing::info!(group, first = target.first_seq, last = target.last_seq, "stream caught up from peers");
+    Ok(())
+}
+
+async fn ask_peers<T, F>(peers: &[NodeId], mut ask: F) -> io::Result<T>
+where
+    F: FnMut(NodeId) -> futures::future::BoxFuture<'static, io::Result<T>>,
+{
+    let mut last_err = io::Error::other("no peer to catch up from");
+    for p in peers {
+        match ask(*p).await {
+            Ok(v) => return Ok(v),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
+
+/// Removes subject-index entries that point outside `[first, last]`.
+fn drop_stale_subjects(group: GroupId, engine: &dyn Engine, first: u64, last: u64) -> io::Result<()> {
+    let bounds = keys::group_bounds(group);
+    let mut batch = WriteBatch::new();
+    for (k, _) in engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Forward, usize::MAX)? {
+        if let Some(seq) = keys::subject_seq(&k) {
+            if seq < first || seq > last {
+                batch.delete(Cf::SubjectIndex, k);
+            }
+        }
+    }
+    engine.write(batch)
+}
+
+pub fn read_message(engine: &dyn Engine, group: GroupId, seq: u64) -> io::Result<Option<StoredMessage>> {
+    kv::get(engine, Cf::Messages, &keys::message(group, seq))
+}
+
+/// Stored messages with `from <= seq <= to`, ascending, at most `limit`.
+pub fn read_messages(engine: &dyn Engine, group: GroupId, from: u64, to: u64, limit: usize) -> io::Result<Vec<StoredMessage>> {
+    let bounds = keys::message_bounds(group, from, to.saturating_add(1));
+    Ok(kv::scan(engine, Cf::Messages, &bounds, Dir::Forward, limit)?.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Stored sequences with `from <= seq <= to`, ascending, at most `limit`.
+pub fn read_seqs(engine: &dyn Engine, group: GroupId, from: u64, to: u64, limit: usize) -> io::Result<Vec<u64>> {
+    let bounds = keys::message_bounds(group, from, to.saturating_add(1));
+    Ok(engine
+        .scan(Cf::Messages, &bounds.0, &bounds.1, Dir::Forward, limit)?
+        .into_iter()
+        .filter_map(|(k, _)| keys::message_seq(&k))
+        .collect())
+}
+
+/// [`StreamReader`] over the store.
+struct StoreReader<'a> {
+    engine: &'a dyn Engine,
+    id: u64,
+}
+
+fn corrupt(e: io::Error) -> ReadError {
+    ReadError::Corrupt(e.to_string())
+}
+
+impl StreamReader for StoreReader<'_> {
+    fn message(&self, seq: u64) -> Result<Option<StoredMessage>, ReadError> {
+        read_message(self.engine, self.id, seq).map_err(corrupt)
+    }
+
+    fn next_seq(&self, from: u64) -> Result<Option<u64>, ReadError> {
+        let bounds = keys::message_bounds(self.id, from, u64::MAX);
+        let found = self.engine.scan(Cf::Messages, &bounds.0, &bounds.1, Dir::Forward, 1).map_err(corrupt)?;
+        Ok(found.first().and_then(|(k, _)| keys::message_seq(k)))
+    }
+
+    fn subject_seqs(&self, subj: &str, limit: usize) -> Result<Vec<u64>, ReadError> {
+        let bounds = keys::subject_bounds(self.id, subj);
+        let found = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Forward, limit).map_err(corrupt)?;
+        Ok(found.iter().filter_map(|(k, _)| keys::subject_seq(k)).collect())
+    }
+
+    fn last_seq_for_subject(&self, subj: &str) -> Result<Option<u64>, ReadError> {
+        let bounds = keys::subject_bounds(self.id, subj);
+        let found = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Reverse, 1).map_err(corrupt)?;
+        Ok(found.first().and_then(|(k, _)| keys::subject_seq(k)))
+    }
+
+    fn subjects_matching(&self, filter: &str) -> Result<Vec<String>, ReadError> {
+        distinct_subjects(self.engine, self.id, filter).map_err(corrupt)
+    }
+}
+
+/// Distinct stored subjects matching `filter`, sorted: one seek per subject.
+pub fn distinct_subjects(engine: &dyn Engine, id: u64, filter: &str) -> io::Result<Vec<String>> {
+    let literal: Vec<&str> = filter.split('.').take_while(|t| *t != "*" && *t != ">").collect();
+    let prefix = if literal.len() == filter.split('.').count() {
+        filter.to_string()
+    } else if literal.is_empty() {
+        String::new()
+    } else {
+        format!("{}.", literal.join("."))
+    };
+    let (mut from, to) = keys::subject_prefix_bounds(id, &prefix);
+    let mut out = Vec::new();
+    loop {
+        let found = engine.scan(Cf::SubjectIndex, &from, &to, Dir::Forward, 1)?;
+        let Some((k, _)) = found.first() else { break };
+        let Some((_, subj, _)) = keys::subject_parts(k) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed subject index key"));
+        };
+        if subject::matches(filter, &subj) {
+            out.push(subj.clone());
+        }
+        from = keys::subject_bounds(id, &subj).1;
+    }
+    Ok(out)
+}
+
+/// A consistent read-only view of a stream replica for the API and `/jsz`.
+pub struct StreamView {
+    pub id: u64,
+    engine: Arc<dyn Engine>,
+    pub config: StreamConfig,
+    state: ApiStreamState,
+}
+
+impl StreamView {
+    pub fn state(&self) -> &ApiStreamState {
+        &self.state
+    }
+
+    pub fn message(&self, seq: u64) -> io::Result<Option<StoredMessage>> {
+        read_message(self.engine.as_ref(), self.id, seq)
+    }
+
+    /// First stored message with seq >= `from` whose subject matches `filter`.
+    pub fn next_matching(&self, from: u64, filter: &str) -> io::Result<Option<StoredMessage>> {
+        let mut next = from.max(1);
+        loop {
+            let batch = read_messages(self.engine.as_ref(), self.id, next, u64::MAX - 1, 256)?;
+            let Some(last) = batch.last().map(|m| m.seq) else { return Ok(None) };
+            if let Some(m) = batch.into_iter().find(|m| subject::matches(filter, &m.subject)) {
+                return Ok(Some(m));
+            }
+            next = last + 1;
+        }
+    }
+
+    /// The last stored message whose subject matches `filter` (wildcards
+    /// allowed: the highest sequence among the matching subjects).
+    pub fn last_for_subject(&self, filter: &str) -> io::Result<Option<StoredMessage>> {
+        let subjects = if subject::is_valid_subject(filter) {
+            vec![filter.to_string()]
+        } else {
+            distinct_subjects(self.engine.as_ref(), self.id, filter)?
+        };
+        let mut best: Option<u64> = None;
+        for s in subjects {
+            let bounds = keys::subject_bounds(self.id, &s);
+            let found = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Reverse, 1)?;
+            if let Some(seq) = found.first().and_then(|(k, _)| keys::subject_seq(k)) {
+                best = best.max(Some(seq));
+            }
+        }
+        match best {
+            Some(seq) => self.message(seq),
+            None => Ok(None),
+        }
+    }
+
+    /// Per-subject message counts for subjects matching `filter`.
+    pub fn subject_counts(&self, filter: &str) -> io::Result<std::collections::BTreeMap<String, u64>> {
+        let mut out = std::collections::BTreeMap::new();
+        for s in distinct_subjects(self.engine.as_ref(), self.id, filter)? {
+            let bounds = keys::subject_bounds(self.id, &s);
+            let n = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Forward, usize::MAX)?.len();
+            out.insert(s, n as u64);
+        }
+        Ok(out)
+    }
+
+    /// Sequences between first and last that hold no message.
+    pub fn deleted(&self) -> io::Result<Vec<u64>> {
+        let (first, last) = (self.state.first_seq, self.state.last_seq);
+        let mut out = Vec::new();
+        let mut expect = first;
+        let mut next = first;
+        while next <= last && first > 0 {
+            let seqs = read_seqs(self.engine.as_ref(), self.id, next, last, 4096)?;
+            let Some(&end) = seqs.last() else { break };
+            for s in seqs {
+                out.extend(expect..s);
+                expect = s + 1;
+            }
+            next = end + 1;
+        }
+        if first > 0 {
+            out.extend(expect..=last);
+        }
+        Ok(out)
+    }
+
+    /// SHA-256 over every stored (seq, subject, headers, payload), in order.
+    /// Equal digests mean equal replicas.
+    pub fn digest(&self) -> io::Result<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut next = 1u64;
+        loop {
+            let batch = read_messages(self.engine.as_ref(), self.id, next, u64::MAX - 1, 1024)?;
+            let Some(last) = batch.last().map(|m| m.seq) else { break };
+            for m in &batch {
+                h.update(m.seq.to_be_bytes());
+                for part in [m.subject.as_bytes(), m.headers.as_deref().unwrap_or_default(), &m.payload] {
+                    h.update((part.len() as u64).to_be_bytes());
+                    h.update(part);
+                }
+            }
+            next = last + 1;
+        }
+        Ok(h.finalize().into())
+    }
+}

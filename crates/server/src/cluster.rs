@@ -1,0 +1,293 @@
+//! Routing of client requests to the node that can answer them.
+//!
+//! Any node accepts any request. JetStream API calls and publishes to a
+//! stream's subjects are executed where the answer is authoritative — the
+//! meta leader for catalog changes, the stream leader for writes and
+//! leader reads, any replica for direct gets — by forwarding the raw request
+//! over the cluster protocol. The receiving node runs the same code, so a
+//! forwarded request behaves exactly like a local one.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use jetraft_gateway::{Backend, Inbound, Outbound};
+use jetraft_meta::{Catalog, MetaCommand, MetaReply, StreamAssignment};
+use jetraft_raft::host::{Group, ProposeError};
+use jetraft_raft::{ForwardHandler, Host, NodeId, Request, Response};
+use jetraft_types::ApiError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::env::Clock;
+use crate::jsapi;
+use crate::monitor::{Jsz, StreamReplica};
+
+/// How many times one request may be forwarded before giving up (leaders
+/// moving while the request travels).
+const MAX_HOPS: u32 = 4;
+
+/// A client request as it travels between nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiRequest {
+    pub subject: String,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WireOutbound {
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
+pub struct Cluster {
+    host: Arc<Host>,
+    meta: Group,
+    catalog: watch::Receiver<Arc<Catalog>>,
+    clock: Arc<dyn Clock>,
+    names: BTreeMap<NodeId, String>,
+    this: Weak<Cluster>,
+}
+
+/// Where a request must run.
+pub(crate) enum Target {
+    MetaLeader,
+    StreamLeader(StreamAssignment),
+    StreamReplica(StreamAssignment),
+}
+
+impl Cluster {
+    pub fn new(
+        host: Arc<Host>,
+        meta: Group,
+        catalog: watch::Receiver<Arc<Catalog>>,
+        clock: Arc<dyn Clock>,
+        names: BTreeMap<NodeId, String>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self { host, meta, catalog, clock, names, this: this.clone() })
+    }
+
+    fn self_arc(&self) -> Option<Arc<Self>> {
+        self.this.upgrade()
+    }
+
+    /// This cluster handle as an `Arc` (None while shutting down).
+    pub fn arc(&self) -> Option<Arc<Self>> {
+        self.this.upgrade()
+    }
+
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    pub fn now_ns(&self) -> i64 {
+        self.clock.now_ns()
+    }
+
+    pub fn name_of(&self, id: NodeId) -> String {
+        self.names.get(&id).cloned().unwrap_or_else(|| format!("node-{id}"))
+    }
+
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.names.keys().copied().collect()
+    }
+
+    pub fn meta_leader(&self) -> Option<NodeId> {
+        self.meta.leader()
+    }
+
+    /// Handles a request here or forwards it to the node it belongs to.
+    pub fn dispatch(self: Arc<Self>, req: ApiRequest, hops: u32) -> BoxFuture<'static, Vec<Outbound>> {
+        self.dispatch_inner(req, hops).boxed()
+    }
+
+    async fn dispatch_inner(self: Arc<Self>, req: ApiRequest, hops: u32) -> Vec<Outbound> {
+        let target = match jsapi::target(&self, &req) {
+            Ok(Some(t)) => t,
+            Ok(None) => return jsapi::execute(self.clone(), req).await,
+            Err(out) => return out,
+        };
+        match self.route(&target) {
+            Route::Here => jsapi::execute(self.clone(), req).await,
+            Route::Forward(peer) if hops < MAX_HOPS => match self.forward(peer, &req, hops + 1).await {
+                Ok(out) => out,
+                Err(e) => {
+                    tracing::debug!(peer, error = %e, subject = %req.subject, "forward failed");
+                    jsapi::error_reply(&self, &req, ApiError::cluster_not_avail())
+                }
+            },
+            Route::Forward(_) | Route::Nowhere => jsapi::error_reply(&self, &req, ApiError::cluster_not_avail()),
+        }
+    }
+
+    fn route(&self, target: &Target) -> Route {
+        let me = self.host.me();
+        let leader_route = |leader: Option<NodeId>| match leader {
+            Some(l) if l == me => Route::Here,
+            Some(l) => Route::Forward(l),
+            None => Route::Nowhere,
+        };
+        match target {
+            Target::MetaLeader => leader_route(self.meta.leader()),
+            Target::StreamLeader(a) => match self.host.group(a.group) {
+                Some(g) => leader_route(g.leader()),
+                None => a.peers.first().map_or(Route::Nowhere, |p| Route::Forward(*p)),
+            },
+            Target::StreamReplica(a) => {
+                if self.host.group(a.group).is_some() {
+                    Route::Here
+                } else {
+                    a.peers.first().map_or(Route::Nowhere, |p| Route::Forward(*p))
+                }
+            }
+        }
+    }
+
+    async fn forward(&self, peer: NodeId, req: &ApiRequest, hops: u32) -> io::Result<Vec<Outbound>> {
+        let payload = jetraft_raft::codec::encode(req)?;
+        let reply = self.host.peers.forward(peer, 0, payload, hops).await?;
+        let outs: Vec<WireOutbound> = jetraft_raft::codec::decode(&reply)?;
+        Ok(outs.into_iter().map(|o| Outbound { headers: o.headers, payload: o.payload }).collect())
+    }
+
+    /// Proposes to the meta group (this node must be its leader).
+    pub async fn propose_meta(&self, cmd: MetaCommand) -> Result<MetaReply, ApiError> {
+        match self.write(&self.meta, Request::Meta(cmd)).await? {
+            Response::Meta(r) => Ok(r),
+            other => Err(ApiError::stream_store_failed(format!("unexpected meta response {other:?}"))),
+        }
+    }
+
+    /// Proposes to a group led by this node and waits until it is applied.
+    pub async fn write(&self, group: &Group, req: Request) -> Result<Response, ApiError> {
+        match group.propose(req).await {
+            Ok(resp) => Ok(resp),
+            Err(ProposeError::NotLeader(_)) => Err(ApiError::cluster_not_leader()),
+            Err(e) => {
+                tracing::warn!(group = group.id, error = %e, "proposal failed");
+                Err(ApiError::cluster_not_avail())
+            }
+        }
+    }
+
+    /// Waits until the stream's group has a leader, asking a replica when the
+    /// group is not hosted here.
+    pub async fn await_stream_leader(&self, a: &StreamAssignment, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(g) = self.host.group(a.group) {
+                if g.leader().is_some() {
+                    return true;
+                }
+            } else if let Some(peer) = a.peers.first() {
+                let probe = ApiRequest {
+                    subject: format!("{}{}", jsapi::STREAM_INFO, a.config.name),
+                    headers: None,
+                    payload: Bytes::new(),
+                };
+                if let Ok(out) = self.forward(*peer, &probe, MAX_HOPS - 1).await {
+                    if out.first().is_some_and(|o| !jsapi::is_error(&o.payload)) {
+                        return true;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    }
+
+    pub fn health(&self) -> Result<(), String> {
+        if self.meta.leader().is_none() {
+            return Err("no meta leader".into());
+        }
+        for id in self.host.group_ids() {
+            let Some(g) = self.host.group(id) else { continue };
+            let m = g.metrics();
+            if m.current_leader.is_none() {
+                return Err(format!("group {id} has no leader"));
+            }
+            let applied = m.last_applied.map(|l| l.index);
+            let last_log = m.last_log_index;
+            if applied < last_log {
+                return Err(format!("group {id} applied {applied:?} of {last_log:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn jsz(&self) -> io::Result<Jsz> {
+        let catalog = self.catalog();
+        let me = self.host.me();
+        let mut streams = Vec::new();
+        for a in catalog.streams() {
+            let Some(g) = self.host.group(a.group) else { continue };
+            let Some(view) = g.sm.stream_view() else { continue };
+            let leader = g.leader();
+            let state = view.state();
+            let metrics = g.metrics();
+            let purged = metrics.purged.map_or(0, |l| l.index + 1);
+            let log_entries = metrics.last_log_index.map_or(0, |l| (l + 1).saturating_sub(purged));
+            streams.push(StreamReplica {
+                name: a.config.name.clone(),
+                group: a.group,
+                role: if leader == Some(me) { "leader".into() } else { "follower".into() },
+                leader: leader.map(|l| self.name_of(l)),
+                applied: g.sm.applied().map(|l| l.index),
+                log_entries,
+                first_seq: state.first_seq,
+                last_seq: state.last_seq,
+                messages: state.messages,
+                bytes: state.bytes,
+                digest: hex::encode(view.digest()?),
+            });
+        }
+        Ok(Jsz {
+            server_name: self.name_of(me),
+            node_id: me,
+            meta_leader: self.meta.leader().map(|l| self.name_of(l)),
+            streams,
+        })
+    }
+}
+
+enum Route {
+    Here,
+    Forward(NodeId),
+    Nowhere,
+}
+
+impl Backend for Cluster {
+    fn handle(&self, msg: &Inbound) -> Option<BoxFuture<'static, Vec<Outbound>>> {
+        let req = ApiRequest { subject: msg.subject.clone(), headers: msg.headers.clone(), payload: msg.payload.clone() };
+        if !jsapi::takes(self, &req.subject) {
+            return None;
+        }
+        let me = self.self_arc()?;
+        Some(me.dispatch(req, 0))
+    }
+}
+
+impl ForwardHandler for Cluster {
+    fn handle(&self, _group: u64, payload: Vec<u8>, hops: u32) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let Some(me) = self.self_arc() else {
+            return futures::future::ready(Err("node shutting down".to_string())).boxed();
+        };
+        async move {
+            let req: ApiRequest = jetraft_raft::codec::decode(&payload).map_err(|e| e.to_string())?;
+            let out = me.dispatch(req, hops).await;
+            let wire: Vec<WireOutbound> =
+                out.into_iter().map(|o| WireOutbound { headers: o.headers, payload: o.payload }).collect();
+            jetraft_raft::codec::encode(&wire).map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+}

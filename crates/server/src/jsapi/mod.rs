@@ -1,0 +1,221 @@
+//! The JetStream API (`$JS.API.>`) and publishes to stream subjects, with
+//! nats-server's subjects, JSON and errors.
+//!
+//! [`takes`] decides (from the local catalog) whether a client publish is
+//! ours; [`target`] says which node must run it; [`execute`] runs it on that
+//! node.
+
+mod direct;
+mod publish;
+mod streams;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jetraft_gateway::Outbound;
+use jetraft_types::ApiError;
+use jetraft_types::api::{self, types};
+use serde::de::DeserializeOwned;
+
+use crate::cluster::{ApiRequest, Cluster, Target};
+
+pub const API_PREFIX: &str = "$JS.API.";
+pub const INFO: &str = "$JS.API.INFO";
+pub const STREAM_CREATE: &str = "$JS.API.STREAM.CREATE.";
+pub const STREAM_UPDATE: &str = "$JS.API.STREAM.UPDATE.";
+pub const STREAM_INFO: &str = "$JS.API.STREAM.INFO.";
+pub const STREAM_DELETE: &str = "$JS.API.STREAM.DELETE.";
+pub const STREAM_PURGE: &str = "$JS.API.STREAM.PURGE.";
+pub const STREAM_NAMES: &str = "$JS.API.STREAM.NAMES";
+pub const STREAM_LIST: &str = "$JS.API.STREAM.LIST";
+pub const STREAM_MSG_GET: &str = "$JS.API.STREAM.MSG.GET.";
+pub const STREAM_MSG_DELETE: &str = "$JS.API.STREAM.MSG.DELETE.";
+pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
+/// Node-internal: apply a stream's new config in its own group. Never taken
+/// from clients (see [`takes`]); only the meta leader sends it.
+pub const INTERNAL_STREAM_CONFIG: &str = "$JR.INTERNAL.STREAM.CONFIG.";
+/// Node-internal: enforce `max_age` (the stream leader proposes it).
+pub const INTERNAL_STREAM_EXPIRE: &str = "$JR.INTERNAL.STREAM.EXPIRE.";
+
+/// One recognised operation, with the stream name it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Op {
+    Info,
+    Create(String),
+    Update(String),
+    StreamInfo(String),
+    Delete(String),
+    Purge(String),
+    Names,
+    List,
+    MsgGet(String),
+    MsgDelete(String),
+    DirectGet { stream: String, subject: Option<String> },
+    Publish(String),
+    InternalConfig(String),
+    InternalExpire(String),
+}
+
+fn one_token(rest: &str) -> Option<String> {
+    (!rest.is_empty() && !rest.contains('.')).then(|| rest.to_string())
+}
+
+/// Recognises an API subject; `None` for anything nats-server would not
+/// answer (the client then gets no-responders).
+pub(crate) fn parse_api(subject: &str) -> Option<Op> {
+    let table: [(&str, fn(String) -> Op); 9] = [
+        (STREAM_CREATE, Op::Create),
+        (STREAM_UPDATE, Op::Update),
+        (STREAM_INFO, Op::StreamInfo),
+        (STREAM_DELETE, Op::Delete),
+        (STREAM_PURGE, Op::Purge),
+        (STREAM_MSG_GET, Op::MsgGet),
+        (STREAM_MSG_DELETE, Op::MsgDelete),
+        (INTERNAL_STREAM_CONFIG, Op::InternalConfig),
+        (INTERNAL_STREAM_EXPIRE, Op::InternalExpire),
+    ];
+    match subject {
+        INFO => return Some(Op::Info),
+        STREAM_NAMES => return Some(Op::Names),
+        STREAM_LIST => return Some(Op::List),
+        _ => {}
+    }
+    if let Some(rest) = subject.strip_prefix(DIRECT_GET) {
+        return match rest.split_once('.') {
+            None if !rest.is_empty() => Some(Op::DirectGet { stream: rest.to_string(), subject: None }),
+            Some((stream, subj)) if !stream.is_empty() && !subj.is_empty() => {
+                Some(Op::DirectGet { stream: stream.to_string(), subject: Some(subj.to_string()) })
+            }
+            _ => None,
+        };
+    }
+    table.iter().find_map(|(prefix, make)| subject.strip_prefix(prefix).and_then(one_token).map(make))
+}
+
+fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
+    if subject.starts_with(API_PREFIX) || subject.starts_with("$JR.INTERNAL.") {
+        return parse_api(subject);
+    }
+    cluster.catalog().stream_for_subject(subject).map(|a| Op::Publish(a.config.name.clone()))
+}
+
+/// Whether a client publish is handled by JetStream (internal subjects
+/// never are: they come only from other nodes).
+pub fn takes(cluster: &Cluster, subject: &str) -> bool {
+    match classify(cluster, subject) {
+        None | Some(Op::InternalConfig(_) | Op::InternalExpire(_)) => false,
+        // nats-server subscribes to direct gets only for allow_direct streams.
+        Some(Op::DirectGet { stream, .. }) => cluster.catalog().stream(&stream).is_some_and(|a| a.config.allow_direct),
+        Some(_) => true,
+    }
+}
+
+/// Where the request must run; `Ok(None)` = right here (reads of the
+/// replicated catalog). `Err` carries an immediate error reply.
+pub(crate) fn target(cluster: &Cluster, req: &ApiRequest) -> Result<Option<Target>, Vec<Outbound>> {
+    let Some(op) = classify(cluster, &req.subject) else {
+        return Ok(None);
+    };
+    let catalog = cluster.catalog();
+    let stream = |name: &str| {
+        catalog.stream(name).cloned().ok_or_else(|| error_reply(cluster, req, ApiError::stream_not_found()))
+    };
+    Ok(match op {
+        Op::Info | Op::Names | Op::List => None,
+        Op::Create(_) | Op::Update(_) | Op::Delete(_) => Some(Target::MetaLeader),
+        Op::StreamInfo(n)
+        | Op::Purge(n)
+        | Op::MsgGet(n)
+        | Op::MsgDelete(n)
+        | Op::Publish(n)
+        | Op::InternalConfig(n)
+        | Op::InternalExpire(n) => Some(Target::StreamLeader(stream(&n)?)),
+        Op::DirectGet { stream: n, .. } => Some(Target::StreamReplica(stream(&n)?)),
+    })
+}
+
+/// Runs a request on this node (the routing decided it belongs here).
+pub(crate) async fn execute(cluster: Arc<Cluster>, req: ApiRequest) -> Vec<Outbound> {
+    let Some(op) = classify(&cluster, &req.subject) else {
+        return Vec::new();
+    };
+    match op {
+        Op::Info => json(streams::account_info(&cluster)),
+        Op::Create(name) => json(streams::create(&cluster, &name, &req).await),
+        Op::Update(name) => json(streams::update(&cluster, &name, &req).await),
+        Op::StreamInfo(name) => json(streams::info(&cluster, &name, &req)),
+        Op::Delete(name) => json(streams::delete(&cluster, &name).await),
+        Op::Purge(name) => json(streams::purge(&cluster, &name, &req).await),
+        Op::Names => json(streams::names(&cluster, &req)),
+        Op::List => json(streams::list(cluster.clone(), &req).await),
+        Op::MsgGet(name) => json(streams::msg_get(&cluster, &name, &req)),
+        Op::MsgDelete(name) => json(streams::msg_delete(&cluster, &name, &req).await),
+        Op::DirectGet { stream, subject } => direct::get(&cluster, &stream, subject.as_deref(), &req),
+        Op::Publish(name) => json(publish::publish(&cluster, &name, &req).await),
+        Op::InternalConfig(name) => json(streams::apply_config(&cluster, &name, &req).await),
+        Op::InternalExpire(name) => json(streams::expire(&cluster, &name).await),
+    }
+}
+
+fn json(body: Vec<u8>) -> Vec<Outbound> {
+    vec![Outbound { headers: None, payload: Bytes::from(body) }]
+}
+
+/// The error reply nats-server would send for this request's kind.
+pub(crate) fn error_reply(cluster: &Cluster, req: &ApiRequest, err: ApiError) -> Vec<Outbound> {
+    let body = match classify(cluster, &req.subject) {
+        Some(Op::Publish(stream)) => api::render_pub_error(&stream, &err),
+        Some(op) => api::render_error(response_type(&op), &err),
+        None => api::render_pub_error("", &err),
+    };
+    json(body)
+}
+
+pub(crate) fn response_type(op: &Op) -> &'static str {
+    match op {
+        Op::Info => types::ACCOUNT_INFO,
+        Op::Create(_) => types::STREAM_CREATE,
+        Op::Update(_) | Op::InternalConfig(_) => types::STREAM_UPDATE,
+        Op::StreamInfo(_) => types::STREAM_INFO,
+        Op::Delete(_) => types::STREAM_DELETE,
+        Op::Purge(_) | Op::InternalExpire(_) => types::STREAM_PURGE,
+        Op::Names => types::STREAM_NAMES,
+        Op::List => types::STREAM_LIST,
+        Op::MsgGet(_) | Op::DirectGet { .. } => types::STREAM_MSG_GET,
+        Op::MsgDelete(_) => types::STREAM_MSG_DELETE,
+        Op::Publish(_) => "",
+    }
+}
+
+/// Whether a JSON reply is an API error (used when probing a stream).
+pub fn is_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).map(|v| v.get("error").is_some()).unwrap_or(true)
+}
+
+/// Parses a request body; empty means `T::default()`.
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(payload).map_err(ApiError::invalid_json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_subjects() {
+        assert_eq!(parse_api("$JS.API.INFO"), Some(Op::Info));
+        assert_eq!(parse_api("$JS.API.STREAM.CREATE.S"), Some(Op::Create("S".into())));
+        assert_eq!(parse_api("$JS.API.STREAM.CREATE.S.x"), None);
+        assert_eq!(parse_api("$JS.API.STREAM.CREATE."), None);
+        assert_eq!(parse_api("$JS.API.STREAM.MSG.GET.S"), Some(Op::MsgGet("S".into())));
+        assert_eq!(
+            parse_api("$JS.API.DIRECT.GET.S.a.b"),
+            Some(Op::DirectGet { stream: "S".into(), subject: Some("a.b".into()) })
+        );
+        assert_eq!(parse_api("$JS.API.DIRECT.GET.S"), Some(Op::DirectGet { stream: "S".into(), subject: None }));
+        assert_eq!(parse_api("$JS.API.CONSUMER.CREATE.S"), None);
+    }
+}

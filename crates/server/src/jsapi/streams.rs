@@ -1,0 +1,342 @@
+//! `$JS.API.INFO` and the `STREAM.*` requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jetraft_meta::{MetaCommand, MetaReply, StreamAssignment};
+use jetraft_raft::host::Group;
+use jetraft_raft::sm::StreamView;
+use jetraft_raft::{Request, Response};
+use jetraft_stream::{StreamCommand, StreamReply};
+use jetraft_types::ApiError;
+use jetraft_types::api::{
+    self, AccountInfo, AccountLimits, ApiStats, ApiStoredMessage, MsgDeleteRequest, MsgGetQuery, MsgGetRequest,
+    MsgGetResponse, PurgeRequest, PurgeResponse, StreamCreateResponse, StreamInfoRequest, StreamInfoResponse,
+    StreamListResponse, StreamNamesRequest, StreamNamesResponse, SuccessResponse, types,
+};
+use jetraft_types::config::{ClusterInfo, PeerInfo, StreamConfig, StreamInfo};
+use jetraft_types::subject;
+use serde::Serialize;
+
+use super::{STREAM_INFO, parse_body};
+use crate::cluster::{ApiRequest, Cluster};
+
+/// How long a create waits for the new stream's group to elect a leader.
+const CREATE_LEADER_WAIT: Duration = Duration::from_secs(10);
+
+type Reply = Result<Vec<u8>, ApiError>;
+
+fn respond<T: Serialize>(type_name: &str, r: Result<T, ApiError>) -> Vec<u8> {
+    match r {
+        Ok(body) => api::render(type_name, &body),
+        Err(e) => api::render_error(type_name, &e),
+    }
+}
+
+fn flatten(type_name: &str, r: Reply) -> Vec<u8> {
+    r.unwrap_or_else(|e| api::render_error(type_name, &e))
+}
+
+pub fn account_info(cluster: &Cluster) -> Vec<u8> {
+    let catalog = cluster.catalog();
+    let storage: u64 = catalog
+        .streams()
+        .filter_map(|a| cluster.host().group(a.group))
+        .filter_map(|g| g.sm.stream_view())
+        .map(|v| v.state().bytes)
+        .sum();
+    let info = AccountInfo {
+        memory: 0,
+        storage,
+        reserved_memory: 0,
+        reserved_storage: 0,
+        streams: catalog.streams().count() as u64,
+        consumers: 0,
+        limits: AccountLimits::default(),
+        domain: None,
+        api: ApiStats { level: api::API_LEVEL, total: 0, errors: 0 },
+    };
+    api::render(types::ACCOUNT_INFO, &info)
+}
+
+fn parse_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_json("empty request"));
+    }
+    let config: StreamConfig = serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
+    if config.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    Ok(config)
+}
+
+pub async fn create(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    flatten(types::STREAM_CREATE, create_inner(cluster, name, req).await)
+}
+
+async fn create_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply {
+    let config = parse_config(name, &req.payload)?.normalize_for_create()?;
+    let cmd = MetaCommand::CreateStream { config, nodes: cluster.node_ids(), now_ns: cluster.now_ns() };
+    let (assignment, created) = match cluster.propose_meta(cmd).await? {
+        MetaReply::Stream { assignment, created } => (assignment, created),
+        MetaReply::Error(e) => return Err(e),
+        MetaReply::Deleted { .. } => return Err(ApiError::cluster_not_avail()),
+    };
+    if !cluster.await_stream_leader(&assignment, CREATE_LEADER_WAIT).await {
+        return Err(ApiError::cluster_not_avail());
+    }
+    let info = remote_info(cluster, &assignment).await?;
+    Ok(api::render(types::STREAM_CREATE, &StreamCreateResponse { info, did_create: created }))
+}
+
+/// The stream's info as its leader reports it (via the normal routing).
+async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamInfo, ApiError> {
+    let Some(me) = cluster.arc() else { return Err(ApiError::cluster_not_avail()) };
+    let probe = ApiRequest {
+        subject: format!("{STREAM_INFO}{}", a.config.name),
+        headers: None,
+        payload: bytes::Bytes::new(),
+    };
+    let out = me.dispatch(probe, 0).await;
+    let body = out.first().map(|o| o.payload.clone()).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::stream_store_failed(e))?;
+    if let Some(err) = v.get("error") {
+        return Err(serde_json::from_value(err.clone()).unwrap_or_else(|_| ApiError::cluster_not_avail()));
+    }
+    serde_json::from_value(v).map_err(|e| ApiError::stream_store_failed(e))
+}
+
+pub async fn update(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    flatten(types::STREAM_UPDATE, update_inner(cluster, name, req).await)
+}
+
+async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply {
+    let config = parse_config(name, &req.payload)?;
+    let old = cluster.catalog().stream(name).cloned().ok_or_else(ApiError::stream_not_found)?;
+    let config = StreamConfig::check_update(&old.config, config)?;
+    if config.num_replicas != old.config.num_replicas {
+        // Moving a stream between replica sets is not implemented yet.
+        return Err(ApiError::replicas_not_updatable());
+    }
+    let assignment = match cluster.propose_meta(MetaCommand::UpdateStream { config: config.clone() }).await? {
+        MetaReply::Stream { assignment, .. } => assignment,
+        MetaReply::Error(e) => return Err(e),
+        MetaReply::Deleted { .. } => return Err(ApiError::cluster_not_avail()),
+    };
+    let Some(me) = cluster.arc() else { return Err(ApiError::cluster_not_avail()) };
+    let apply = ApiRequest {
+        subject: format!("{}{name}", super::INTERNAL_STREAM_CONFIG),
+        headers: None,
+        payload: serde_json::to_vec(&config).map_err(ApiError::stream_store_failed)?.into(),
+    };
+    let out = me.dispatch(apply, 0).await;
+    if let Some(o) = out.first() {
+        if super::is_error(&o.payload) {
+            return Ok(o.payload.to_vec());
+        }
+    }
+    let info = remote_info(cluster, &assignment).await?;
+    Ok(api::render(types::STREAM_UPDATE, &StreamCreateResponse { info, did_create: false }))
+}
+
+/// Runs in the stream's group: adopt the config the meta group accepted.
+pub async fn apply_config(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
+        let (_, g) = led_group(cluster, name)?;
+        let config: StreamConfig = serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
+        match propose(cluster, &g, StreamCommand::UpdateConfig(Box::new(config))).await? {
+            StreamReply::Error(e) => Err(e),
+            _ => Ok(SuccessResponse { success: true }),
+        }
+    };
+    respond(types::STREAM_UPDATE, r.await)
+}
+
+/// Runs on the stream leader: drop messages older than `max_age`.
+pub async fn expire(cluster: &Cluster, name: &str) -> Vec<u8> {
+    let r = async {
+        let (_, g) = led_group(cluster, name)?;
+        match propose(cluster, &g, StreamCommand::Expire).await? {
+            StreamReply::Error(e) => Err(e),
+            StreamReply::Expired(n) => Ok(PurgeResponse { success: true, purged: n }),
+            _ => Ok(PurgeResponse { success: true, purged: 0 }),
+        }
+    };
+    respond(types::STREAM_PURGE, r.await)
+}
+
+pub async fn delete(cluster: &Cluster, name: &str) -> Vec<u8> {
+    let r = async {
+        match cluster.propose_meta(MetaCommand::DeleteStream { name: name.to_string() }).await? {
+            MetaReply::Deleted { .. } => Ok(SuccessResponse { success: true }),
+            MetaReply::Error(e) => Err(e),
+            MetaReply::Stream { .. } => Err(ApiError::cluster_not_avail()),
+        }
+    };
+    respond(types::STREAM_DELETE, r.await)
+}
+
+/// The stream's group, which this node must lead.
+fn led_group(cluster: &Cluster, name: &str) -> Result<(StreamAssignment, Group), ApiError> {
+    let a = cluster.catalog().stream(name).cloned().ok_or_else(ApiError::stream_not_found)?;
+    let g = cluster.host().group(a.group).ok_or_else(ApiError::cluster_not_avail)?;
+    if g.leader() != Some(cluster.host().me()) {
+        return Err(ApiError::cluster_not_leader());
+    }
+    Ok((a, g))
+}
+
+pub(crate) async fn propose(cluster: &Cluster, g: &Group, cmd: StreamCommand) -> Result<StreamReply, ApiError> {
+    match cluster.write(g, Request::Stream { cmd, now_ns: cluster.now_ns() }).await? {
+        Response::Stream(r) => Ok(r),
+        other => Err(ApiError::stream_store_failed(format!("unexpected response {other:?}"))),
+    }
+}
+
+pub fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = (|| {
+        let opts: StreamInfoRequest = parse_body(&req.payload)?;
+        let (a, g) = led_group(cluster, name)?;
+        let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
+        let mut info = stream_info(cluster, &a, &g, &view);
+        if let Some(filter) = opts.subjects_filter.filter(|f| !f.is_empty()) {
+            info.state.subjects = Some(view.subject_counts(&filter).map_err(ApiError::stream_store_failed)?);
+        }
+        if opts.deleted_details {
+            info.state.deleted = Some(view.deleted().map_err(ApiError::stream_store_failed)?);
+        }
+        Ok(StreamInfoResponse { total: 0, offset: 0, limit: 0, info })
+    })();
+    respond(types::STREAM_INFO, r)
+}
+
+pub(crate) fn stream_info(cluster: &Cluster, a: &StreamAssignment, g: &Group, view: &StreamView) -> StreamInfo {
+    let metrics = g.metrics();
+    let leader = metrics.current_leader;
+    let replicas = a
+        .peers
+        .iter()
+        .filter(|p| Some(**p) != leader)
+        .map(|p| {
+            let matched = metrics.replication.as_ref().and_then(|r| r.get(p).cloned().flatten()).map(|l| l.index);
+            let last = metrics.last_log_index.unwrap_or(0);
+            let lag = last.saturating_sub(matched.unwrap_or(0));
+            PeerInfo {
+                name: cluster.name_of(*p),
+                current: lag == 0,
+                offline: false,
+                active: 0,
+                lag,
+                peer: cluster.name_of(*p),
+            }
+        })
+        .collect();
+    StreamInfo {
+        config: view.config.clone(),
+        created: a.created_ns,
+        state: view.state().clone(),
+        cluster: Some(ClusterInfo {
+            name: Some("jetraft".into()),
+            raft_group: Some(format!("S-R{}-{}", a.peers.len(), a.group)),
+            leader: leader.map(|l| cluster.name_of(l)),
+            replicas,
+        }),
+        ts: cluster.now_ns(),
+    }
+}
+
+pub async fn purge(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
+        let request: PurgeRequest = parse_body(&req.payload)?;
+        request.validate()?;
+        let (_, g) = led_group(cluster, name)?;
+        match propose(cluster, &g, StreamCommand::Purge(request)).await? {
+            StreamReply::Purged(n) => Ok(PurgeResponse { success: true, purged: n }),
+            StreamReply::Error(e) => Err(e),
+            _ => Err(ApiError::cluster_not_avail()),
+        }
+    };
+    respond(types::STREAM_PURGE, r.await)
+}
+
+pub async fn msg_delete(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
+        let request: MsgDeleteRequest = serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
+        let (_, g) = led_group(cluster, name)?;
+        let cmd = StreamCommand::DeleteMsg { seq: request.seq, no_erase: request.no_erase };
+        match propose(cluster, &g, cmd).await? {
+            StreamReply::Deleted => Ok(SuccessResponse { success: true }),
+            StreamReply::Error(e) => Err(e),
+            _ => Err(ApiError::cluster_not_avail()),
+        }
+    };
+    respond(types::STREAM_MSG_DELETE, r.await)
+}
+
+pub fn msg_get(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = (|| {
+        let request: MsgGetRequest = serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
+        let query = request.query()?;
+        let (_, g) = led_group(cluster, name)?;
+        let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
+        let found = lookup(&view, &query).map_err(ApiError::stream_store_failed)?;
+        let msg = found.ok_or_else(ApiError::no_message_found)?;
+        Ok(MsgGetResponse { message: ApiStoredMessage::from(&msg) })
+    })();
+    respond(types::STREAM_MSG_GET, r)
+}
+
+pub(crate) fn lookup(view: &StreamView, q: &MsgGetQuery) -> std::io::Result<Option<jetraft_types::StoredMessage>> {
+    match q {
+        MsgGetQuery::Seq(seq) => view.message(*seq),
+        MsgGetQuery::LastBySubject(s) => view.last_for_subject(s),
+        MsgGetQuery::NextBySubject { filter, from } => view.next_matching(*from, filter),
+    }
+}
+
+pub fn names(cluster: &Cluster, req: &ApiRequest) -> Vec<u8> {
+    let r = (|| {
+        let request: StreamNamesRequest = parse_body(&req.payload)?;
+        let all = filtered(cluster, request.subject.as_deref());
+        let streams: Vec<String> =
+            all.iter().skip(request.offset).take(api::NAMES_PAGE_LIMIT).map(|a| a.config.name.clone()).collect();
+        Ok(StreamNamesResponse { total: all.len(), offset: request.offset, limit: api::NAMES_PAGE_LIMIT, streams })
+    })();
+    respond(types::STREAM_NAMES, r)
+}
+
+fn filtered(cluster: &Cluster, subject_filter: Option<&str>) -> Vec<StreamAssignment> {
+    let catalog = cluster.catalog();
+    catalog
+        .streams()
+        .filter(|a| {
+            subject_filter
+                .filter(|f| !f.is_empty())
+                .is_none_or(|f| a.config.subjects.iter().any(|s| subject::overlaps(s, f)))
+        })
+        .cloned()
+        .collect()
+}
+
+pub async fn list(cluster: Arc<Cluster>, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
+        let request: StreamNamesRequest = parse_body(&req.payload)?;
+        let all = filtered(&cluster, request.subject.as_deref());
+        let mut streams = Vec::new();
+        let mut missing = Vec::new();
+        for a in all.iter().skip(request.offset).take(api::LIST_PAGE_LIMIT) {
+            match remote_info(&cluster, a).await {
+                Ok(info) => streams.push(info),
+                Err(_) => missing.push(a.config.name.clone()),
+            }
+        }
+        Ok(StreamListResponse {
+            total: all.len(),
+            offset: request.offset,
+            limit: api::LIST_PAGE_LIMIT,
+            streams,
+            missing,
+        })
+    };
+    respond(types::STREAM_LIST, r.await)
+}

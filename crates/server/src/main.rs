@@ -1,0 +1,45 @@
+//! The `jetraft` binary: `server`, `dev`. All logic lives in the library.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use jetraft_server::config::{NodeConfig, ServerArgs};
+
+#[derive(Parser)]
+#[command(name = "jetraft", version, about = "A clustered, durable message store that speaks NATS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node.
+    Server(ServerArgs),
+    /// Run a local three-node cluster (child processes) until Ctrl-C.
+    Dev {
+        /// Where the three nodes keep their data.
+        #[arg(long, default_value = "data/dev")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn,h2=warn,tower=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Cmd::Server(args) => {
+            let config = NodeConfig::from_args(&args)?;
+            rt.block_on(jetraft_server::run_until_signal(config))
+        }
+        Cmd::Dev { data_dir } => rt.block_on(jetraft_server::dev::run(&data_dir)),
+    }
+}

@@ -1,0 +1,149 @@
+//! Test harness: real `jetraft server` processes on loopback, on free ports,
+//! killed when the harness is dropped.
+#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct NodeProc {
+    pub name: String,
+    pub client_port: u16,
+    pub cluster_port: u16,
+    pub http_port: u16,
+    pub data_dir: PathBuf,
+    pub child: Option<Child>,
+    peers: String,
+    extra: Vec<String>,
+}
+
+impl NodeProc {
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::File::create(self.data_dir.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_jetraft"))
+            .arg("server")
+            .args(["--name", &self.name])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", self.client_port)])
+            .args(["--cluster-listen", &format!("127.0.0.1:{}", self.cluster_port)])
+            .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
+            .args(["--peers", &self.peers])
+            .args(&self.extra)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    pub async fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.http_port, path).await
+    }
+
+    pub async fn jsz(&self) -> serde_json::Value {
+        let (status, body) = self.http_get("/jsz").await.expect("jsz reachable");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes and waits until every one reports healthy.
+    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes: Vec<NodeProc> = (1..=n)
+            .map(|i| NodeProc {
+                name: format!("n{i}"),
+                client_port: free_port(),
+                cluster_port: free_port(),
+                http_port: free_port(),
+                data_dir: dir.path().join(format!("n{i}")),
+                child: None,
+                peers: String::new(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
+        let peers = nodes
+            .iter()
+            .map(|p| format!("{}=127.0.0.1:{}", p.name, p.cluster_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for node in &mut nodes {
+            node.peers = peers.clone();
+            node.start();
+        }
+        let c = Cluster { dir, nodes };
+        c.wait_healthy(Duration::from_secs(30)).await;
+        c
+    }
+
+    pub async fn wait_healthy(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            loop {
+                if let Some((200, _)) = node.http_get("/healthz").await {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    panic!("{} not healthy in {within:?}; log:\n{}", node.name, node.log());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(NodeProc::url).collect()
+    }
+}
+
+/// A minimal HTTP/1.0 GET (status, body) without pulling an HTTP client in.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let work = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(5), work).await.ok().flatten()
+}

@@ -1,0 +1,9 @@
+//! The engine conformance suite on [`MemEngine`]. A clone of the handle is
+//! the same store, so calling the opener again "reopens" it.
+
+use jetraft_store::mem::MemEngine;
+
+jetraft_store::engine_suite!({
+    let store = MemEngine::new();
+    move || store.clone()
+});
