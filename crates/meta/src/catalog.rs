@@ -26,9 +26,17 @@ pub struct StreamAssignment {
 pub enum MetaCommand {
     /// `nodes` is the membership the leader saw; placement is computed at
     /// apply from the catalog so every replica agrees.
-    CreateStream { config: StreamConfig, nodes: Vec<u64>, now_ns: i64 },
-    UpdateStream { config: StreamConfig },
-    DeleteStream { name: String },
+    CreateStream {
+        config: StreamConfig,
+        nodes: Vec<u64>,
+        now_ns: i64,
+    },
+    UpdateStream {
+        config: StreamConfig,
+    },
+    DeleteStream {
+        name: String,
+    },
 }
 
 /// The outcome of applying a [`MetaCommand`].
@@ -36,8 +44,13 @@ pub enum MetaCommand {
 pub enum MetaReply {
     /// The stream exists now; `created` is false when an identical stream
     /// already existed (create is idempotent, as in nats-server).
-    Stream { assignment: StreamAssignment, created: bool },
-    Deleted { assignment: StreamAssignment },
+    Stream {
+        assignment: StreamAssignment,
+        created: bool,
+    },
+    Deleted {
+        assignment: StreamAssignment,
+    },
     Error(ApiError),
 }
 
@@ -82,7 +95,11 @@ impl Catalog {
 
     pub fn apply(&mut self, cmd: &MetaCommand) -> MetaReply {
         match cmd {
-            MetaCommand::CreateStream { config, nodes, now_ns } => self.create(config, nodes, *now_ns),
+            MetaCommand::CreateStream {
+                config,
+                nodes,
+                now_ns,
+            } => self.create(config, nodes, *now_ns),
             MetaCommand::UpdateStream { config } => self.update(config),
             MetaCommand::DeleteStream { name } => match self.streams.remove(name) {
                 Some(assignment) => MetaReply::Deleted { assignment },
@@ -94,7 +111,10 @@ impl Catalog {
     fn create(&mut self, config: &StreamConfig, nodes: &[u64], now_ns: i64) -> MetaReply {
         if let Some(existing) = self.streams.get(&config.name) {
             if existing.config == *config {
-                return MetaReply::Stream { assignment: existing.clone(), created: false };
+                return MetaReply::Stream {
+                    assignment: existing.clone(),
+                    created: false,
+                };
             }
             return MetaReply::Error(ApiError::stream_name_in_use());
         }
@@ -114,7 +134,10 @@ impl Catalog {
         };
         self.next_group += 1;
         self.streams.insert(config.name.clone(), assignment.clone());
-        MetaReply::Stream { assignment, created: true }
+        MetaReply::Stream {
+            assignment,
+            created: true,
+        }
     }
 
     fn update(&mut self, config: &StreamConfig) -> MetaReply {
@@ -128,16 +151,23 @@ impl Catalog {
             return MetaReply::Error(ApiError::stream_not_found());
         };
         a.config = config.clone();
-        MetaReply::Stream { assignment: a.clone(), created: false }
+        MetaReply::Stream {
+            assignment: a.clone(),
+            created: false,
+        }
     }
 
     fn overlap_error(&self, name: &str, subjects: &[String]) -> Option<ApiError> {
-        let clash = self.streams.values().filter(|a| a.config.name != name).any(|a| {
-            a.config
-                .subjects
-                .iter()
-                .any(|theirs| subjects.iter().any(|ours| subject::overlaps(ours, theirs)))
-        });
+        let clash = self
+            .streams
+            .values()
+            .filter(|a| a.config.name != name)
+            .any(|a| {
+                a.config
+                    .subjects
+                    .iter()
+                    .any(|theirs| subjects.iter().any(|ours| subject::overlaps(ours, theirs)))
+            });
         clash.then(ApiError::subjects_overlap)
     }
 }
@@ -154,22 +184,33 @@ mod tests {
     }
 
     fn create(cat: &mut Catalog, c: StreamConfig, nodes: &[u64]) -> MetaReply {
-        cat.apply(&MetaCommand::CreateStream { config: c, nodes: nodes.to_vec(), now_ns: 7 })
+        cat.apply(&MetaCommand::CreateStream {
+            config: c,
+            nodes: nodes.to_vec(),
+            now_ns: 7,
+        })
     }
 
     #[test]
     fn create_places_on_distinct_least_loaded_nodes() {
         let mut cat = Catalog::default();
-        let MetaReply::Stream { assignment: a, created: true } = create(&mut cat, cfg("A", &["a"], 1), &[1, 2, 3])
+        let MetaReply::Stream {
+            assignment: a,
+            created: true,
+        } = create(&mut cat, cfg("A", &["a"], 1), &[1, 2, 3])
         else {
             panic!()
         };
         assert_eq!((a.group, a.peers.clone(), a.created_ns), (1, vec![1], 7));
-        let MetaReply::Stream { assignment: b, .. } = create(&mut cat, cfg("B", &["b"], 1), &[1, 2, 3]) else {
+        let MetaReply::Stream { assignment: b, .. } =
+            create(&mut cat, cfg("B", &["b"], 1), &[1, 2, 3])
+        else {
             panic!()
         };
         assert_eq!((b.group, b.peers), (2, vec![2]));
-        let MetaReply::Stream { assignment: c, .. } = create(&mut cat, cfg("C", &["c"], 3), &[3, 2, 1]) else {
+        let MetaReply::Stream { assignment: c, .. } =
+            create(&mut cat, cfg("C", &["c"], 3), &[3, 2, 1])
+        else {
             panic!()
         };
         assert_eq!(c.peers, vec![1, 2, 3]);
@@ -187,7 +228,10 @@ mod tests {
         let overlap = create(&mut cat, cfg("B", &["a.b"], 1), &[1]);
         assert_eq!(overlap, MetaReply::Error(ApiError::subjects_overlap()));
         let too_many = create(&mut cat, cfg("C", &["c"], 3), &[1, 2]);
-        assert_eq!(too_many, MetaReply::Error(ApiError::insufficient_resources()));
+        assert_eq!(
+            too_many,
+            MetaReply::Error(ApiError::insufficient_resources())
+        );
         assert_eq!(too_many_code(&too_many), Some((503, 10023)));
     }
 
@@ -208,7 +252,10 @@ mod tests {
             cat.apply(&MetaCommand::DeleteStream { name: "A".into() }),
             MetaReply::Error(ApiError::stream_not_found())
         );
-        let MetaReply::Stream { assignment, .. } = create(&mut cat, cfg("A", &["a"], 1), &[1]) else { panic!() };
+        let MetaReply::Stream { assignment, .. } = create(&mut cat, cfg("A", &["a"], 1), &[1])
+        else {
+            panic!()
+        };
         assert_eq!(assignment.group, 2);
         assert_eq!(cat.stream_for_subject("a").map(|a| a.group), Some(2));
         assert_eq!(cat.stream_for_subject("b"), None);
@@ -220,10 +267,16 @@ mod tests {
         create(&mut cat, cfg("A", &["a"], 3), &[1, 2, 3]);
         let mut c = cfg("A", &["a", "b"], 3);
         c.max_msgs = 10;
-        let MetaReply::Stream { assignment, created: false } = cat.apply(&MetaCommand::UpdateStream { config: c })
+        let MetaReply::Stream {
+            assignment,
+            created: false,
+        } = cat.apply(&MetaCommand::UpdateStream { config: c })
         else {
             panic!()
         };
-        assert_eq!((assignment.peers, assignment.config.max_msgs), (vec![1, 2, 3], 10));
+        assert_eq!(
+            (assignment.peers, assignment.config.max_msgs),
+            (vec![1, 2, 3], 10)
+        );
     }
 }

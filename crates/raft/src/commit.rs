@@ -92,7 +92,8 @@ impl Committer {
         self.tx
             .send(Waiter::Local(tx))
             .map_err(|_| io::Error::other("committer stopped"))?;
-        rx.await.map_err(|_| io::Error::other("committer stopped"))?
+        rx.await
+            .map_err(|_| io::Error::other("committer stopped"))?
     }
 }
 

@@ -56,7 +56,8 @@ impl RaftTiming {
             enable_pre_vote: Some(true),
             ..Default::default()
         };
-        c.validate().map_err(|e| io::Error::other(format!("raft config: {e}")))
+        c.validate()
+            .map_err(|e| io::Error::other(format!("raft config: {e}")))
     }
 }
 
@@ -94,7 +95,9 @@ impl Group {
         use openraft::error::{ClientWriteError, RaftError};
         match self.raft.client_write(req).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ProposeError::NotLeader(f.leader_id)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader(f.leader_id))
+            }
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
         }
     }
@@ -109,8 +112,19 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(peers: Arc<Peers>, engine: Arc<dyn Engine>, committer: Committer, timing: RaftTiming) -> Self {
-        Self { peers, engine, committer, timing, groups: Mutex::new(BTreeMap::new()) }
+    pub fn new(
+        peers: Arc<Peers>,
+        engine: Arc<dyn Engine>,
+        committer: Committer,
+        timing: RaftTiming,
+    ) -> Self {
+        Self {
+            peers,
+            engine,
+            committer,
+            timing,
+            groups: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn me(&self) -> NodeId {
@@ -118,17 +132,29 @@ impl Host {
     }
 
     pub fn group(&self, id: GroupId) -> Option<Group> {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     pub fn group_ids(&self) -> Vec<GroupId> {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 
     fn members(&self, ids: &[NodeId]) -> io::Result<BTreeMap<NodeId, BasicNode>> {
         ids.iter()
             .map(|id| {
-                let node = self.peers.node(*id).ok_or_else(|| io::Error::other(format!("unknown node {id}")))?;
+                let node = self
+                    .peers
+                    .node(*id)
+                    .ok_or_else(|| io::Error::other(format!("unknown node {id}")))?;
                 Ok((*id, node))
             })
             .collect()
@@ -136,29 +162,57 @@ impl Host {
 
     /// Starts the meta group over all configured nodes.
     pub async fn start_meta(&self) -> io::Result<(Group, watch::Receiver<Arc<Catalog>>)> {
-        let (sm, rx) = GroupSm::open_meta(self.engine.clone(), self.committer.clone(), self.peers.clone())?;
+        let (sm, rx) = GroupSm::open_meta(
+            self.engine.clone(),
+            self.committer.clone(),
+            self.peers.clone(),
+        )?;
         let ids: Vec<NodeId> = self.peers.addrs().keys().copied().collect();
         let group = self.start(META_GROUP, "meta", sm, &ids).await?;
         Ok((group, rx))
     }
 
     /// Starts (or reopens) a stream group with the given replicas.
-    pub async fn start_stream(&self, id: GroupId, config: StreamConfig, peers: &[NodeId]) -> io::Result<Group> {
+    pub async fn start_stream(
+        &self,
+        id: GroupId,
+        config: StreamConfig,
+        peers: &[NodeId],
+    ) -> io::Result<Group> {
         if let Some(g) = self.group(id) {
             return Ok(g);
         }
-        let sm = GroupSm::open_stream(id, config, self.engine.clone(), self.committer.clone(), self.peers.clone())?;
+        let sm = GroupSm::open_stream(
+            id,
+            config,
+            self.engine.clone(),
+            self.committer.clone(),
+            self.peers.clone(),
+        )?;
         self.start(id, &format!("stream-{id}"), sm, peers).await
     }
 
-    async fn start(&self, id: GroupId, name: &str, sm: GroupSm, member_ids: &[NodeId]) -> io::Result<Group> {
+    async fn start(
+        &self,
+        id: GroupId,
+        name: &str,
+        sm: GroupSm,
+        member_ids: &[NodeId],
+    ) -> io::Result<Group> {
         let config = Arc::new(self.timing.config(name)?);
         let log = LogStore::new(id, self.engine.clone(), self.committer.clone());
-        let net = GroupNetwork { group: id, peers: self.peers.clone() };
+        let net = GroupNetwork {
+            group: id,
+            peers: self.peers.clone(),
+        };
         let raft = Raft::new(self.me(), config, net, log, sm.clone())
             .await
             .map_err(|e| io::Error::other(format!("group {id}: {e}")))?;
-        let fresh = raft.is_initialized().await.map(|init| !init).unwrap_or(false);
+        let fresh = raft
+            .is_initialized()
+            .await
+            .map(|init| !init)
+            .unwrap_or(false);
         if fresh {
             // Every initial member initializes with the same membership; the
             // ones that lose the race just follow.
@@ -167,13 +221,20 @@ impl Host {
             }
         }
         let group = Group { id, raft, sm };
-        self.groups.lock().unwrap_or_else(|p| p.into_inner()).insert(id, group.clone());
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, group.clone());
         Ok(group)
     }
 
     /// Stops a group; with `destroy`, also deletes its log and state.
     pub async fn remove_group(&self, id: GroupId, destroy: bool) -> io::Result<()> {
-        let group = self.groups.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let group = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         let Some(group) = group else { return Ok(()) };
         if let Err(e) = group.raft.shutdown().await {
             tracing::warn!(group = id, error = %e, "shutdown");
@@ -189,7 +250,9 @@ impl Host {
 
     pub async fn shutdown(&self) {
         let groups: Vec<Group> =
-            std::mem::take(&mut *self.groups.lock().unwrap_or_else(|p| p.into_inner())).into_values().collect();
+            std::mem::take(&mut *self.groups.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_values()
+                .collect();
         for g in groups {
             let _ = g.raft.shutdown().await;
         }

@@ -12,7 +12,12 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 
-pub fn put<T: Serialize + ?Sized>(batch: &mut WriteBatch, cf: Cf, key: Vec<u8>, value: &T) -> io::Result<()> {
+pub fn put<T: Serialize + ?Sized>(
+    batch: &mut WriteBatch,
+    cf: Cf,
+    key: Vec<u8>,
+    value: &T,
+) -> io::Result<()> {
     let bytes = record::encode_for(&key, &codec::encode(value)?);
     batch.put(cf, key, bytes);
     Ok(())

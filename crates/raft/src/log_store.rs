@@ -32,7 +32,11 @@ pub struct LogStore {
 
 impl LogStore {
     pub fn new(group: GroupId, engine: Arc<dyn Engine>, committer: Committer) -> Self {
-        Self { group, engine, committer }
+        Self {
+            group,
+            engine,
+            committer,
+        }
     }
 
     fn meta_key(&self, kind: RaftMetaKind) -> Vec<u8> {
@@ -43,8 +47,13 @@ impl LogStore {
         if from >= to_excl {
             return Ok(Vec::new());
         }
-        let bounds = (keys::raft_log(self.group, from), keys::raft_log(self.group, to_excl));
-        let raw = self.engine.scan(Cf::RaftLog, &bounds.0, &bounds.1, Dir::Forward, usize::MAX)?;
+        let bounds = (
+            keys::raft_log(self.group, from),
+            keys::raft_log(self.group, to_excl),
+        );
+        let raw = self
+            .engine
+            .scan(Cf::RaftLog, &bounds.0, &bounds.1, Dir::Forward, usize::MAX)?;
         let mut out = Vec::with_capacity(raw.len());
         let mut bytes = 0usize;
         for (k, v) in raw {
@@ -57,7 +66,11 @@ impl LogStore {
             if expect != Some(entry.index()) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("group {}: log key {expect:?} holds entry {}", self.group, entry.index()),
+                    format!(
+                        "group {}: log key {expect:?} holds entry {}",
+                        self.group,
+                        entry.index()
+                    ),
                 ));
             }
             out.push(entry);
@@ -104,12 +117,20 @@ impl RaftLogReader<TypeConfig> for LogStore {
         self.read_entries(from, to, usize::MAX)
     }
 
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, io::Error> {
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
         self.read_entries(start, end, MAX_APPEND_BYTES)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        kv::get(self.engine.as_ref(), Cf::RaftMeta, &self.meta_key(RaftMetaKind::Vote))
+        kv::get(
+            self.engine.as_ref(),
+            Cf::RaftMeta,
+            &self.meta_key(RaftMetaKind::Vote),
+        )
     }
 }
 
@@ -117,13 +138,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let purged: Option<LogId> =
-            kv::get(self.engine.as_ref(), Cf::RaftMeta, &self.meta_key(RaftMetaKind::Purged))?;
+        let purged: Option<LogId> = kv::get(
+            self.engine.as_ref(),
+            Cf::RaftMeta,
+            &self.meta_key(RaftMetaKind::Purged),
+        )?;
         let bounds = keys::raft_log_bounds(self.group);
         let last = kv::scan::<Entry>(self.engine.as_ref(), Cf::RaftLog, &bounds, Dir::Reverse, 1)?
             .pop()
             .map(|(_, e)| e.log_id());
-        Ok(LogState { last_log_id: last.or_else(|| purged.clone()), last_purged_log_id: purged })
+        Ok(LogState {
+            last_log_id: last.or(purged),
+            last_purged_log_id: purged,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -132,7 +159,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut batch = WriteBatch::new();
-        kv::put(&mut batch, Cf::RaftMeta, self.meta_key(RaftMetaKind::Vote), vote)?;
+        kv::put(
+            &mut batch,
+            Cf::RaftMeta,
+            self.meta_key(RaftMetaKind::Vote),
+            vote,
+        )?;
         self.engine.write(batch)?;
         // A vote must be durable before it is sent, whatever the sync mode.
         self.committer.sync().await
@@ -140,24 +172,41 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let mut batch = WriteBatch::new();
-        kv::put(&mut batch, Cf::RaftMeta, self.meta_key(RaftMetaKind::Committed), &committed)?;
+        kv::put(
+            &mut batch,
+            Cf::RaftMeta,
+            self.meta_key(RaftMetaKind::Committed),
+            &committed,
+        )?;
         self.engine.write(batch)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        let v: Option<Option<LogId>> =
-            kv::get(self.engine.as_ref(), Cf::RaftMeta, &self.meta_key(RaftMetaKind::Committed))?;
+        let v: Option<Option<LogId>> = kv::get(
+            self.engine.as_ref(),
+            Cf::RaftMeta,
+            &self.meta_key(RaftMetaKind::Committed),
+        )?;
         Ok(v.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::new();
         for entry in entries {
-            kv::put(&mut batch, Cf::RaftLog, keys::raft_log(self.group, entry.index()), &entry)?;
+            kv::put(
+                &mut batch,
+                Cf::RaftLog,
+                keys::raft_log(self.group, entry.index()),
+                &entry,
+            )?;
         }
         self.engine.write(batch)?;
         self.committer.flushed(callback);
@@ -174,9 +223,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut batch = WriteBatch::new();
-        kv::put(&mut batch, Cf::RaftMeta, self.meta_key(RaftMetaKind::Purged), &log_id)?;
+        kv::put(
+            &mut batch,
+            Cf::RaftMeta,
+            self.meta_key(RaftMetaKind::Purged),
+            &log_id,
+        )?;
         let (from, _) = keys::raft_log_bounds(self.group);
-        batch.delete_range(Cf::RaftLog, from, keys::raft_log(self.group, log_id.index() + 1));
+        batch.delete_range(
+            Cf::RaftLog,
+            from,
+            keys::raft_log(self.group, log_id.index() + 1),
+        );
         self.engine.write(batch)
     }
 }

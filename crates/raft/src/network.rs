@@ -14,7 +14,9 @@ use jetraft_proto::{FetchRequest, ForwardRequest, RaftKind, RaftRequest};
 use jetraft_types::StoredMessage;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::{AnyError, BasicNode, RaftNetworkV2};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,7 +44,13 @@ pub struct Peers {
 
 impl Peers {
     pub fn new(me: NodeId, addrs: BTreeMap<NodeId, String>, connector: Arc<dyn Connector>) -> Self {
-        Self { me, connector, addrs, channels: Mutex::new(BTreeMap::new()), rpc_timeout: Duration::from_secs(5) }
+        Self {
+            me,
+            connector,
+            addrs,
+            channels: Mutex::new(BTreeMap::new()),
+            rpc_timeout: Duration::from_secs(5),
+        }
     }
 
     pub fn me(&self) -> NodeId {
@@ -62,19 +70,37 @@ impl Peers {
         if let Some(ch) = channels.get(&id) {
             return Ok(client(ch.clone()));
         }
-        let addr = self.addrs.get(&id).ok_or_else(|| io::Error::other(format!("unknown node {id}")))?;
+        let addr = self
+            .addrs
+            .get(&id)
+            .ok_or_else(|| io::Error::other(format!("unknown node {id}")))?;
         let ch = self.connector.connect(addr);
         channels.insert(id, ch.clone());
         Ok(client(ch))
     }
 
     /// Sends a forwarded request to `peer` and returns its payload.
-    pub async fn forward(&self, peer: NodeId, group: GroupId, payload: Vec<u8>, hops: u32) -> io::Result<Vec<u8>> {
+    pub async fn forward(
+        &self,
+        peer: NodeId,
+        group: GroupId,
+        payload: Vec<u8>,
+        hops: u32,
+    ) -> io::Result<Vec<u8>> {
         let mut c = self.client(peer)?;
-        let req = ForwardRequest { group, payload: Bytes::from(payload), hops };
+        let req = ForwardRequest {
+            group,
+            payload: Bytes::from(payload),
+            hops,
+        };
         let reply = tokio::time::timeout(self.rpc_timeout * 2, c.forward(req))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("forward to node {peer} timed out")))?
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("forward to node {peer} timed out"),
+                )
+            })?
             .map_err(status_to_io)?
             .into_inner();
         if !reply.error.is_empty() {
@@ -85,7 +111,9 @@ impl Peers {
 }
 
 fn client(ch: Channel) -> ClusterClient<Channel> {
-    ClusterClient::new(ch).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+    ClusterClient::new(ch)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
 }
 
 fn status_to_io(s: tonic::Status) -> io::Error {
@@ -107,7 +135,11 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = GroupConn;
 
     async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        GroupConn { group: self.group, target, peers: self.peers.clone() }
+        GroupConn {
+            group: self.group,
+            target,
+            peers: self.peers.clone(),
+        }
     }
 }
 
@@ -125,12 +157,27 @@ impl GroupConn {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
-        let unreachable = |e: &dyn std::fmt::Display| RPCError::Unreachable(Unreachable::new(&AnyError::error(e)));
+        let unreachable = |e: &dyn std::fmt::Display| {
+            RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))
+        };
         let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut c = self.peers.client(self.target).map_err(|e| unreachable(&e))?;
-        let req = RaftRequest { group: self.group, kind: kind as i32, from_node: self.peers.me, payload: payload.into() };
+        let mut c = self
+            .peers
+            .client(self.target)
+            .map_err(|e| unreachable(&e))?;
+        let req = RaftRequest {
+            group: self.group,
+            kind: kind as i32,
+            from_node: self.peers.me,
+            payload: payload.into(),
+        };
         let reply = match tokio::time::timeout(timeout, c.raft(req)).await {
-            Err(_) => return Err(unreachable(&format!("raft rpc to node {} timed out", self.target))),
+            Err(_) => {
+                return Err(unreachable(&format!(
+                    "raft rpc to node {} timed out",
+                    self.target
+                )));
+            }
             Ok(Err(status)) => return Err(unreachable(&status)),
             Ok(Ok(r)) => r.into_inner(),
         };
@@ -179,11 +226,13 @@ impl RaftNetworkV2<TypeConfig> for GroupConn {
         // messages itself, which can take a while: allow for it.
         let req = (vote, snapshot.meta, snapshot.snapshot);
         let timeout = option.hard_ttl().max(Duration::from_secs(600));
-        self.call(RaftKind::Snapshot, &req, timeout).await.map_err(|e| match e {
-            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
-            RPCError::Network(n) => StreamingError::Network(n),
-            other => StreamingError::Network(NetworkError::new(&AnyError::error(other))),
-        })
+        self.call(RaftKind::Snapshot, &req, timeout)
+            .await
+            .map_err(|e| match e {
+                RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+                RPCError::Network(n) => StreamingError::Network(n),
+                other => StreamingError::Network(NetworkError::new(&AnyError::error(other))),
+            })
     }
 }
 
@@ -234,9 +283,20 @@ async fn fetch_chunks(
     seqs_only: bool,
     timeout: Duration,
 ) -> io::Result<Vec<jetraft_proto::FetchChunk>> {
-    let req = FetchRequest { group, stream: group, from_seq: from, to_seq: to, limit: limit as u64, seqs_only };
+    let req = FetchRequest {
+        group,
+        stream: group,
+        from_seq: from,
+        to_seq: to,
+        limit: limit as u64,
+        seqs_only,
+    };
     let work = async {
-        let mut stream = client.fetch_messages(req).await.map_err(status_to_io)?.into_inner();
+        let mut stream = client
+            .fetch_messages(req)
+            .await
+            .map_err(status_to_io)?
+            .into_inner();
         let mut chunks = Vec::new();
         while let Some(chunk) = stream.message().await.map_err(status_to_io)? {
             chunks.push(chunk);

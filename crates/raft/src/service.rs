@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures::Stream;
 use futures::future::BoxFuture;
 use jetraft_proto::cluster_server::{Cluster, ClusterServer};
-use jetraft_proto::{FetchChunk, FetchRequest, ForwardReply, ForwardRequest, RaftKind, RaftReply, RaftRequest};
+use jetraft_proto::{
+    FetchChunk, FetchRequest, ForwardReply, ForwardRequest, RaftKind, RaftReply, RaftRequest,
+};
 use tonic::{Request, Response, Status};
 
 use crate::codec;
@@ -22,7 +24,12 @@ const FETCH_CHUNK_MSGS: usize = 512;
 
 /// The server layer's handler for forwarded client requests.
 pub trait ForwardHandler: Send + Sync + 'static {
-    fn handle(&self, group: GroupId, payload: Vec<u8>, hops: u32) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+    fn handle(
+        &self,
+        group: GroupId,
+        payload: Vec<u8>,
+        hops: u32,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>>;
 }
 
 pub struct ClusterService {
@@ -36,11 +43,16 @@ impl ClusterService {
     }
 
     pub fn into_server(self) -> ClusterServer<Self> {
-        ClusterServer::new(self).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+        ClusterServer::new(self)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
     }
 
     async fn raft(&self, req: RaftRequest) -> Result<Vec<u8>, String> {
-        let group = self.host.group(req.group).ok_or_else(|| format!("group {} is not hosted here", req.group))?;
+        let group = self
+            .host
+            .group(req.group)
+            .ok_or_else(|| format!("group {} is not hosted here", req.group))?;
         let raft = &group.raft;
         let enc = |r: Result<Vec<u8>, std::io::Error>| r.map_err(|e| e.to_string());
         match RaftKind::try_from(req.kind).unwrap_or(RaftKind::Unspecified) {
@@ -63,7 +75,13 @@ impl ClusterService {
                 let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) =
                     codec::decode(&req.payload).map_err(|e| e.to_string())?;
                 let resp = raft
-                    .install_full_snapshot(vote, Snapshot { meta, snapshot: data })
+                    .install_full_snapshot(
+                        vote,
+                        Snapshot {
+                            meta,
+                            snapshot: data,
+                        },
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 enc(codec::encode(&resp))
@@ -79,24 +97,46 @@ type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchChunk, Status>> + Send>
 impl Cluster for ClusterService {
     async fn raft(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let reply = match ClusterService::raft(self, request.into_inner()).await {
-            Ok(payload) => RaftReply { payload: Bytes::from(payload), error: String::new() },
-            Err(error) => RaftReply { payload: Bytes::new(), error },
+            Ok(payload) => RaftReply {
+                payload: Bytes::from(payload),
+                error: String::new(),
+            },
+            Err(error) => RaftReply {
+                payload: Bytes::new(),
+                error,
+            },
         };
         Ok(Response::new(reply))
     }
 
-    async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardReply>, Status> {
         let req = request.into_inner();
-        let reply = match self.forward.handle(req.group, req.payload.to_vec(), req.hops).await {
-            Ok(payload) => ForwardReply { payload: Bytes::from(payload), error: String::new() },
-            Err(error) => ForwardReply { payload: Bytes::new(), error },
+        let reply = match self
+            .forward
+            .handle(req.group, req.payload.to_vec(), req.hops)
+            .await
+        {
+            Ok(payload) => ForwardReply {
+                payload: Bytes::from(payload),
+                error: String::new(),
+            },
+            Err(error) => ForwardReply {
+                payload: Bytes::new(),
+                error,
+            },
         };
         Ok(Response::new(reply))
     }
 
     type FetchMessagesStream = FetchStream;
 
-    async fn fetch_messages(&self, request: Request<FetchRequest>) -> Result<Response<FetchStream>, Status> {
+    async fn fetch_messages(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchStream>, Status> {
         let req = request.into_inner();
         let engine = self.host.engine.clone();
         let limit = usize::try_from(req.limit).unwrap_or(usize::MAX).max(1);
@@ -108,15 +148,36 @@ impl Cluster for ClusterService {
                 let want = FETCH_CHUNK_MSGS.min(limit - sent);
                 let chunk = if req.seqs_only {
                     crate::sm::stream::read_seqs(engine.as_ref(), req.group, next, req.to_seq, want)
-                        .map(|seqs| (seqs.last().copied(), seqs.len(), FetchChunk { messages: Bytes::new(), seqs }))
+                        .map(|seqs| {
+                            (
+                                seqs.last().copied(),
+                                seqs.len(),
+                                FetchChunk {
+                                    messages: Bytes::new(),
+                                    seqs,
+                                },
+                            )
+                        })
                 } else {
-                    crate::sm::stream::read_messages(engine.as_ref(), req.group, next, req.to_seq, want).and_then(
-                        |msgs| {
-                            let last = msgs.last().map(|m| m.seq);
-                            let n = msgs.len();
-                            Ok((last, n, FetchChunk { messages: Bytes::from(codec::encode(&msgs)?), seqs: vec![] }))
-                        },
+                    crate::sm::stream::read_messages(
+                        engine.as_ref(),
+                        req.group,
+                        next,
+                        req.to_seq,
+                        want,
                     )
+                    .and_then(|msgs| {
+                        let last = msgs.last().map(|m| m.seq);
+                        let n = msgs.len();
+                        Ok((
+                            last,
+                            n,
+                            FetchChunk {
+                                messages: Bytes::from(codec::encode(&msgs)?),
+                                seqs: vec![],
+                            },
+                        ))
+                    })
                 };
                 match chunk {
                     Err(e) => {
@@ -138,6 +199,8 @@ impl Cluster for ClusterService {
     }
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -32,7 +32,7 @@ pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 /// never read their own clock while applying.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    Meta(MetaCommand),
+    Meta(Box<MetaCommand>),
     Stream { cmd: StreamCommand, now_ns: i64 },
 }
 
@@ -50,7 +50,7 @@ impl fmt::Display for Request {
 pub enum Response {
     /// Blank and membership entries.
     None,
-    Meta(MetaReply),
+    Meta(Box<MetaReply>),
     Stream(StreamReply),
     /// The request reached a group of the other kind (a routing bug).
     WrongGroup,

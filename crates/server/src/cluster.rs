@@ -69,7 +69,14 @@ impl Cluster {
         clock: Arc<dyn Clock>,
         names: BTreeMap<NodeId, String>,
     ) -> Arc<Self> {
-        Arc::new_cyclic(|this| Self { host, meta, catalog, clock, names, this: this.clone() })
+        Arc::new_cyclic(|this| Self {
+            host,
+            meta,
+            catalog,
+            clock,
+            names,
+            this: this.clone(),
+        })
     }
 
     fn self_arc(&self) -> Option<Arc<Self>> {
@@ -94,7 +101,10 @@ impl Cluster {
     }
 
     pub fn name_of(&self, id: NodeId) -> String {
-        self.names.get(&id).cloned().unwrap_or_else(|| format!("node-{id}"))
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("node-{id}"))
     }
 
     pub fn node_ids(&self) -> Vec<NodeId> {
@@ -106,7 +116,11 @@ impl Cluster {
     }
 
     /// Handles a request here or forwards it to the node it belongs to.
-    pub fn dispatch(self: Arc<Self>, req: ApiRequest, hops: u32) -> BoxFuture<'static, Vec<Outbound>> {
+    pub fn dispatch(
+        self: Arc<Self>,
+        req: ApiRequest,
+        hops: u32,
+    ) -> BoxFuture<'static, Vec<Outbound>> {
         self.dispatch_inner(req, hops).boxed()
     }
 
@@ -118,14 +132,18 @@ impl Cluster {
         };
         match self.route(&target) {
             Route::Here => jsapi::execute(self.clone(), req).await,
-            Route::Forward(peer) if hops < MAX_HOPS => match self.forward(peer, &req, hops + 1).await {
-                Ok(out) => out,
-                Err(e) => {
-                    tracing::debug!(peer, error = %e, subject = %req.subject, "forward failed");
-                    jsapi::error_reply(&self, &req, ApiError::cluster_not_avail())
+            Route::Forward(peer) if hops < MAX_HOPS => {
+                match self.forward(peer, &req, hops + 1).await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        tracing::debug!(peer, error = %e, subject = %req.subject, "forward failed");
+                        jsapi::error_reply(&self, &req, ApiError::cluster_not_avail())
+                    }
                 }
-            },
-            Route::Forward(_) | Route::Nowhere => jsapi::error_reply(&self, &req, ApiError::cluster_not_avail()),
+            }
+            Route::Forward(_) | Route::Nowhere => {
+                jsapi::error_reply(&self, &req, ApiError::cluster_not_avail())
+            }
         }
     }
 
@@ -140,30 +158,48 @@ impl Cluster {
             Target::MetaLeader => leader_route(self.meta.leader()),
             Target::StreamLeader(a) => match self.host.group(a.group) {
                 Some(g) => leader_route(g.leader()),
-                None => a.peers.first().map_or(Route::Nowhere, |p| Route::Forward(*p)),
+                None => a
+                    .peers
+                    .first()
+                    .map_or(Route::Nowhere, |p| Route::Forward(*p)),
             },
             Target::StreamReplica(a) => {
                 if self.host.group(a.group).is_some() {
                     Route::Here
                 } else {
-                    a.peers.first().map_or(Route::Nowhere, |p| Route::Forward(*p))
+                    a.peers
+                        .first()
+                        .map_or(Route::Nowhere, |p| Route::Forward(*p))
                 }
             }
         }
     }
 
-    async fn forward(&self, peer: NodeId, req: &ApiRequest, hops: u32) -> io::Result<Vec<Outbound>> {
+    async fn forward(
+        &self,
+        peer: NodeId,
+        req: &ApiRequest,
+        hops: u32,
+    ) -> io::Result<Vec<Outbound>> {
         let payload = jetraft_raft::codec::encode(req)?;
         let reply = self.host.peers.forward(peer, 0, payload, hops).await?;
         let outs: Vec<WireOutbound> = jetraft_raft::codec::decode(&reply)?;
-        Ok(outs.into_iter().map(|o| Outbound { headers: o.headers, payload: o.payload }).collect())
+        Ok(outs
+            .into_iter()
+            .map(|o| Outbound {
+                headers: o.headers,
+                payload: o.payload,
+            })
+            .collect())
     }
 
     /// Proposes to the meta group (this node must be its leader).
     pub async fn propose_meta(&self, cmd: MetaCommand) -> Result<MetaReply, ApiError> {
-        match self.write(&self.meta, Request::Meta(cmd)).await? {
-            Response::Meta(r) => Ok(r),
-            other => Err(ApiError::stream_store_failed(format!("unexpected meta response {other:?}"))),
+        match self.write(&self.meta, Request::Meta(Box::new(cmd))).await? {
+            Response::Meta(r) => Ok(*r),
+            other => Err(ApiError::stream_store_failed(format!(
+                "unexpected meta response {other:?}"
+            ))),
         }
     }
 
@@ -194,10 +230,10 @@ impl Cluster {
                     headers: None,
                     payload: Bytes::new(),
                 };
-                if let Ok(out) = self.forward(*peer, &probe, MAX_HOPS - 1).await {
-                    if out.first().is_some_and(|o| !jsapi::is_error(&o.payload)) {
-                        return true;
-                    }
+                if let Ok(out) = self.forward(*peer, &probe, MAX_HOPS - 1).await
+                    && out.first().is_some_and(|o| !jsapi::is_error(&o.payload))
+                {
+                    return true;
                 }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -210,7 +246,9 @@ impl Cluster {
             return Err("no meta leader".into());
         }
         for id in self.host.group_ids() {
-            let Some(g) = self.host.group(id) else { continue };
+            let Some(g) = self.host.group(id) else {
+                continue;
+            };
             let m = g.metrics();
             if m.current_leader.is_none() {
                 return Err(format!("group {id} has no leader"));
@@ -229,17 +267,27 @@ impl Cluster {
         let me = self.host.me();
         let mut streams = Vec::new();
         for a in catalog.streams() {
-            let Some(g) = self.host.group(a.group) else { continue };
-            let Some(view) = g.sm.stream_view() else { continue };
+            let Some(g) = self.host.group(a.group) else {
+                continue;
+            };
+            let Some(view) = g.sm.stream_view() else {
+                continue;
+            };
             let leader = g.leader();
             let state = view.state();
             let metrics = g.metrics();
             let purged = metrics.purged.map_or(0, |l| l.index + 1);
-            let log_entries = metrics.last_log_index.map_or(0, |l| (l + 1).saturating_sub(purged));
+            let log_entries = metrics
+                .last_log_index
+                .map_or(0, |l| (l + 1).saturating_sub(purged));
             streams.push(StreamReplica {
                 name: a.config.name.clone(),
                 group: a.group,
-                role: if leader == Some(me) { "leader".into() } else { "follower".into() },
+                role: if leader == Some(me) {
+                    "leader".into()
+                } else {
+                    "follower".into()
+                },
                 leader: leader.map(|l| self.name_of(l)),
                 applied: g.sm.applied().map(|l| l.index),
                 log_entries,
@@ -267,7 +315,11 @@ enum Route {
 
 impl Backend for Cluster {
     fn handle(&self, msg: &Inbound) -> Option<BoxFuture<'static, Vec<Outbound>>> {
-        let req = ApiRequest { subject: msg.subject.clone(), headers: msg.headers.clone(), payload: msg.payload.clone() };
+        let req = ApiRequest {
+            subject: msg.subject.clone(),
+            headers: msg.headers.clone(),
+            payload: msg.payload.clone(),
+        };
         if !jsapi::takes(self, &req.subject) {
             return None;
         }
@@ -277,15 +329,26 @@ impl Backend for Cluster {
 }
 
 impl ForwardHandler for Cluster {
-    fn handle(&self, _group: u64, payload: Vec<u8>, hops: u32) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn handle(
+        &self,
+        _group: u64,
+        payload: Vec<u8>,
+        hops: u32,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let Some(me) = self.self_arc() else {
             return futures::future::ready(Err("node shutting down".to_string())).boxed();
         };
         async move {
-            let req: ApiRequest = jetraft_raft::codec::decode(&payload).map_err(|e| e.to_string())?;
+            let req: ApiRequest =
+                jetraft_raft::codec::decode(&payload).map_err(|e| e.to_string())?;
             let out = me.dispatch(req, hops).await;
-            let wire: Vec<WireOutbound> =
-                out.into_iter().map(|o| WireOutbound { headers: o.headers, payload: o.payload }).collect();
+            let wire: Vec<WireOutbound> = out
+                .into_iter()
+                .map(|o| WireOutbound {
+                    headers: o.headers,
+                    payload: o.payload,
+                })
+                .collect();
             jetraft_raft::codec::encode(&wire).map_err(|e| e.to_string())
         }
         .boxed()

@@ -92,14 +92,22 @@ impl NodeConfig {
     pub fn from_args(args: &ServerArgs) -> Result<Self> {
         let file: FileConfig = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let name = args.name.clone().or(file.name).unwrap_or_else(|| "n1".to_string());
-        let cluster_listen =
-            args.cluster_listen.clone().or(file.cluster_listen).unwrap_or_else(|| "127.0.0.1:6222".into());
+        let name = args
+            .name
+            .clone()
+            .or(file.name)
+            .unwrap_or_else(|| "n1".to_string());
+        let cluster_listen = args
+            .cluster_listen
+            .clone()
+            .or(file.cluster_listen)
+            .unwrap_or_else(|| "127.0.0.1:6222".into());
         let peers = match (&args.peers, file.peers) {
             (Some(text), _) => parse_peers(text)?,
             (None, Some(PeersValue::Text(text))) => parse_peers(&text)?,
@@ -107,20 +115,40 @@ impl NodeConfig {
             (None, None) => BTreeMap::from([(name.clone(), cluster_listen.clone())]),
         };
         if !peers.contains_key(&name) {
-            bail!("--name {name} is not one of --peers ({})", peers.keys().cloned().collect::<Vec<_>>().join(","));
+            bail!(
+                "--name {name} is not one of --peers ({})",
+                peers.keys().cloned().collect::<Vec<_>>().join(",")
+            );
         }
-        let sync_interval_ms = args.sync_interval_ms.or(file.sync_interval_ms).unwrap_or(1000);
+        let sync_interval_ms = args
+            .sync_interval_ms
+            .or(file.sync_interval_ms)
+            .unwrap_or(1000);
         let sync = match args.sync.clone().or(file.sync).as_deref() {
             None | Some("always") => Sync::Always,
-            Some("interval") => Sync::Interval { every_ms: sync_interval_ms.max(1) },
+            Some("interval") => Sync::Interval {
+                every_ms: sync_interval_ms.max(1),
+            },
             Some(other) => bail!("--sync must be `always` or `interval`, not `{other}`"),
         };
         Ok(Self {
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(format!("data/{name}"))),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(format!("data/{name}"))),
             name,
-            listen: args.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:4222".into()),
+            listen: args
+                .listen
+                .clone()
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:4222".into()),
             cluster_listen,
-            http_listen: args.http_listen.clone().or(file.http_listen).unwrap_or_else(|| "127.0.0.1:8222".into()),
+            http_listen: args
+                .http_listen
+                .clone()
+                .or(file.http_listen)
+                .unwrap_or_else(|| "127.0.0.1:8222".into()),
             peers,
             sync,
             max_payload: args.max_payload.or(file.max_payload).unwrap_or(1 << 20),
@@ -130,7 +158,11 @@ impl NodeConfig {
     /// Node ids are positions in the name-sorted member list (from 1), so
     /// every node derives the same ids from the same `--peers`.
     pub fn node_ids(&self) -> BTreeMap<String, u64> {
-        self.peers.keys().enumerate().map(|(i, n)| (n.clone(), i as u64 + 1)).collect()
+        self.peers
+            .keys()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u64 + 1))
+            .collect()
     }
 
     pub fn node_id(&self) -> u64 {
@@ -144,7 +176,10 @@ fn parse_peers(text: &str) -> Result<BTreeMap<String, String>> {
         let Some((name, addr)) = part.split_once('=') else {
             bail!("--peers entry `{part}` is not name=host:port");
         };
-        if out.insert(name.trim().to_string(), addr.trim().to_string()).is_some() {
+        if out
+            .insert(name.trim().to_string(), addr.trim().to_string())
+            .is_some()
+        {
             bail!("--peers names `{name}` twice");
         }
     }
@@ -165,7 +200,11 @@ mod tests {
         let path = dir.path().join("n.toml");
         std::fs::write(&path, "name = \"b\"\nsync = \"interval\"\npeers = { a = \"h:1\", b = \"h:2\", c = \"h:3\" }\n")
             .unwrap();
-        let args = ServerArgs { config: Some(path), listen: Some("0.0.0.0:1".into()), ..Default::default() };
+        let args = ServerArgs {
+            config: Some(path),
+            listen: Some("0.0.0.0:1".into()),
+            ..Default::default()
+        };
         let c = NodeConfig::from_args(&args).unwrap();
         assert_eq!(c.name, "b");
         assert_eq!(c.node_id(), 2);
@@ -175,11 +214,21 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        let a = ServerArgs { name: Some("x".into()), peers: Some("a=h:1".into()), ..Default::default() };
+        let a = ServerArgs {
+            name: Some("x".into()),
+            peers: Some("a=h:1".into()),
+            ..Default::default()
+        };
         assert!(NodeConfig::from_args(&a).is_err());
-        let a = ServerArgs { sync: Some("sometimes".into()), ..Default::default() };
+        let a = ServerArgs {
+            sync: Some("sometimes".into()),
+            ..Default::default()
+        };
         assert!(NodeConfig::from_args(&a).is_err());
-        let a = ServerArgs { peers: Some("a".into()), ..Default::default() };
+        let a = ServerArgs {
+            peers: Some("a".into()),
+            ..Default::default()
+        };
         assert!(NodeConfig::from_args(&a).is_err());
     }
 }

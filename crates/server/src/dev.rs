@@ -15,11 +15,13 @@ pub const NODE_CONFIGS: [(&str, &str); 3] = [
 
 pub async fn run(data_dir: &Path) -> Result<()> {
     let exe = std::env::current_exe().context("locating the jetraft binary")?;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let mut children: Vec<(String, Child)> = Vec::new();
     for (name, text) in NODE_CONFIGS {
         let cfg_path = data_dir.join(format!("{name}.toml"));
-        std::fs::write(&cfg_path, text).with_context(|| format!("writing {}", cfg_path.display()))?;
+        std::fs::write(&cfg_path, text)
+            .with_context(|| format!("writing {}", cfg_path.display()))?;
         let node_dir: PathBuf = data_dir.join(name);
         let child = Command::new(&exe)
             .arg("server")
@@ -33,10 +35,17 @@ pub async fn run(data_dir: &Path) -> Result<()> {
             .with_context(|| format!("starting node {name}"))?;
         children.push((name.to_string(), child));
     }
-    println!("jetraft dev: three nodes running (data in {})", data_dir.display());
-    println!("  NATS clients:   nats://127.0.0.1:4222, nats://127.0.0.1:4223, nats://127.0.0.1:4224");
+    println!(
+        "jetraft dev: three nodes running (data in {})",
+        data_dir.display()
+    );
+    println!(
+        "  NATS clients:   nats://127.0.0.1:4222, nats://127.0.0.1:4223, nats://127.0.0.1:4224"
+    );
     println!("  monitoring:     http://127.0.0.1:8222/jsz (8223, 8224)");
-    println!("  try:            nats -s nats://127.0.0.1:4222 stream add ORDERS --subjects 'orders.>' --replicas 3 --defaults");
+    println!(
+        "  try:            nats -s nats://127.0.0.1:4222 stream add ORDERS --subjects 'orders.>' --replicas 3 --defaults"
+    );
     println!("Ctrl-C stops all three.");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => println!("stopping"),
@@ -67,7 +76,10 @@ pub async fn terminate(child: &mut Child) {
             nix::sys::signal::Signal::SIGTERM,
         );
     }
-    if tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
         let _ = child.kill().await;
     }
 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use jetraft_server::config::{NodeConfig, ServerArgs};
 
 #[derive(Parser)]
-#[command(name = "jetraft", version, about = "A clustered, durable message store that speaks NATS")]
+#[command(
+    name = "jetraft",
+    version,
+    about = "A clustered, durable message store that speaks NATS"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -34,7 +38,9 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Cmd::Server(args) => {
             let config = NodeConfig::from_args(&args)?;

@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 use crate::cluster::Cluster;
 
 pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
-    let app = Router::new().route("/healthz", get(healthz)).route("/jsz", get(jsz)).with_state(cluster);
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/jsz", get(jsz))
+        .with_state(cluster);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "monitoring server stopped");
     }
@@ -24,7 +27,10 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
 async fn healthz(State(cluster): State<Arc<Cluster>>) -> impl IntoResponse {
     match cluster.health() {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable", "error": why}))),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "error": why})),
+        ),
     }
 }
 

@@ -45,7 +45,11 @@ impl Node {
         };
         let committer = Committer::start(engine.clone(), mode, true);
         let ids = config.node_ids();
-        let addrs: BTreeMap<u64, String> = config.peers.iter().map(|(n, a)| (ids[n], a.clone())).collect();
+        let addrs: BTreeMap<u64, String> = config
+            .peers
+            .iter()
+            .map(|(n, a)| (ids[n], a.clone()))
+            .collect();
         let names: BTreeMap<u64, String> = ids.iter().map(|(n, id)| (*id, n.clone())).collect();
         let me = config.node_id();
         let peers = Arc::new(Peers::new(me, addrs, Arc::new(TcpConnector)));
@@ -65,7 +69,13 @@ impl Node {
         let http_addr = http_listener.local_addr()?;
 
         let (meta, catalog) = host.start_meta().await.context("starting the meta group")?;
-        let cluster = Cluster::new(host.clone(), meta, catalog.clone(), Arc::new(SystemClock), names);
+        let cluster = Cluster::new(
+            host.clone(),
+            meta,
+            catalog.clone(),
+            Arc::new(SystemClock),
+            names,
+        );
 
         let mut tasks = Vec::new();
         let service = ClusterService::new(host.clone(), cluster.clone()).into_server();
@@ -101,7 +111,14 @@ impl Node {
             node = %config.name, id = me, client = %client_addr, cluster = %cluster_addr, http = %http_addr,
             sync = ?config.sync, "jetraft node started"
         );
-        Ok(Self { config, cluster, client_addr, cluster_addr, http_addr, tasks })
+        Ok(Self {
+            config,
+            cluster,
+            client_addr,
+            cluster_addr,
+            http_addr,
+            tasks,
+        })
     }
 
     pub async fn shutdown(self) {
@@ -135,7 +152,8 @@ async fn accept_clients(listener: TcpListener, gateway: Arc<Gateway>) {
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
                 tokio::spawn(async move {
-                    let reason = jetraft_gateway::serve_connection_from(stream, gw, Some(peer)).await;
+                    let reason =
+                        jetraft_gateway::serve_connection_from(stream, gw, Some(peer)).await;
                     tracing::debug!(%peer, ?reason, "client connection closed");
                 });
             }
@@ -155,15 +173,19 @@ async fn reconcile(host: Arc<Host>, mut catalog: watch::Receiver<Arc<Catalog>>) 
         let current = catalog.borrow_and_update().clone();
         let me = host.me();
         for a in current.streams() {
-            if a.peers.contains(&me) && host.group(a.group).is_none() {
-                if let Err(e) = host.start_stream(a.group, a.config.clone(), &a.peers).await {
-                    tracing::error!(stream = %a.config.name, error = %e, "starting stream group");
-                }
+            if a.peers.contains(&me)
+                && host.group(a.group).is_none()
+                && let Err(e) = host.start_stream(a.group, a.config.clone(), &a.peers).await
+            {
+                tracing::error!(stream = %a.config.name, error = %e, "starting stream group");
             }
         }
         for id in host.group_ids() {
             if id != META_GROUP && current.by_group(id).is_none_or(|a| !a.peers.contains(&me)) {
-                tracing::info!(group = id, "stream removed from the catalog; deleting local replica");
+                tracing::info!(
+                    group = id,
+                    "stream removed from the catalog; deleting local replica"
+                );
                 if let Err(e) = host.remove_group(id, true).await {
                     tracing::error!(group = id, error = %e, "removing stream group");
                 }
@@ -188,7 +210,9 @@ async fn expire_loop(cluster: Arc<Cluster>) {
             if a.config.max_age <= 0 {
                 continue;
             }
-            let Some(g) = cluster.host().group(a.group) else { continue };
+            let Some(g) = cluster.host().group(a.group) else {
+                continue;
+            };
             if g.leader() != Some(me) {
                 continue;
             }

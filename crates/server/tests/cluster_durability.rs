@@ -23,7 +23,9 @@ async fn js(url: &str) -> jetstream::Context {
         .connect(url)
         .await
         .unwrap();
-    jetstream::ContextBuilder::new().timeout(Duration::from_secs(3)).build(client)
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .build(client)
 }
 
 /// Index of the node leading `stream`, from the nodes' own `/jsz`.
@@ -106,11 +108,19 @@ async fn acked_messages_survive_leader_kill() {
 
     // Exactly once, at the acked sequence.
     let seqs: std::collections::BTreeSet<u64> = acked.values().copied().collect();
-    assert_eq!(seqs.len(), TOTAL, "two publishes acked with the same sequence");
+    assert_eq!(
+        seqs.len(),
+        TOTAL,
+        "two publishes acked with the same sequence"
+    );
     let stream = ctx.get_stream(&name).await.unwrap();
     for (i, seq) in &acked {
         let msg = stream.get_raw_message(*seq).await.unwrap();
-        assert_eq!(msg.payload.as_ref(), format!("m-{i}").as_bytes(), "seq {seq}");
+        assert_eq!(
+            msg.payload.as_ref(),
+            format!("m-{i}").as_bytes(),
+            "seq {seq}"
+        );
     }
 
     // Replicas identical: same digest, last seq and count on all three.
@@ -119,8 +129,19 @@ async fn acked_messages_survive_leader_kill() {
         let mut views = Vec::new();
         for node in &c.nodes {
             let jsz = node.jsz().await;
-            let s = jsz["streams"].as_array().unwrap().iter().find(|s| s["name"] == name.as_str()).cloned();
-            views.push(s.map(|s| (s["digest"].clone(), s["last_seq"].clone(), s["messages"].clone())));
+            let s = jsz["streams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name.as_str())
+                .cloned();
+            views.push(s.map(|s| {
+                (
+                    s["digest"].clone(),
+                    s["last_seq"].clone(),
+                    s["messages"].clone(),
+                )
+            }));
         }
         let all_same = views.iter().all(|v| v.is_some() && *v == views[0]);
         if all_same {
@@ -129,7 +150,10 @@ async fn acked_messages_survive_leader_kill() {
             assert_eq!(last.as_u64(), seqs.iter().max().copied());
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "replicas differ: {views:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicas differ: {views:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -141,7 +165,9 @@ async fn publish_acked_to(js: &jetstream::Context, prefix: &str, i: usize) -> (u
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id.as_str());
         let attempt = async {
-            js.publish_with_headers(format!("{prefix}.{}", i % 7), headers, id.clone().into()).await?.await
+            js.publish_with_headers(format!("{prefix}.{}", i % 7), headers, id.clone().into())
+                .await?
+                .await
         };
         match attempt.await {
             Ok(ack) => return (i, ack.sequence),

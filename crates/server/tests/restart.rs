@@ -19,7 +19,13 @@ async fn publish_n(ctx: &jetstream::Context, from: usize, to: usize) {
     let acks: Vec<_> = futures::stream::iter(from..to)
         .map(|i| {
             let ctx = ctx.clone();
-            async move { ctx.publish("r.x", format!("{i:08}").into()).await.unwrap().await.unwrap() }
+            async move {
+                ctx.publish("r.x", format!("{i:08}").into())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap()
+            }
         })
         .buffer_unordered(128)
         .collect()
@@ -37,7 +43,13 @@ async fn restart_follower(c: &mut Cluster, follower: usize) -> Duration {
 
 async fn replica(c: &Cluster, node: usize) -> serde_json::Value {
     let jsz = c.nodes[node].jsz().await;
-    jsz["streams"].as_array().unwrap().iter().find(|s| s["name"] == "R").cloned().unwrap()
+    jsz["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "R")
+        .cloned()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +83,10 @@ async fn restart_time_does_not_grow_with_history() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     for i in 0..3 {
         let r = replica(&c, i).await;
-        assert!(r["log_entries"].as_u64().unwrap() <= LOG_BOUND, "node {i} keeps {r}");
+        assert!(
+            r["log_entries"].as_u64().unwrap() <= LOG_BOUND,
+            "node {i} keeps {r}"
+        );
     }
     let large = restart_follower(&mut c, follower).await;
     let r = replica(&c, follower).await;

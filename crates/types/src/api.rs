@@ -38,6 +38,11 @@ pub const NAMES_PAGE_LIMIT: usize = 1024;
 pub const LIST_PAGE_LIMIT: usize = 256;
 /// JetStream API level jetraft reports (`api.level`, `_nats.level`).
 pub const API_LEVEL: u32 = 5;
+/// The nats-server release whose API jetraft implements; reported as
+/// `_nats.ver` (the client protocol `INFO` reports the same).
+pub const NATS_VERSION: &str = "2.15.1";
+/// `JSMaxSubjectDetails`: page size of `STREAM.INFO`'s `state.subjects`.
+pub const SUBJECT_DETAILS_LIMIT: usize = 100_000;
 
 /// Renders a response body with its `type` first. `body` must serialise to
 /// a JSON object.
@@ -240,7 +245,21 @@ pub struct StreamNamesResponse {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
+    /// `null` when empty: nats-server sends its nil slice so.
+    #[serde(serialize_with = "null_if_empty", deserialize_with = "vec_or_null")]
     pub streams: Vec<String>,
+}
+
+fn null_if_empty<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        s.collect_seq(v)
+    }
+}
+
+fn vec_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +480,23 @@ mod tests {
         assert_eq!(
             String::from_utf8(ack.render()).unwrap(),
             r#"{"stream":"S","seq":3}"#
+        );
+    }
+
+    #[test]
+    fn empty_stream_names_are_null() {
+        let empty = StreamNamesResponse::default();
+        let v = val(&render(types::STREAM_NAMES, &empty));
+        assert_eq!(v["streams"], Value::Null);
+        let back: StreamNamesResponse = serde_json::from_value(v).unwrap();
+        assert!(back.streams.is_empty());
+        let one = StreamNamesResponse {
+            streams: vec!["S".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            val(&render(types::STREAM_NAMES, &one))["streams"],
+            json!(["S"])
         );
     }
 

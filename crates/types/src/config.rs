@@ -27,7 +27,7 @@ pub const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
 /// `JSMaxMetadataLen`, over the sum of key and value lengths.
 pub const MAX_METADATA_LEN: usize = 128 * 1024;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RetentionPolicy {
     #[default]
@@ -36,7 +36,7 @@ pub enum RetentionPolicy {
     Workqueue,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DiscardPolicy {
     #[default]
@@ -44,7 +44,7 @@ pub enum DiscardPolicy {
     New,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageType {
     #[default]
@@ -52,7 +52,7 @@ pub enum StorageType {
     Memory,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
@@ -60,12 +60,78 @@ pub enum Compression {
     S2,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PersistMode {
     #[default]
     Default,
     Async,
+}
+
+/// nats-server's enum decoding: one exact JSON string, else the error its
+/// `UnmarshalJSON` returns (`can not unmarshal "\"bogus\""`), which the
+/// API then reports as `invalid JSON: ...`.
+fn enum_from_json<'de, D, T>(d: D, pick: impl Fn(&str) -> Option<T>) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    v.as_str()
+        .and_then(pick)
+        .ok_or_else(|| serde::de::Error::custom(format!("can not unmarshal {:?}", v.to_string())))
+}
+
+impl<'de> Deserialize<'de> for RetentionPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum_from_json(d, |s| match s {
+            "limits" => Some(Self::Limits),
+            "interest" => Some(Self::Interest),
+            "workqueue" => Some(Self::Workqueue),
+            _ => None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for DiscardPolicy {
+    /// Case-insensitive, as in nats-server.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum_from_json(d, |s| match s.to_ascii_lowercase().as_str() {
+            "old" => Some(Self::Old),
+            "new" => Some(Self::New),
+            _ => None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum_from_json(d, |s| match s {
+            "file" => Some(Self::File),
+            "memory" => Some(Self::Memory),
+            _ => None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "none" => Ok(Self::None),
+            "s2" => Ok(Self::S2),
+            _ => Err(serde::de::Error::custom("unknown compression algorithm")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PersistMode {
+    /// `""` is the default mode, as in nats-server.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum_from_json(d, |s| match s {
+            "default" | "" => Some(Self::Default),
+            "async" => Some(Self::Async),
+            _ => None,
+        })
+    }
 }
 
 /// Defaults for consumers created on the stream.
@@ -220,7 +286,56 @@ pub fn is_valid_stream_name(name: &str) -> bool {
         })
 }
 
+/// Metadata key: the API level a server needs to run the stream (stored).
+pub const META_REQUIRED_LEVEL: &str = "_nats.req.level";
+/// Metadata key: version of the answering server (responses only).
+pub const META_SERVER_VERSION: &str = "_nats.ver";
+/// Metadata key: API level of the answering server (responses only).
+pub const META_SERVER_LEVEL: &str = "_nats.level";
+
 impl StreamConfig {
+    /// nats-server's `setStaticStreamMetadata`, run on create and update:
+    /// records `_nats.req.level` (the features used decide it) and drops the
+    /// per-response keys, which must never be stored.
+    pub fn set_static_metadata(&mut self) {
+        self.remove_dynamic_metadata();
+        let mut level = 0;
+        if self.allow_msg_ttl || self.subject_delete_marker_ttl > 0 {
+            level = 1;
+        }
+        if self.allow_msg_counter
+            || self.allow_atomic
+            || self.allow_msg_schedules
+            || self.persist_mode == PersistMode::Async
+        {
+            level = 2;
+        }
+        if self.allow_batched {
+            level = 4;
+        }
+        self.metadata
+            .insert(META_REQUIRED_LEVEL.to_string(), level.to_string());
+    }
+
+    /// nats-server's `setDynamicStreamMetadata`: what create, update and
+    /// info responses show (not `STREAM.LIST`).
+    pub fn with_dynamic_metadata(mut self) -> Self {
+        self.metadata.insert(
+            META_SERVER_VERSION.to_string(),
+            crate::api::NATS_VERSION.to_string(),
+        );
+        self.metadata.insert(
+            META_SERVER_LEVEL.to_string(),
+            crate::api::API_LEVEL.to_string(),
+        );
+        self
+    }
+
+    pub fn remove_dynamic_metadata(&mut self) {
+        self.metadata.remove(META_SERVER_VERSION);
+        self.metadata.remove(META_SERVER_LEVEL);
+    }
+
     /// A config with just a name and subjects, normalised.
     pub fn named(name: &str, subjects: &[&str]) -> Result<Self, ApiError> {
         Self {
@@ -462,7 +577,8 @@ impl StreamConfig {
                 }
             }
             for other in &self.subjects[i + 1..] {
-                if other != subj && subject::overlaps(other, subj) {
+                // An exact duplicate overlaps too; nats-server reports it so.
+                if subject::overlaps(other, subj) {
                     return Err(invalid(format!("subject {subj:?} overlaps with {other:?}")));
                 }
             }
@@ -698,7 +814,7 @@ mod tests {
             ),
             (
                 r#"{"name":"U","subjects":["a","a"]}"#,
-                "duplicate subjects detected",
+                "subject \"a\" overlaps with \"a\"",
             ),
             (
                 r#"{"name":"U","deny_purge":true,"allow_rollup_hdrs":true}"#,
@@ -748,6 +864,32 @@ mod tests {
         assert!(
             serde_json::from_str::<StreamConfig>(r#"{"name":"U","retention":"bogus"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn enum_errors_and_metadata_match_nats_server() {
+        let err = serde_json::from_str::<StreamConfig>(r#"{"name":"U","retention":"bogus"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(r#"can not unmarshal "\"bogus\"""#), "{err}");
+        assert_eq!(parse(r#"{"discard":"NEW"}"#).discard, DiscardPolicy::New);
+        assert_eq!(
+            parse(r#"{"persist_mode":""}"#).persist_mode,
+            PersistMode::Default
+        );
+        let mut cfg =
+            parse(r#"{"name":"T","allow_msg_ttl":true,"metadata":{"_nats.ver":"x","k":"v"}}"#);
+        cfg.set_static_metadata();
+        assert_eq!(
+            cfg.metadata.get(META_REQUIRED_LEVEL).map(String::as_str),
+            Some("1")
+        );
+        assert!(!cfg.metadata.contains_key(META_SERVER_VERSION));
+        let shown = cfg.clone().with_dynamic_metadata();
+        assert_eq!(shown.metadata.len(), 4);
+        let mut counter = parse(r#"{"name":"C","allow_msg_counter":true}"#);
+        counter.set_static_metadata();
+        assert_eq!(counter.metadata[META_REQUIRED_LEVEL], "2");
     }
 
     #[test]

@@ -12,11 +12,21 @@ use crate::kv;
 use crate::types::{Request, Response};
 
 pub fn load(engine: &dyn Engine) -> io::Result<Catalog> {
-    Ok(kv::get(engine, Cf::State, &keys::state(META_GROUP, StateKind::Catalog))?.unwrap_or_default())
+    Ok(kv::get(
+        engine,
+        Cf::State,
+        &keys::state(META_GROUP, StateKind::Catalog),
+    )?
+    .unwrap_or_default())
 }
 
 pub fn persist(catalog: &Catalog, batch: &mut WriteBatch) -> io::Result<()> {
-    kv::put(batch, Cf::State, keys::state(META_GROUP, StateKind::Catalog), catalog)
+    kv::put(
+        batch,
+        Cf::State,
+        keys::state(META_GROUP, StateKind::Catalog),
+        catalog,
+    )
 }
 
 pub fn apply(
@@ -30,5 +40,5 @@ pub fn apply(
     };
     let reply: MetaReply = catalog.apply(cmd);
     persist(catalog, batch)?;
-    Ok(Response::Meta(reply))
+    Ok(Response::Meta(Box::new(reply)))
 }

@@ -33,8 +33,11 @@ pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
 
 /// What a group's state machine holds.
 pub enum Kind {
-    Meta { catalog: Catalog, changes: watch::Sender<Arc<Catalog>> },
-    Stream(stream::StreamState),
+    Meta {
+        catalog: Catalog,
+        changes: watch::Sender<Arc<Catalog>>,
+    },
+    Stream(Box<stream::StreamState>),
 }
 
 struct Inner {
@@ -77,7 +80,13 @@ impl GroupSm {
         let group = jetraft_meta::META_GROUP;
         let catalog = meta::load(engine.as_ref())?;
         let (changes, rx) = watch::channel(Arc::new(catalog.clone()));
-        let sm = Self::open(group, engine, committer, catchup, Kind::Meta { catalog, changes })?;
+        let sm = Self::open(
+            group,
+            engine,
+            committer,
+            catchup,
+            Kind::Meta { catalog, changes },
+        )?;
         Ok((sm, rx))
     }
 
@@ -90,7 +99,13 @@ impl GroupSm {
         catchup: Arc<dyn Catchup>,
     ) -> io::Result<Self> {
         let state = stream::StreamState::load(group, config, engine.as_ref())?;
-        Self::open(group, engine, committer, catchup, Kind::Stream(state))
+        Self::open(
+            group,
+            engine,
+            committer,
+            catchup,
+            Kind::Stream(Box::new(state)),
+        )
     }
 
     fn open(
@@ -100,11 +115,26 @@ impl GroupSm {
         catchup: Arc<dyn Catchup>,
         kind: Kind,
     ) -> io::Result<Self> {
-        let rec: Option<AppliedRecord> =
-            kv::get(engine.as_ref(), Cf::State, &keys::state(group, StateKind::Applied))?;
-        let (applied, membership) = rec.map_or((None, StoredMembership::default()), |r| (r.applied, r.membership));
-        let inner = Inner { applied, membership, kind };
-        Ok(Self { group, engine, committer, catchup, inner: Arc::new(Mutex::new(inner)) })
+        let rec: Option<AppliedRecord> = kv::get(
+            engine.as_ref(),
+            Cf::State,
+            &keys::state(group, StateKind::Applied),
+        )?;
+        let (applied, membership) = rec.map_or((None, StoredMembership::default()), |r| {
+            (r.applied, r.membership)
+        });
+        let inner = Inner {
+            applied,
+            membership,
+            kind,
+        };
+        Ok(Self {
+            group,
+            engine,
+            committer,
+            catchup,
+            inner: Arc::new(Mutex::new(inner)),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -124,12 +154,20 @@ impl GroupSm {
     }
 
     pub fn applied(&self) -> Option<LogId> {
-        self.lock().applied.clone()
+        self.lock().applied
     }
 
     fn applied_record(inner: &Inner, batch: &mut WriteBatch, group: GroupId) -> io::Result<()> {
-        let rec = AppliedRecord { applied: inner.applied.clone(), membership: inner.membership.clone() };
-        kv::put(batch, Cf::State, keys::state(group, StateKind::Applied), &rec)
+        let rec = AppliedRecord {
+            applied: inner.applied,
+            membership: inner.membership.clone(),
+        };
+        kv::put(
+            batch,
+            Cf::State,
+            keys::state(group, StateKind::Applied),
+            &rec,
+        )
     }
 
     fn snapshot_data(inner: &Inner, engine: &dyn Engine) -> io::Result<Vec<u8>> {
@@ -155,17 +193,31 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupSm {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let (meta, data) = {
             let inner = self.lock();
-            let meta = SnapshotMeta { last_log_id: inner.applied.clone(), last_membership: inner.membership.clone() };
+            let meta = SnapshotMeta {
+                last_log_id: inner.applied,
+                last_membership: inner.membership.clone(),
+            };
             (meta, Self::snapshot_data(&inner, self.engine.as_ref())?)
         };
         // The log may be purged up to this snapshot only once the state it
         // summarises is durable.
         self.committer.sync().await?;
         let mut batch = WriteBatch::new();
-        let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
-        kv::put(&mut batch, Cf::RaftMeta, keys::raft_meta(self.group, RaftMetaKind::Snapshot), &stored)?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
+        kv::put(
+            &mut batch,
+            Cf::RaftMeta,
+            keys::raft_meta(self.group, RaftMetaKind::Snapshot),
+            &stored,
+        )?;
         self.engine.write(batch)?;
-        Ok(Snapshot { meta, snapshot: data })
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
     }
 }
 
@@ -175,7 +227,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let inner = self.lock();
-        Ok((inner.applied.clone(), inner.membership.clone()))
+        Ok((inner.applied, inner.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -186,15 +238,17 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             let mut batch = WriteBatch::new();
             let response = {
                 let mut inner = self.lock();
-                inner.applied = Some(entry.log_id.clone());
+                inner.applied = Some(entry.log_id);
                 let response = match entry.payload {
                     EntryPayload::Blank => Response::None,
                     EntryPayload::Membership(m) => {
-                        inner.membership = StoredMembership::new(Some(entry.log_id.clone()), m);
+                        inner.membership = StoredMembership::new(Some(entry.log_id), m);
                         Response::None
                     }
                     EntryPayload::Normal(req) => match &mut inner.kind {
-                        Kind::Meta { catalog, changes } => meta::apply(catalog, changes, &req, &mut batch)?,
+                        Kind::Meta { catalog, changes } => {
+                            meta::apply(catalog, changes, &req, &mut batch)?
+                        }
                         Kind::Stream(s) => s.apply(&req, self.engine.as_ref(), &mut batch)?,
                     },
                 };
@@ -216,7 +270,11 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        data: Vec<u8>,
+    ) -> Result<(), io::Error> {
         // Streams first fetch the messages the summary refers to; nothing
         // changes locally until they are stored.
         let peers: Vec<u64> = meta.last_membership.membership().voter_ids().collect();
@@ -225,7 +283,14 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             Kind::Meta { .. } => None,
         };
         if let Some(plan) = &prepared {
-            stream::fetch_missing(self.group, plan, &peers, self.engine.as_ref(), self.catchup.as_ref()).await?;
+            stream::fetch_missing(
+                self.group,
+                plan,
+                &peers,
+                self.engine.as_ref(),
+                self.catchup.as_ref(),
+            )
+            .await?;
         }
         let mut batch = WriteBatch::new();
         {
@@ -242,19 +307,33 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                     }
                 }
             }
-            inner.applied = meta.last_log_id.clone();
+            inner.applied = meta.last_log_id;
             inner.membership = meta.last_membership.clone();
             Self::applied_record(&inner, &mut batch, self.group)?;
-            let stored = StoredSnapshot { meta: meta.clone(), data };
-            kv::put(&mut batch, Cf::RaftMeta, keys::raft_meta(self.group, RaftMetaKind::Snapshot), &stored)?;
+            let stored = StoredSnapshot {
+                meta: meta.clone(),
+                data,
+            };
+            kv::put(
+                &mut batch,
+                Cf::RaftMeta,
+                keys::raft_meta(self.group, RaftMetaKind::Snapshot),
+                &stored,
+            )?;
             self.engine.write(batch)?;
         }
         self.committer.sync().await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let stored: Option<StoredSnapshot> =
-            kv::get(self.engine.as_ref(), Cf::RaftMeta, &keys::raft_meta(self.group, RaftMetaKind::Snapshot))?;
-        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: s.data }))
+        let stored: Option<StoredSnapshot> = kv::get(
+            self.engine.as_ref(),
+            Cf::RaftMeta,
+            &keys::raft_meta(self.group, RaftMetaKind::Snapshot),
+        )?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: s.data,
+        }))
     }
 }

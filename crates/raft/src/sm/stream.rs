@@ -44,13 +44,20 @@ pub struct InstallPlan {
 
 impl StreamState {
     pub fn load(id: u64, config: StreamConfig, engine: &dyn Engine) -> io::Result<Self> {
-        let summary: Option<StreamSummary> = kv::get(engine, Cf::State, &keys::state(id, StateKind::Summary))?;
+        let summary: Option<StreamSummary> =
+            kv::get(engine, Cf::State, &keys::state(id, StateKind::Summary))?;
         let machine = match summary {
             Some(summary) => {
-                let dedup = kv::scan::<DedupEntry>(engine, Cf::State, &keys::dedup_bounds(id), Dir::Forward, usize::MAX)?
-                    .into_iter()
-                    .map(|(_, e)| e)
-                    .collect();
+                let dedup = kv::scan::<DedupEntry>(
+                    engine,
+                    Cf::State,
+                    &keys::dedup_bounds(id),
+                    Dir::Forward,
+                    usize::MAX,
+                )?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect();
                 StreamMachine::restore(summary, dedup)
             }
             None => StreamMachine::new(config),
@@ -67,16 +74,32 @@ impl StreamState {
         }
     }
 
-    pub fn apply(&mut self, req: &Request, engine: &dyn Engine, batch: &mut WriteBatch) -> io::Result<Response> {
+    pub fn apply(
+        &mut self,
+        req: &Request,
+        engine: &dyn Engine,
+        batch: &mut WriteBatch,
+    ) -> io::Result<Response> {
         let Request::Stream { cmd, now_ns } = req else {
             return Ok(Response::WrongGroup);
         };
-        let reader = StoreReader { engine, id: self.id };
-        let applied = self.machine.apply(cmd, *now_ns, &reader).map_err(read_error)?;
+        let reader = StoreReader {
+            engine,
+            id: self.id,
+        };
+        let applied = self
+            .machine
+            .apply(cmd, *now_ns, &reader)
+            .map_err(read_error)?;
         for op in &applied.ops {
             self.write_op(op, batch)?;
         }
-        kv::put(batch, Cf::State, keys::state(self.id, StateKind::Summary), &self.machine.summary())?;
+        kv::put(
+            batch,
+            Cf::State,
+            keys::state(self.id, StateKind::Summary),
+            &self.machine.summary(),
+        )?;
         Ok(Response::Stream(applied.reply))
     }
 
@@ -100,13 +123,19 @@ impl StreamState {
     }
 
     pub fn snapshot_data(&self, _engine: &dyn Engine) -> io::Result<Vec<u8>> {
-        crate::codec::encode(&StreamSnapshot { summary: self.machine.summary(), dedup: self.machine.dedup_entries() })
+        crate::codec::encode(&StreamSnapshot {
+            summary: self.machine.summary(),
+            dedup: self.machine.dedup_entries(),
+        })
     }
 
     pub fn prepare_install(&self, data: &[u8]) -> io::Result<InstallPlan> {
         let snapshot: StreamSnapshot = crate::codec::decode(data)?;
         let s = self.machine.summary();
-        Ok(InstallPlan { snapshot, local: (s.first_seq, s.last_seq) })
+        Ok(InstallPlan {
+            snapshot,
+            local: (s.first_seq, s.last_seq),
+        })
     }
 
     /// Switches to the snapshot's state (its messages were fetched already).
@@ -117,7 +146,12 @@ impl StreamState {
         for e in &plan.snapshot.dedup {
             kv::put(batch, Cf::State, keys::dedup(id, &e.id), e)?;
         }
-        kv::put(batch, Cf::State, keys::state(id, StateKind::Summary), &plan.snapshot.summary)?;
+        kv::put(
+            batch,
+            Cf::State,
+            keys::state(id, StateKind::Summary),
+            &plan.snapshot.summary,
+        )?;
         self.machine = StreamMachine::restore(plan.snapshot.summary, plan.snapshot.dedup);
         Ok(())
     }
@@ -132,7 +166,12 @@ impl StreamState {
 
 fn put_message(id: u64, m: &StoredMessage, batch: &mut WriteBatch) -> io::Result<()> {
     kv::put(batch, Cf::Messages, keys::message(id, m.seq), m)?;
-    kv::put(batch, Cf::SubjectIndex, keys::subject(id, &m.subject, m.seq), &())
+    kv::put(
+        batch,
+        Cf::SubjectIndex,
+        keys::subject(id, &m.subject, m.seq),
+        &(),
+    )
 }
 
 fn read_error(e: ReadError) -> io::Error {
@@ -160,7 +199,11 @@ pub async fn fetch_missing(
     // Above its last sequence nothing exists (a replica never holds
     // uncommitted messages, but be exact).
     let (_, to) = keys::group_bounds(group);
-    batch.delete_range(Cf::Messages, keys::message(group, target.last_seq.saturating_add(1)), to);
+    batch.delete_range(
+        Cf::Messages,
+        keys::message(group, target.last_seq.saturating_add(1)),
+        to,
+    );
     engine.write(batch)?;
     drop_stale_subjects(group, engine, target.first_seq, target.last_seq)?;
 
@@ -170,8 +213,17 @@ pub async fn fetch_missing(
         // Messages deleted on the leader since this replica last applied.
         let mut next = overlap_from;
         while next <= overlap_to {
-            let theirs = ask_peers(peers, |p| catchup.fetch_seqs(p, group, next, overlap_to, CATCHUP_BATCH)).await?;
-            let ours = read_seqs(engine, group, next, theirs.last().copied().unwrap_or(overlap_to), usize::MAX)?;
+            let theirs = ask_peers(peers, |p| {
+                catchup.fetch_seqs(p, group, next, overlap_to, CATCHUP_BATCH)
+            })
+            .await?;
+            let ours = read_seqs(
+                engine,
+                group,
+                next,
+                theirs.last().copied().unwrap_or(overlap_to),
+                usize::MAX,
+            )?;
             let mut batch = WriteBatch::new();
             for seq in ours.iter().filter(|s| theirs.binary_search(s).is_err()) {
                 if let Some(m) = read_message(engine, group, *seq)? {
@@ -188,7 +240,10 @@ pub async fn fetch_missing(
     }
     let mut next = local_last.saturating_add(1).max(target.first_seq).max(1);
     while next <= target.last_seq {
-        let msgs = ask_peers(peers, |p| catchup.fetch(p, group, next, target.last_seq, CATCHUP_BATCH)).await?;
+        let msgs = ask_peers(peers, |p| {
+            catchup.fetch(p, group, next, target.last_seq, CATCHUP_BATCH)
+        })
+        .await?;
         let mut batch = WriteBatch::new();
         for m in &msgs {
             put_message(group, m, &mut batch)?;
@@ -199,7 +254,12 @@ pub async fn fetch_missing(
             _ => break,
         }
     }
-    tracing::info!(group, first = target.first_seq, last = target.last_seq, "stream caught up from peers");
+    tracing::info!(
+        group,
+        first = target.first_seq,
+        last = target.last_seq,
+        "stream caught up from peers"
+    );
     Ok(())
 }
 
@@ -218,31 +278,61 @@ where
 }
 
 /// Removes subject-index entries that point outside `[first, last]`.
-fn drop_stale_subjects(group: GroupId, engine: &dyn Engine, first: u64, last: u64) -> io::Result<()> {
+fn drop_stale_subjects(
+    group: GroupId,
+    engine: &dyn Engine,
+    first: u64,
+    last: u64,
+) -> io::Result<()> {
     let bounds = keys::group_bounds(group);
     let mut batch = WriteBatch::new();
-    for (k, _) in engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Forward, usize::MAX)? {
-        if let Some(seq) = keys::subject_seq(&k) {
-            if seq < first || seq > last {
-                batch.delete(Cf::SubjectIndex, k);
-            }
+    for (k, _) in engine.scan(
+        Cf::SubjectIndex,
+        &bounds.0,
+        &bounds.1,
+        Dir::Forward,
+        usize::MAX,
+    )? {
+        if keys::subject_seq(&k).is_some_and(|seq| seq < first || seq > last) {
+            batch.delete(Cf::SubjectIndex, k);
         }
     }
     engine.write(batch)
 }
 
-pub fn read_message(engine: &dyn Engine, group: GroupId, seq: u64) -> io::Result<Option<StoredMessage>> {
+pub fn read_message(
+    engine: &dyn Engine,
+    group: GroupId,
+    seq: u64,
+) -> io::Result<Option<StoredMessage>> {
     kv::get(engine, Cf::Messages, &keys::message(group, seq))
 }
 
 /// Stored messages with `from <= seq <= to`, ascending, at most `limit`.
-pub fn read_messages(engine: &dyn Engine, group: GroupId, from: u64, to: u64, limit: usize) -> io::Result<Vec<StoredMessage>> {
+pub fn read_messages(
+    engine: &dyn Engine,
+    group: GroupId,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> io::Result<Vec<StoredMessage>> {
     let bounds = keys::message_bounds(group, from, to.saturating_add(1));
-    Ok(kv::scan(engine, Cf::Messages, &bounds, Dir::Forward, limit)?.into_iter().map(|(_, m)| m).collect())
+    Ok(
+        kv::scan(engine, Cf::Messages, &bounds, Dir::Forward, limit)?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect(),
+    )
 }
 
 /// Stored sequences with `from <= seq <= to`, ascending, at most `limit`.
-pub fn read_seqs(engine: &dyn Engine, group: GroupId, from: u64, to: u64, limit: usize) -> io::Result<Vec<u64>> {
+pub fn read_seqs(
+    engine: &dyn Engine,
+    group: GroupId,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> io::Result<Vec<u64>> {
     let bounds = keys::message_bounds(group, from, to.saturating_add(1));
     Ok(engine
         .scan(Cf::Messages, &bounds.0, &bounds.1, Dir::Forward, limit)?
@@ -268,19 +358,31 @@ impl StreamReader for StoreReader<'_> {
 
     fn next_seq(&self, from: u64) -> Result<Option<u64>, ReadError> {
         let bounds = keys::message_bounds(self.id, from, u64::MAX);
-        let found = self.engine.scan(Cf::Messages, &bounds.0, &bounds.1, Dir::Forward, 1).map_err(corrupt)?;
+        let found = self
+            .engine
+            .scan(Cf::Messages, &bounds.0, &bounds.1, Dir::Forward, 1)
+            .map_err(corrupt)?;
         Ok(found.first().and_then(|(k, _)| keys::message_seq(k)))
     }
 
     fn subject_seqs(&self, subj: &str, limit: usize) -> Result<Vec<u64>, ReadError> {
         let bounds = keys::subject_bounds(self.id, subj);
-        let found = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Forward, limit).map_err(corrupt)?;
-        Ok(found.iter().filter_map(|(k, _)| keys::subject_seq(k)).collect())
+        let found = self
+            .engine
+            .scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Forward, limit)
+            .map_err(corrupt)?;
+        Ok(found
+            .iter()
+            .filter_map(|(k, _)| keys::subject_seq(k))
+            .collect())
     }
 
     fn last_seq_for_subject(&self, subj: &str) -> Result<Option<u64>, ReadError> {
         let bounds = keys::subject_bounds(self.id, subj);
-        let found = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Reverse, 1).map_err(corrupt)?;
+        let found = self
+            .engine
+            .scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Reverse, 1)
+            .map_err(corrupt)?;
         Ok(found.first().and_then(|(k, _)| keys::subject_seq(k)))
     }
 
@@ -291,7 +393,10 @@ impl StreamReader for StoreReader<'_> {
 
 /// Distinct stored subjects matching `filter`, sorted: one seek per subject.
 pub fn distinct_subjects(engine: &dyn Engine, id: u64, filter: &str) -> io::Result<Vec<String>> {
-    let literal: Vec<&str> = filter.split('.').take_while(|t| *t != "*" && *t != ">").collect();
+    let literal: Vec<&str> = filter
+        .split('.')
+        .take_while(|t| *t != "*" && *t != ">")
+        .collect();
     let prefix = if literal.len() == filter.split('.').count() {
         filter.to_string()
     } else if literal.is_empty() {
@@ -305,7 +410,10 @@ pub fn distinct_subjects(engine: &dyn Engine, id: u64, filter: &str) -> io::Resu
         let found = engine.scan(Cf::SubjectIndex, &from, &to, Dir::Forward, 1)?;
         let Some((k, _)) = found.first() else { break };
         let Some((_, subj, _)) = keys::subject_parts(k) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed subject index key"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "malformed subject index key",
+            ));
         };
         if subject::matches(filter, &subj) {
             out.push(subj.clone());
@@ -337,8 +445,13 @@ impl StreamView {
         let mut next = from.max(1);
         loop {
             let batch = read_messages(self.engine.as_ref(), self.id, next, u64::MAX - 1, 256)?;
-            let Some(last) = batch.last().map(|m| m.seq) else { return Ok(None) };
-            if let Some(m) = batch.into_iter().find(|m| subject::matches(filter, &m.subject)) {
+            let Some(last) = batch.last().map(|m| m.seq) else {
+                return Ok(None);
+            };
+            if let Some(m) = batch
+                .into_iter()
+                .find(|m| subject::matches(filter, &m.subject))
+            {
                 return Ok(Some(m));
             }
             next = last + 1;
@@ -356,7 +469,9 @@ impl StreamView {
         let mut best: Option<u64> = None;
         for s in subjects {
             let bounds = keys::subject_bounds(self.id, &s);
-            let found = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Reverse, 1)?;
+            let found =
+                self.engine
+                    .scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Reverse, 1)?;
             if let Some(seq) = found.first().and_then(|(k, _)| keys::subject_seq(k)) {
                 best = best.max(Some(seq));
             }
@@ -368,11 +483,23 @@ impl StreamView {
     }
 
     /// Per-subject message counts for subjects matching `filter`.
-    pub fn subject_counts(&self, filter: &str) -> io::Result<std::collections::BTreeMap<String, u64>> {
+    pub fn subject_counts(
+        &self,
+        filter: &str,
+    ) -> io::Result<std::collections::BTreeMap<String, u64>> {
         let mut out = std::collections::BTreeMap::new();
         for s in distinct_subjects(self.engine.as_ref(), self.id, filter)? {
             let bounds = keys::subject_bounds(self.id, &s);
-            let n = self.engine.scan(Cf::SubjectIndex, &bounds.0, &bounds.1, Dir::Forward, usize::MAX)?.len();
+            let n = self
+                .engine
+                .scan(
+                    Cf::SubjectIndex,
+                    &bounds.0,
+                    &bounds.1,
+                    Dir::Forward,
+                    usize::MAX,
+                )?
+                .len();
             out.insert(s, n as u64);
         }
         Ok(out)
@@ -407,10 +534,16 @@ impl StreamView {
         let mut next = 1u64;
         loop {
             let batch = read_messages(self.engine.as_ref(), self.id, next, u64::MAX - 1, 1024)?;
-            let Some(last) = batch.last().map(|m| m.seq) else { break };
+            let Some(last) = batch.last().map(|m| m.seq) else {
+                break;
+            };
             for m in &batch {
                 h.update(m.seq.to_be_bytes());
-                for part in [m.subject.as_bytes(), m.headers.as_deref().unwrap_or_default(), &m.payload] {
+                for part in [
+                    m.subject.as_bytes(),
+                    m.headers.as_deref().unwrap_or_default(),
+                    &m.payload,
+                ] {
                     h.update((part.len() as u64).to_be_bytes());
                     h.update(part);
                 }

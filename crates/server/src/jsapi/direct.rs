@@ -11,16 +11,29 @@ use super::streams::lookup;
 use crate::cluster::{ApiRequest, Cluster};
 
 fn status(code: u16, desc: &str) -> Vec<Outbound> {
-    vec![Outbound { headers: Some(headers::status_block(code, Some(desc))), payload: Bytes::new() }]
+    vec![Outbound {
+        headers: Some(headers::status_block(code, Some(desc))),
+        payload: Bytes::new(),
+    }]
 }
 
-pub fn get(cluster: &Cluster, stream: &str, subject: Option<&str>, req: &ApiRequest) -> Vec<Outbound> {
+pub fn get(
+    cluster: &Cluster,
+    stream: &str,
+    subject: Option<&str>,
+    req: &ApiRequest,
+) -> Vec<Outbound> {
     let request = match subject {
-        Some(s) => MsgGetRequest { last_by_subj: Some(s.to_string()), ..Default::default() },
-        None if req.payload.iter().all(u8::is_ascii_whitespace) => return status(408, "Empty Request"),
+        Some(s) => MsgGetRequest {
+            last_by_subj: Some(s.to_string()),
+            ..Default::default()
+        },
+        None if req.payload.iter().all(u8::is_ascii_whitespace) => {
+            return status(408, "Empty Request");
+        }
         None => match serde_json::from_slice::<MsgGetRequest>(&req.payload) {
             Ok(r) => r,
-            Err(_) => return status(408, "Bad Request"),
+            Err(_) => return status(408, "Malformed Request"),
         },
     };
     let Ok(query) = request.query() else {
@@ -29,11 +42,18 @@ pub fn get(cluster: &Cluster, stream: &str, subject: Option<&str>, req: &ApiRequ
     let Some(a) = cluster.catalog().stream(stream).cloned() else {
         return status(404, "Message Not Found");
     };
-    let Some(view) = cluster.host().group(a.group).and_then(|g| g.sm.stream_view()) else {
+    let Some(view) = cluster
+        .host()
+        .group(a.group)
+        .and_then(|g| g.sm.stream_view())
+    else {
         return status(503, "No Responders");
     };
     match lookup(&view, &query) {
-        Ok(Some(m)) => vec![Outbound { headers: Some(direct_headers(stream, &m)), payload: m.payload.clone() }],
+        Ok(Some(m)) => vec![Outbound {
+            headers: Some(direct_headers(stream, &m)),
+            payload: m.payload.clone(),
+        }],
         Ok(None) => status(404, "Message Not Found"),
         Err(e) => {
             tracing::error!(stream, error = %e, "direct get read failed");

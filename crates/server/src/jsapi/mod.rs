@@ -50,7 +50,10 @@ pub(crate) enum Op {
     List,
     MsgGet(String),
     MsgDelete(String),
-    DirectGet { stream: String, subject: Option<String> },
+    DirectGet {
+        stream: String,
+        subject: Option<String>,
+    },
     Publish(String),
     InternalConfig(String),
     InternalExpire(String),
@@ -63,7 +66,8 @@ fn one_token(rest: &str) -> Option<String> {
 /// Recognises an API subject; `None` for anything nats-server would not
 /// answer (the client then gets no-responders).
 pub(crate) fn parse_api(subject: &str) -> Option<Op> {
-    let table: [(&str, fn(String) -> Op); 9] = [
+    type MakeOp = fn(String) -> Op;
+    let table: [(&str, MakeOp); 9] = [
         (STREAM_CREATE, Op::Create),
         (STREAM_UPDATE, Op::Update),
         (STREAM_INFO, Op::StreamInfo),
@@ -82,21 +86,30 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
     }
     if let Some(rest) = subject.strip_prefix(DIRECT_GET) {
         return match rest.split_once('.') {
-            None if !rest.is_empty() => Some(Op::DirectGet { stream: rest.to_string(), subject: None }),
-            Some((stream, subj)) if !stream.is_empty() && !subj.is_empty() => {
-                Some(Op::DirectGet { stream: stream.to_string(), subject: Some(subj.to_string()) })
-            }
+            None if !rest.is_empty() => Some(Op::DirectGet {
+                stream: rest.to_string(),
+                subject: None,
+            }),
+            Some((stream, subj)) if !stream.is_empty() && !subj.is_empty() => Some(Op::DirectGet {
+                stream: stream.to_string(),
+                subject: Some(subj.to_string()),
+            }),
             _ => None,
         };
     }
-    table.iter().find_map(|(prefix, make)| subject.strip_prefix(prefix).and_then(one_token).map(make))
+    table
+        .iter()
+        .find_map(|(prefix, make)| subject.strip_prefix(prefix).and_then(one_token).map(make))
 }
 
 fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
     if subject.starts_with(API_PREFIX) || subject.starts_with("$JR.INTERNAL.") {
         return parse_api(subject);
     }
-    cluster.catalog().stream_for_subject(subject).map(|a| Op::Publish(a.config.name.clone()))
+    cluster
+        .catalog()
+        .stream_for_subject(subject)
+        .map(|a| Op::Publish(a.config.name.clone()))
 }
 
 /// Whether a client publish is handled by JetStream (internal subjects
@@ -105,7 +118,10 @@ pub fn takes(cluster: &Cluster, subject: &str) -> bool {
     match classify(cluster, subject) {
         None | Some(Op::InternalConfig(_) | Op::InternalExpire(_)) => false,
         // nats-server subscribes to direct gets only for allow_direct streams.
-        Some(Op::DirectGet { stream, .. }) => cluster.catalog().stream(&stream).is_some_and(|a| a.config.allow_direct),
+        Some(Op::DirectGet { stream, .. }) => cluster
+            .catalog()
+            .stream(&stream)
+            .is_some_and(|a| a.config.allow_direct),
         Some(_) => true,
     }
 }
@@ -118,7 +134,10 @@ pub(crate) fn target(cluster: &Cluster, req: &ApiRequest) -> Result<Option<Targe
     };
     let catalog = cluster.catalog();
     let stream = |name: &str| {
-        catalog.stream(name).cloned().ok_or_else(|| error_reply(cluster, req, ApiError::stream_not_found()))
+        catalog
+            .stream(name)
+            .cloned()
+            .ok_or_else(|| error_reply(cluster, req, ApiError::stream_not_found()))
     };
     Ok(match op {
         Op::Info | Op::Names | Op::List => None,
@@ -150,15 +169,29 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, req: ApiRequest) -> Vec<Outbo
         Op::List => json(streams::list(cluster.clone(), &req).await),
         Op::MsgGet(name) => json(streams::msg_get(&cluster, &name, &req)),
         Op::MsgDelete(name) => json(streams::msg_delete(&cluster, &name, &req).await),
-        Op::DirectGet { stream, subject } => direct::get(&cluster, &stream, subject.as_deref(), &req),
-        Op::Publish(name) => json(publish::publish(&cluster, &name, &req).await),
+        Op::DirectGet { stream, subject } => {
+            direct::get(&cluster, &stream, subject.as_deref(), &req)
+        }
+        Op::Publish(name) => {
+            let ack = publish::publish(&cluster, &name, &req).await;
+            // A `no_ack` stream stores silently, errors included (nats-server
+            // answers only `!no_ack` publishes).
+            let no_ack = cluster
+                .catalog()
+                .stream(&name)
+                .is_some_and(|a| a.config.no_ack);
+            if no_ack { Vec::new() } else { json(ack) }
+        }
         Op::InternalConfig(name) => json(streams::apply_config(&cluster, &name, &req).await),
         Op::InternalExpire(name) => json(streams::expire(&cluster, &name).await),
     }
 }
 
 fn json(body: Vec<u8>) -> Vec<Outbound> {
-    vec![Outbound { headers: None, payload: Bytes::from(body) }]
+    vec![Outbound {
+        headers: None,
+        payload: Bytes::from(body),
+    }]
 }
 
 /// The error reply nats-server would send for this request's kind.
@@ -189,15 +222,72 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
 
 /// Whether a JSON reply is an API error (used when probing a stream).
 pub fn is_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body).map(|v| v.get("error").is_some()).unwrap_or(true)
+    serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| v.get("error").is_some())
+        .unwrap_or(true)
 }
 
 /// Parses a request body; empty means `T::default()`.
 pub(crate) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
-    if payload.iter().all(u8::is_ascii_whitespace) {
+    if payload.iter().all(u8::is_ascii_whitespace) || payload.trim_ascii() == b"null" {
         return Ok(T::default());
     }
-    serde_json::from_slice(payload).map_err(ApiError::invalid_json)
+    parse_json(payload)
+}
+
+/// Parses JSON the way nats-server's Go decoder does: a `null` field means
+/// "not given" (clients send `"consumer_limits":null` and the like).
+pub(crate) fn parse_json<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| go_json_error(payload, &e))?;
+    strip_nulls(&mut value);
+    // Decoding from a `Value` carries no position, so a field's error reads
+    // like Go's (`can not unmarshal "\"bogus\""`, see the config enums).
+    serde_json::from_value(value).map_err(ApiError::invalid_json)
+}
+
+/// The 10025 text nats-server sends for a malformed body: Go's decoder
+/// error, syntax errors suffixed `at offset N` (the 1-based byte offset).
+fn go_json_error(payload: &[u8], e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let at = {
+        let lines_before = payload
+            .split(|b| *b == b'\n')
+            .take(e.line().saturating_sub(1));
+        let line_start: usize = lines_before.map(|l| l.len() + 1).sum();
+        line_start + e.column().saturating_sub(1)
+    };
+    match (e.classify(), payload.get(at)) {
+        (Category::Eof, _) => ApiError::invalid_json("unexpected EOF"),
+        (Category::Syntax, Some(c)) if e.to_string().starts_with("expected value") => {
+            ApiError::invalid_json(format!(
+                "invalid character {} looking for beginning of value at offset {}",
+                go_quote_char(*c),
+                at + 1
+            ))
+        }
+        _ => ApiError::invalid_json(e),
+    }
+}
+
+/// Go's `encoding/json` `quoteChar`.
+fn go_quote_char(c: u8) -> String {
+    match c {
+        b'\'' => r"'\''".to_string(),
+        b'"' => "'\"'".to_string(),
+        _ => format!("'{}'", std::ascii::escape_default(c)),
+    }
+}
+
+fn strip_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -207,15 +297,59 @@ mod tests {
     #[test]
     fn api_subjects() {
         assert_eq!(parse_api("$JS.API.INFO"), Some(Op::Info));
-        assert_eq!(parse_api("$JS.API.STREAM.CREATE.S"), Some(Op::Create("S".into())));
+        assert_eq!(
+            parse_api("$JS.API.STREAM.CREATE.S"),
+            Some(Op::Create("S".into()))
+        );
         assert_eq!(parse_api("$JS.API.STREAM.CREATE.S.x"), None);
         assert_eq!(parse_api("$JS.API.STREAM.CREATE."), None);
-        assert_eq!(parse_api("$JS.API.STREAM.MSG.GET.S"), Some(Op::MsgGet("S".into())));
+        assert_eq!(
+            parse_api("$JS.API.STREAM.MSG.GET.S"),
+            Some(Op::MsgGet("S".into()))
+        );
         assert_eq!(
             parse_api("$JS.API.DIRECT.GET.S.a.b"),
-            Some(Op::DirectGet { stream: "S".into(), subject: Some("a.b".into()) })
+            Some(Op::DirectGet {
+                stream: "S".into(),
+                subject: Some("a.b".into())
+            })
         );
-        assert_eq!(parse_api("$JS.API.DIRECT.GET.S"), Some(Op::DirectGet { stream: "S".into(), subject: None }));
+        assert_eq!(
+            parse_api("$JS.API.DIRECT.GET.S"),
+            Some(Op::DirectGet {
+                stream: "S".into(),
+                subject: None
+            })
+        );
         assert_eq!(parse_api("$JS.API.CONSUMER.CREATE.S"), None);
+    }
+
+    #[test]
+    fn json_errors_read_like_go() {
+        let e = |b: &[u8]| {
+            parse_json::<jetraft_types::config::StreamConfig>(b)
+                .err()
+                .map(|e| e.description)
+        };
+        let e = |b: &[u8]| e(b).unwrap_or_default();
+        assert_eq!(e(b"{"), "invalid JSON: unexpected EOF");
+        assert_eq!(e(br#"{"name":"#), "invalid JSON: unexpected EOF");
+        assert_eq!(
+            e(b"hello"),
+            "invalid JSON: invalid character 'h' looking for beginning of value at offset 1"
+        );
+        assert_eq!(
+            e(b"{\n\"name\": x}"),
+            "invalid JSON: invalid character 'x' looking for beginning of value at offset 11"
+        );
+    }
+
+    #[test]
+    fn null_fields_are_absent_fields() {
+        let cfg: jetraft_types::config::StreamConfig =
+            parse_json(br#"{"name":"S","consumer_limits":null,"placement":null,"subjects":null}"#)
+                .unwrap_or_default();
+        assert_eq!(cfg.name, "S");
+        assert!(parse_json::<jetraft_types::config::StreamConfig>(b"{").is_err());
     }
 }

@@ -1,10 +1,10 @@
 //! A publish to a stream's subjects, run on the stream leader: propose it,
 //! wait until applied, answer with the PubAck (or nats-server's error form).
 
+use jetraft_raft::{Request, Response};
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use jetraft_types::api::render_pub_error;
-use jetraft_raft::{Request, Response};
 
 use crate::cluster::{ApiRequest, Cluster};
 
@@ -12,20 +12,41 @@ pub async fn publish(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Vec<u
     match run(cluster, stream, req).await {
         Ok(StreamReply::PubAck(ack)) => ack.render(),
         Ok(StreamReply::Error(e)) | Err(e) => render_pub_error(stream, &e),
-        Ok(other) => render_pub_error(stream, &ApiError::stream_store_failed(format!("unexpected reply {other:?}"))),
+        Ok(other) => render_pub_error(
+            stream,
+            &ApiError::stream_store_failed(format!("unexpected reply {other:?}")),
+        ),
     }
 }
 
 async fn run(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Result<StreamReply, ApiError> {
-    let a = cluster.catalog().stream(stream).cloned().ok_or_else(ApiError::stream_not_found)?;
-    let g = cluster.host().group(a.group).ok_or_else(ApiError::cluster_not_avail)?;
+    let a = cluster
+        .catalog()
+        .stream(stream)
+        .cloned()
+        .ok_or_else(ApiError::stream_not_found)?;
+    let g = cluster
+        .host()
+        .group(a.group)
+        .ok_or_else(ApiError::cluster_not_avail)?;
     let cmd = StreamCommand::Publish {
         subject: req.subject.clone(),
         headers: req.headers.clone(),
         payload: req.payload.clone(),
     };
-    match cluster.write(&g, Request::Stream { cmd, now_ns: cluster.now_ns() }).await? {
+    match cluster
+        .write(
+            &g,
+            Request::Stream {
+                cmd,
+                now_ns: cluster.now_ns(),
+            },
+        )
+        .await?
+    {
         Response::Stream(r) => Ok(r),
-        other => Err(ApiError::stream_store_failed(format!("unexpected response {other:?}"))),
+        other => Err(ApiError::stream_store_failed(format!(
+            "unexpected response {other:?}"
+        ))),
     }
 }

@@ -10,11 +10,12 @@ use jetraft_raft::{Request, Response};
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use jetraft_types::api::{
-    self, AccountInfo, AccountLimits, ApiStats, ApiStoredMessage, MsgDeleteRequest, MsgGetQuery, MsgGetRequest,
-    MsgGetResponse, PurgeRequest, PurgeResponse, StreamCreateResponse, StreamInfoRequest, StreamInfoResponse,
-    StreamListResponse, StreamNamesRequest, StreamNamesResponse, SuccessResponse, types,
+    self, AccountInfo, AccountLimits, ApiStats, ApiStoredMessage, MsgDeleteRequest, MsgGetQuery,
+    MsgGetRequest, MsgGetResponse, PurgeRequest, PurgeResponse, StreamCreateResponse,
+    StreamInfoRequest, StreamInfoResponse, StreamListResponse, StreamNamesRequest,
+    StreamNamesResponse, SuccessResponse, types,
 };
-use jetraft_types::config::{ClusterInfo, PeerInfo, StreamConfig, StreamInfo};
+use jetraft_types::config::{ClusterInfo, PeerInfo, StorageType, StreamConfig, StreamInfo};
 use jetraft_types::subject;
 use serde::Serialize;
 
@@ -45,25 +46,36 @@ pub fn account_info(cluster: &Cluster) -> Vec<u8> {
         .filter_map(|g| g.sm.stream_view())
         .map(|v| v.state().bytes)
         .sum();
+    // Like nats-server: the `max_bytes` of every stream that sets one.
+    let reserved = |kind: StorageType| -> u64 {
+        catalog
+            .streams()
+            .filter(|a| a.config.storage == kind && a.config.max_bytes > 0)
+            .map(|a| a.config.max_bytes as u64)
+            .sum()
+    };
     let info = AccountInfo {
         memory: 0,
         storage,
-        reserved_memory: 0,
-        reserved_storage: 0,
+        reserved_memory: reserved(StorageType::Memory),
+        reserved_storage: reserved(StorageType::File),
         streams: catalog.streams().count() as u64,
         consumers: 0,
         limits: AccountLimits::default(),
         domain: None,
-        api: ApiStats { level: api::API_LEVEL, total: 0, errors: 0 },
+        api: ApiStats {
+            level: api::API_LEVEL,
+            total: 0,
+            errors: 0,
+        },
     };
     api::render(types::ACCOUNT_INFO, &info)
 }
 
 fn parse_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
-    if payload.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid_json("empty request"));
-    }
-    let config: StreamConfig = serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
+    // An empty body is an empty config, whose name then does not match
+    // (nats-server's decoder treats no input as the zero value).
+    let config: StreamConfig = parse_body(payload)?;
     if config.name != name {
         return Err(ApiError::stream_mismatch());
     }
@@ -75,23 +87,42 @@ pub async fn create(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> 
 }
 
 async fn create_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply {
-    let config = parse_config(name, &req.payload)?.normalize_for_create()?;
-    let cmd = MetaCommand::CreateStream { config, nodes: cluster.node_ids(), now_ns: cluster.now_ns() };
+    let mut config = parse_config(name, &req.payload)?.normalize_for_create()?;
+    config.set_static_metadata();
+    let cmd = MetaCommand::CreateStream {
+        config,
+        nodes: cluster.node_ids(),
+        now_ns: cluster.now_ns(),
+    };
     let (assignment, created) = match cluster.propose_meta(cmd).await? {
-        MetaReply::Stream { assignment, created } => (assignment, created),
+        MetaReply::Stream {
+            assignment,
+            created,
+        } => (assignment, created),
         MetaReply::Error(e) => return Err(e),
         MetaReply::Deleted { .. } => return Err(ApiError::cluster_not_avail()),
     };
-    if !cluster.await_stream_leader(&assignment, CREATE_LEADER_WAIT).await {
+    if !cluster
+        .await_stream_leader(&assignment, CREATE_LEADER_WAIT)
+        .await
+    {
         return Err(ApiError::cluster_not_avail());
     }
     let info = remote_info(cluster, &assignment).await?;
-    Ok(api::render(types::STREAM_CREATE, &StreamCreateResponse { info, did_create: created }))
+    Ok(api::render(
+        types::STREAM_CREATE,
+        &StreamCreateResponse {
+            info,
+            did_create: created,
+        },
+    ))
 }
 
 /// The stream's info as its leader reports it (via the normal routing).
 async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamInfo, ApiError> {
-    let Some(me) = cluster.arc() else { return Err(ApiError::cluster_not_avail()) };
+    let Some(me) = cluster.arc() else {
+        return Err(ApiError::cluster_not_avail());
+    };
     let probe = ApiRequest {
         subject: format!("{STREAM_INFO}{}", a.config.name),
         headers: None,
@@ -99,11 +130,14 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
     };
     let out = me.dispatch(probe, 0).await;
     let body = out.first().map(|o| o.payload.clone()).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::stream_store_failed(e))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(ApiError::stream_store_failed)?;
     if let Some(err) = v.get("error") {
-        return Err(serde_json::from_value(err.clone()).unwrap_or_else(|_| ApiError::cluster_not_avail()));
+        return Err(
+            serde_json::from_value(err.clone()).unwrap_or_else(|_| ApiError::cluster_not_avail())
+        );
     }
-    serde_json::from_value(v).map_err(|e| ApiError::stream_store_failed(e))
+    serde_json::from_value(v).map_err(ApiError::stream_store_failed)
 }
 
 pub async fn update(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
@@ -111,39 +145,64 @@ pub async fn update(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> 
 }
 
 async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply {
-    let config = parse_config(name, &req.payload)?;
-    let old = cluster.catalog().stream(name).cloned().ok_or_else(ApiError::stream_not_found)?;
-    let config = StreamConfig::check_update(&old.config, config)?;
+    // nats-server validates the config before comparing the name.
+    let config = parse_body::<StreamConfig>(&req.payload)?.normalize()?;
+    if config.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    let old = cluster
+        .catalog()
+        .stream(name)
+        .cloned()
+        .ok_or_else(ApiError::stream_not_found)?;
+    let mut config = StreamConfig::check_update(&old.config, config)?;
+    config.set_static_metadata();
     if config.num_replicas != old.config.num_replicas {
         // Moving a stream between replica sets is not implemented yet.
         return Err(ApiError::replicas_not_updatable());
     }
-    let assignment = match cluster.propose_meta(MetaCommand::UpdateStream { config: config.clone() }).await? {
+    let assignment = match cluster
+        .propose_meta(MetaCommand::UpdateStream {
+            config: config.clone(),
+        })
+        .await?
+    {
         MetaReply::Stream { assignment, .. } => assignment,
         MetaReply::Error(e) => return Err(e),
         MetaReply::Deleted { .. } => return Err(ApiError::cluster_not_avail()),
     };
-    let Some(me) = cluster.arc() else { return Err(ApiError::cluster_not_avail()) };
+    let Some(me) = cluster.arc() else {
+        return Err(ApiError::cluster_not_avail());
+    };
     let apply = ApiRequest {
         subject: format!("{}{name}", super::INTERNAL_STREAM_CONFIG),
         headers: None,
-        payload: serde_json::to_vec(&config).map_err(ApiError::stream_store_failed)?.into(),
+        payload: serde_json::to_vec(&config)
+            .map_err(ApiError::stream_store_failed)?
+            .into(),
     };
     let out = me.dispatch(apply, 0).await;
-    if let Some(o) = out.first() {
-        if super::is_error(&o.payload) {
-            return Ok(o.payload.to_vec());
-        }
+    if let Some(o) = out.first()
+        && super::is_error(&o.payload)
+    {
+        return Ok(o.payload.to_vec());
     }
     let info = remote_info(cluster, &assignment).await?;
-    Ok(api::render(types::STREAM_UPDATE, &StreamCreateResponse { info, did_create: false }))
+    Ok(api::render(
+        types::STREAM_UPDATE,
+        &StreamCreateResponse {
+            info,
+            did_create: false,
+        },
+    ))
 }
 
 /// Runs in the stream's group: adopt the config the meta group accepted.
 pub async fn apply_config(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let (_, g) = led_group(cluster, name)?;
-        let config: StreamConfig = serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
+        let config: StreamConfig =
+            serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
         match propose(cluster, &g, StreamCommand::UpdateConfig(Box::new(config))).await? {
             StreamReply::Error(e) => Err(e),
             _ => Ok(SuccessResponse { success: true }),
@@ -158,8 +217,14 @@ pub async fn expire(cluster: &Cluster, name: &str) -> Vec<u8> {
         let (_, g) = led_group(cluster, name)?;
         match propose(cluster, &g, StreamCommand::Expire).await? {
             StreamReply::Error(e) => Err(e),
-            StreamReply::Expired(n) => Ok(PurgeResponse { success: true, purged: n }),
-            _ => Ok(PurgeResponse { success: true, purged: 0 }),
+            StreamReply::Expired(n) => Ok(PurgeResponse {
+                success: true,
+                purged: n,
+            }),
+            _ => Ok(PurgeResponse {
+                success: true,
+                purged: 0,
+            }),
         }
     };
     respond(types::STREAM_PURGE, r.await)
@@ -167,7 +232,12 @@ pub async fn expire(cluster: &Cluster, name: &str) -> Vec<u8> {
 
 pub async fn delete(cluster: &Cluster, name: &str) -> Vec<u8> {
     let r = async {
-        match cluster.propose_meta(MetaCommand::DeleteStream { name: name.to_string() }).await? {
+        match cluster
+            .propose_meta(MetaCommand::DeleteStream {
+                name: name.to_string(),
+            })
+            .await?
+        {
             MetaReply::Deleted { .. } => Ok(SuccessResponse { success: true }),
             MetaReply::Error(e) => Err(e),
             MetaReply::Stream { .. } => Err(ApiError::cluster_not_avail()),
@@ -178,18 +248,40 @@ pub async fn delete(cluster: &Cluster, name: &str) -> Vec<u8> {
 
 /// The stream's group, which this node must lead.
 fn led_group(cluster: &Cluster, name: &str) -> Result<(StreamAssignment, Group), ApiError> {
-    let a = cluster.catalog().stream(name).cloned().ok_or_else(ApiError::stream_not_found)?;
-    let g = cluster.host().group(a.group).ok_or_else(ApiError::cluster_not_avail)?;
+    let a = cluster
+        .catalog()
+        .stream(name)
+        .cloned()
+        .ok_or_else(ApiError::stream_not_found)?;
+    let g = cluster
+        .host()
+        .group(a.group)
+        .ok_or_else(ApiError::cluster_not_avail)?;
     if g.leader() != Some(cluster.host().me()) {
         return Err(ApiError::cluster_not_leader());
     }
     Ok((a, g))
 }
 
-pub(crate) async fn propose(cluster: &Cluster, g: &Group, cmd: StreamCommand) -> Result<StreamReply, ApiError> {
-    match cluster.write(g, Request::Stream { cmd, now_ns: cluster.now_ns() }).await? {
+pub(crate) async fn propose(
+    cluster: &Cluster,
+    g: &Group,
+    cmd: StreamCommand,
+) -> Result<StreamReply, ApiError> {
+    match cluster
+        .write(
+            g,
+            Request::Stream {
+                cmd,
+                now_ns: cluster.now_ns(),
+            },
+        )
+        .await?
+    {
         Response::Stream(r) => Ok(r),
-        other => Err(ApiError::stream_store_failed(format!("unexpected response {other:?}"))),
+        other => Err(ApiError::stream_store_failed(format!(
+            "unexpected response {other:?}"
+        ))),
     }
 }
 
@@ -199,18 +291,44 @@ pub fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
         let (a, g) = led_group(cluster, name)?;
         let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
         let mut info = stream_info(cluster, &a, &g, &view);
+        info.config = info.config.with_dynamic_metadata();
+        let mut page = (0, 0, 0);
         if let Some(filter) = opts.subjects_filter.filter(|f| !f.is_empty()) {
-            info.state.subjects = Some(view.subject_counts(&filter).map_err(ApiError::stream_store_failed)?);
+            let counts = view
+                .subject_counts(&filter)
+                .map_err(ApiError::stream_store_failed)?;
+            // nats-server pages (by sorted subject) only when any matched.
+            if !counts.is_empty() {
+                page = (counts.len(), opts.offset, api::SUBJECT_DETAILS_LIMIT);
+                info.state.subjects = Some(
+                    counts
+                        .into_iter()
+                        .skip(opts.offset)
+                        .take(api::SUBJECT_DETAILS_LIMIT)
+                        .collect(),
+                );
+            }
         }
         if opts.deleted_details {
             info.state.deleted = Some(view.deleted().map_err(ApiError::stream_store_failed)?);
         }
-        Ok(StreamInfoResponse { total: 0, offset: 0, limit: 0, info })
+        let (total, offset, limit) = page;
+        Ok(StreamInfoResponse {
+            total,
+            offset,
+            limit,
+            info,
+        })
     })();
     respond(types::STREAM_INFO, r)
 }
 
-pub(crate) fn stream_info(cluster: &Cluster, a: &StreamAssignment, g: &Group, view: &StreamView) -> StreamInfo {
+pub(crate) fn stream_info(
+    cluster: &Cluster,
+    a: &StreamAssignment,
+    g: &Group,
+    view: &StreamView,
+) -> StreamInfo {
     let metrics = g.metrics();
     let leader = metrics.current_leader;
     let replicas = a
@@ -218,7 +336,11 @@ pub(crate) fn stream_info(cluster: &Cluster, a: &StreamAssignment, g: &Group, vi
         .iter()
         .filter(|p| Some(**p) != leader)
         .map(|p| {
-            let matched = metrics.replication.as_ref().and_then(|r| r.get(p).cloned().flatten()).map(|l| l.index);
+            let matched = metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(p).cloned().flatten())
+                .map(|l| l.index);
             let last = metrics.last_log_index.unwrap_or(0);
             let lag = last.saturating_sub(matched.unwrap_or(0));
             PeerInfo {
@@ -251,7 +373,10 @@ pub async fn purge(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
         request.validate()?;
         let (_, g) = led_group(cluster, name)?;
         match propose(cluster, &g, StreamCommand::Purge(request)).await? {
-            StreamReply::Purged(n) => Ok(PurgeResponse { success: true, purged: n }),
+            StreamReply::Purged(n) => Ok(PurgeResponse {
+                success: true,
+                purged: n,
+            }),
             StreamReply::Error(e) => Err(e),
             _ => Err(ApiError::cluster_not_avail()),
         }
@@ -261,9 +386,15 @@ pub async fn purge(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
 
 pub async fn msg_delete(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = async {
-        let request: MsgDeleteRequest = serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
+        if req.payload.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request());
+        }
+        let request: MsgDeleteRequest = super::parse_json(&req.payload)?;
         let (_, g) = led_group(cluster, name)?;
-        let cmd = StreamCommand::DeleteMsg { seq: request.seq, no_erase: request.no_erase };
+        let cmd = StreamCommand::DeleteMsg {
+            seq: request.seq,
+            no_erase: request.no_erase,
+        };
         match propose(cluster, &g, cmd).await? {
             StreamReply::Deleted => Ok(SuccessResponse { success: true }),
             StreamReply::Error(e) => Err(e),
@@ -275,18 +406,24 @@ pub async fn msg_delete(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<
 
 pub fn msg_get(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = (|| {
-        let request: MsgGetRequest = serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
+        // Empty is the default request, which asks for nothing: 10003.
+        let request: MsgGetRequest = parse_body(&req.payload)?;
         let query = request.query()?;
         let (_, g) = led_group(cluster, name)?;
         let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
         let found = lookup(&view, &query).map_err(ApiError::stream_store_failed)?;
         let msg = found.ok_or_else(ApiError::no_message_found)?;
-        Ok(MsgGetResponse { message: ApiStoredMessage::from(&msg) })
+        Ok(MsgGetResponse {
+            message: ApiStoredMessage::from(&msg),
+        })
     })();
     respond(types::STREAM_MSG_GET, r)
 }
 
-pub(crate) fn lookup(view: &StreamView, q: &MsgGetQuery) -> std::io::Result<Option<jetraft_types::StoredMessage>> {
+pub(crate) fn lookup(
+    view: &StreamView,
+    q: &MsgGetQuery,
+) -> std::io::Result<Option<jetraft_types::StoredMessage>> {
     match q {
         MsgGetQuery::Seq(seq) => view.message(*seq),
         MsgGetQuery::LastBySubject(s) => view.last_for_subject(s),
@@ -298,9 +435,18 @@ pub fn names(cluster: &Cluster, req: &ApiRequest) -> Vec<u8> {
     let r = (|| {
         let request: StreamNamesRequest = parse_body(&req.payload)?;
         let all = filtered(cluster, request.subject.as_deref());
-        let streams: Vec<String> =
-            all.iter().skip(request.offset).take(api::NAMES_PAGE_LIMIT).map(|a| a.config.name.clone()).collect();
-        Ok(StreamNamesResponse { total: all.len(), offset: request.offset, limit: api::NAMES_PAGE_LIMIT, streams })
+        let streams: Vec<String> = all
+            .iter()
+            .skip(request.offset)
+            .take(api::NAMES_PAGE_LIMIT)
+            .map(|a| a.config.name.clone())
+            .collect();
+        Ok(StreamNamesResponse {
+            total: all.len(),
+            offset: request.offset,
+            limit: api::NAMES_PAGE_LIMIT,
+            streams,
+        })
     })();
     respond(types::STREAM_NAMES, r)
 }
@@ -326,7 +472,12 @@ pub async fn list(cluster: Arc<Cluster>, req: &ApiRequest) -> Vec<u8> {
         let mut missing = Vec::new();
         for a in all.iter().skip(request.offset).take(api::LIST_PAGE_LIMIT) {
             match remote_info(&cluster, a).await {
-                Ok(info) => streams.push(info),
+                Ok(mut info) => {
+                    // nats-server lists the stored config, without the
+                    // per-response metadata that `STREAM.INFO` adds.
+                    info.config.remove_dynamic_metadata();
+                    streams.push(info)
+                }
                 Err(_) => missing.push(a.config.name.clone()),
             }
         }

@@ -9,7 +9,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct NodeProc {
@@ -37,7 +41,10 @@ impl NodeProc {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.client_port)])
-            .args(["--cluster-listen", &format!("127.0.0.1:{}", self.cluster_port)])
+            .args([
+                "--cluster-listen",
+                &format!("127.0.0.1:{}", self.cluster_port),
+            ])
             .args(["--http-listen", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--peers", &self.peers])
             .args(&self.extra)
@@ -121,7 +128,11 @@ impl Cluster {
                     break;
                 }
                 if tokio::time::Instant::now() > deadline {
-                    panic!("{} not healthy in {within:?}; log:\n{}", node.name, node.log());
+                    panic!(
+                        "{} not healthy in {within:?}; log:\n{}",
+                        node.name,
+                        node.log()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -136,14 +147,24 @@ impl Cluster {
 /// A minimal HTTP/1.0 GET (status, body) without pulling an HTTP client in.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let work = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.ok()?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
         let text = String::from_utf8_lossy(&buf).to_string();
         let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         Some((status, body))
     };
-    tokio::time::timeout(Duration::from_secs(5), work).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .ok()
+        .flatten()
 }
