@@ -30,6 +30,18 @@ use crate::monitor::{Jsz, StreamReplica};
 /// How many times one request may be forwarded before giving up (leaders
 /// moving while the request travels).
 const MAX_HOPS: u32 = 4;
+/// Attempts for a request that did not run because no leader was reachable.
+const RETRY_ATTEMPTS: u32 = 25;
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// A reply that says "not the leader" (10009): the request was refused
+/// before anything was proposed, so running it again is safe.
+fn retryable(payload: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("error")?.get("err_code")?.as_u64())
+        == Some(10009)
+}
 
 /// A client request as it travels between nodes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +136,23 @@ impl Cluster {
         self.dispatch_inner(req, hops).boxed()
     }
 
+    /// Like [`Self::dispatch_once`], but when the request provably did not
+    /// run (no leader known yet, or the node we reached had just lost
+    /// leadership: nothing was proposed) it retries for a short while, as a
+    /// leader election takes about a second.
     async fn dispatch_inner(self: Arc<Self>, req: ApiRequest, hops: u32) -> Vec<Outbound> {
+        let mut attempt = 0;
+        loop {
+            let out = self.clone().dispatch_once(req.clone(), hops).await;
+            attempt += 1;
+            if attempt >= RETRY_ATTEMPTS || !out.first().is_some_and(|o| retryable(&o.payload)) {
+                return out;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    async fn dispatch_once(self: Arc<Self>, req: ApiRequest, hops: u32) -> Vec<Outbound> {
         let target = match jsapi::target(&self, &req) {
             Ok(Some(t)) => t,
             Ok(None) => return jsapi::execute(self.clone(), req).await,
@@ -239,6 +267,42 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         false
+    }
+
+    /// Waits until every reachable node's catalog lists (or no longer lists)
+    /// the stream, so a client may use any node as soon as a create or
+    /// delete returns. Unreachable nodes are not waited for.
+    pub async fn await_catalog_everywhere(&self, name: &str, present: bool, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        let me = self.host.me();
+        for node in self.node_ids() {
+            loop {
+                let has = if node == me {
+                    Some(self.catalog().stream(name).is_some())
+                } else {
+                    let probe = ApiRequest {
+                        subject: format!("{}{name}", jsapi::INTERNAL_CATALOG_HAS),
+                        headers: None,
+                        payload: Bytes::new(),
+                    };
+                    match self.forward(node, &probe, MAX_HOPS).await {
+                        Ok(out) => out
+                            .first()
+                            .and_then(|o| {
+                                serde_json::from_slice::<serde_json::Value>(&o.payload).ok()
+                            })
+                            .and_then(|v| v.get("has")?.as_bool()),
+                        Err(_) => None,
+                    }
+                };
+                match has {
+                    Some(h) if h == present => break,
+                    None => break,
+                    Some(_) if tokio::time::Instant::now() > deadline => break,
+                    Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        }
     }
 
     pub fn health(&self) -> Result<(), String> {

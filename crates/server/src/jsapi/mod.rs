@@ -36,6 +36,8 @@ pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
 pub const INTERNAL_STREAM_CONFIG: &str = "$JR.INTERNAL.STREAM.CONFIG.";
 /// Node-internal: enforce `max_age` (the stream leader proposes it).
 pub const INTERNAL_STREAM_EXPIRE: &str = "$JR.INTERNAL.STREAM.EXPIRE.";
+/// Node-internal: does this node's catalog list the stream yet?
+pub const INTERNAL_CATALOG_HAS: &str = "$JR.INTERNAL.CATALOG.HAS.";
 
 /// One recognised operation, with the stream name it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,7 @@ pub(crate) enum Op {
     Publish(String),
     InternalConfig(String),
     InternalExpire(String),
+    InternalCatalogHas(String),
 }
 
 fn one_token(rest: &str) -> Option<String> {
@@ -67,7 +70,7 @@ fn one_token(rest: &str) -> Option<String> {
 /// answer (the client then gets no-responders).
 pub(crate) fn parse_api(subject: &str) -> Option<Op> {
     type MakeOp = fn(String) -> Op;
-    let table: [(&str, MakeOp); 9] = [
+    let table: [(&str, MakeOp); 10] = [
         (STREAM_CREATE, Op::Create),
         (STREAM_UPDATE, Op::Update),
         (STREAM_INFO, Op::StreamInfo),
@@ -77,6 +80,7 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
         (STREAM_MSG_DELETE, Op::MsgDelete),
         (INTERNAL_STREAM_CONFIG, Op::InternalConfig),
         (INTERNAL_STREAM_EXPIRE, Op::InternalExpire),
+        (INTERNAL_CATALOG_HAS, Op::InternalCatalogHas),
     ];
     match subject {
         INFO => return Some(Op::Info),
@@ -116,7 +120,9 @@ fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
 /// never are: they come only from other nodes).
 pub fn takes(cluster: &Cluster, subject: &str) -> bool {
     match classify(cluster, subject) {
-        None | Some(Op::InternalConfig(_) | Op::InternalExpire(_)) => false,
+        None | Some(Op::InternalConfig(_) | Op::InternalExpire(_) | Op::InternalCatalogHas(_)) => {
+            false
+        }
         // nats-server subscribes to direct gets only for allow_direct streams.
         Some(Op::DirectGet { stream, .. }) => cluster
             .catalog()
@@ -140,7 +146,7 @@ pub(crate) fn target(cluster: &Cluster, req: &ApiRequest) -> Result<Option<Targe
             .ok_or_else(|| error_reply(cluster, req, ApiError::stream_not_found()))
     };
     Ok(match op {
-        Op::Info | Op::Names | Op::List => None,
+        Op::Info | Op::Names | Op::List | Op::InternalCatalogHas(_) => None,
         Op::Create(_) | Op::Update(_) | Op::Delete(_) => Some(Target::MetaLeader),
         Op::StreamInfo(n)
         | Op::Purge(n)
@@ -184,6 +190,11 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, req: ApiRequest) -> Vec<Outbo
         }
         Op::InternalConfig(name) => json(streams::apply_config(&cluster, &name, &req).await),
         Op::InternalExpire(name) => json(streams::expire(&cluster, &name).await),
+        Op::InternalCatalogHas(name) => json(
+            serde_json::json!({ "has": cluster.catalog().stream(&name).is_some() })
+                .to_string()
+                .into_bytes(),
+        ),
     }
 }
 
@@ -212,6 +223,7 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::StreamInfo(_) => types::STREAM_INFO,
         Op::Delete(_) => types::STREAM_DELETE,
         Op::Purge(_) | Op::InternalExpire(_) => types::STREAM_PURGE,
+        Op::InternalCatalogHas(_) => types::STREAM_INFO,
         Op::Names => types::STREAM_NAMES,
         Op::List => types::STREAM_LIST,
         Op::MsgGet(_) | Op::DirectGet { .. } => types::STREAM_MSG_GET,

@@ -24,6 +24,8 @@ use crate::cluster::{ApiRequest, Cluster};
 
 /// How long a create waits for the new stream's group to elect a leader.
 const CREATE_LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long a create or delete waits for every reachable node to see it.
+const CATALOG_WAIT: Duration = Duration::from_secs(5);
 
 type Reply = Result<Vec<u8>, ApiError>;
 
@@ -238,7 +240,12 @@ pub async fn delete(cluster: &Cluster, name: &str) -> Vec<u8> {
             })
             .await?
         {
-            MetaReply::Deleted { .. } => Ok(SuccessResponse { success: true }),
+            MetaReply::Deleted { .. } => {
+                cluster
+                    .await_catalog_everywhere(name, false, CATALOG_WAIT)
+                    .await;
+                Ok(SuccessResponse { success: true })
+            }
             MetaReply::Error(e) => Err(e),
             MetaReply::Stream { .. } => Err(ApiError::cluster_not_avail()),
         }
