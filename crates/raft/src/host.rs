@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_store::{Engine, WriteBatch};
@@ -214,11 +215,25 @@ impl Host {
             .map(|init| !init)
             .unwrap_or(false);
         if fresh {
-            // Every initial member initializes with the same membership; the
-            // ones that lose the race just follow.
-            if let Err(e) = raft.initialize(self.members(member_ids)?).await {
-                tracing::debug!(group = id, error = %e, "initialize");
-            }
+            // The lowest member initializes the group at once; the others only
+            // if no leader showed up after a while (that member may be down).
+            // Initializing everywhere at once makes the first elections race
+            // and discards proposals of a leader that wins and then loses.
+            let members = self.members(member_ids)?;
+            let rank = member_ids.iter().filter(|m| **m < self.me()).count() as u64;
+            let raft2 = raft.clone();
+            let delay = Duration::from_millis(self.timing.election_max_ms * 3 * rank);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let uninit = raft2
+                    .is_initialized()
+                    .await
+                    .map(|init| !init)
+                    .unwrap_or(false);
+                if uninit && let Err(e) = raft2.initialize(members).await {
+                    tracing::debug!(group = id, error = %e, "initialize");
+                }
+            });
         }
         let group = Group { id, raft, sm };
         self.groups

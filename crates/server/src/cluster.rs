@@ -145,7 +145,11 @@ impl Cluster {
         loop {
             let out = self.clone().dispatch_once(req.clone(), hops).await;
             attempt += 1;
-            if attempt >= RETRY_ATTEMPTS || !out.first().is_some_and(|o| retryable(&o.payload)) {
+            // Only the node the client talks to retries; forwarded hops answer at once.
+            if hops > 0
+                || attempt >= RETRY_ATTEMPTS
+                || !out.first().is_some_and(|o| retryable(&o.payload))
+            {
                 return out;
             }
             tokio::time::sleep(RETRY_PAUSE).await;
@@ -164,13 +168,15 @@ impl Cluster {
                 match self.forward(peer, &req, hops + 1).await {
                     Ok(out) => out,
                     Err(e) => {
-                        tracing::debug!(peer, error = %e, subject = %req.subject, "forward failed");
+                        tracing::warn!(peer, error = %e, subject = %req.subject, "forward failed");
                         jsapi::error_reply(&self, &req, ApiError::cluster_not_avail())
                     }
                 }
             }
+            // No leader known yet, or leaders moved while the request
+            // travelled: nothing was proposed, so the origin may retry.
             Route::Forward(_) | Route::Nowhere => {
-                jsapi::error_reply(&self, &req, ApiError::cluster_not_avail())
+                jsapi::error_reply(&self, &req, ApiError::cluster_not_leader())
             }
         }
     }
@@ -186,21 +192,28 @@ impl Cluster {
             Target::MetaLeader => leader_route(self.meta.leader()),
             Target::StreamLeader(a) => match self.host.group(a.group) {
                 Some(g) => leader_route(g.leader()),
-                None => a
-                    .peers
-                    .first()
-                    .map_or(Route::Nowhere, |p| Route::Forward(*p)),
+                None => Self::via_replica(a, me),
             },
             Target::StreamReplica(a) => {
                 if self.host.group(a.group).is_some() {
                     Route::Here
                 } else {
-                    a.peers
-                        .first()
-                        .map_or(Route::Nowhere, |p| Route::Forward(*p))
+                    Self::via_replica(a, me)
                 }
             }
         }
+    }
+
+    /// The stream is not hosted here: ask one of its replicas. If this node
+    /// is a replica whose group has not started yet, nothing can be said yet
+    /// (the request is retried).
+    fn via_replica(a: &StreamAssignment, me: NodeId) -> Route {
+        if a.peers.contains(&me) {
+            return Route::Nowhere;
+        }
+        a.peers
+            .first()
+            .map_or(Route::Nowhere, |p| Route::Forward(*p))
     }
 
     async fn forward(

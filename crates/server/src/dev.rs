@@ -47,8 +47,10 @@ pub async fn run(data_dir: &Path) -> Result<()> {
         "  try:            nats -s nats://127.0.0.1:4222 stream add ORDERS --subjects 'orders.>' --replicas 3 --defaults"
     );
     println!("Ctrl-C stops all three.");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => println!("stopping"),
+        _ = term.recv() => println!("SIGTERM: stopping"),
         res = wait_any(&mut children) => println!("a node exited ({res}); stopping the others"),
     }
     for (name, child) in &mut children {

@@ -302,7 +302,6 @@ async fn conflicting_create_update_and_requests_are_refused() {
 /// once (`Cluster::route` gives `Route::Nowhere` when the local group knows
 /// no leader) where nats-server would deliver it to the leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "cluster.rs routes to Nowhere instead of waiting for a stream leader; see the report"]
 async fn publish_right_after_create_through_every_node() {
     let env = Env::start().await;
     let clients = [

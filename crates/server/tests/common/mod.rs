@@ -90,6 +90,22 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
 }
 
+impl Drop for Cluster {
+    /// A failing test shows the end of every node's log.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                let log = n.log();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("---- {} log (last lines) ----", n.name);
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
 impl Cluster {
     /// Starts `n` nodes and waits until every one reports healthy.
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
