@@ -245,6 +245,11 @@ impl Catchup for Peers {
         to: u64,
         limit: usize,
     ) -> BoxFuture<'static, io::Result<Vec<StoredMessage>>> {
+        if peer == self.me {
+            return Box::pin(async {
+                Err(io::Error::other("a node does not catch up from itself"))
+            });
+        }
         let client = self.client(peer);
         let timeout = self.rpc_timeout * 6;
         Box::pin(async move {
@@ -265,6 +270,11 @@ impl Catchup for Peers {
         to: u64,
         limit: usize,
     ) -> BoxFuture<'static, io::Result<Vec<u64>>> {
+        if peer == self.me {
+            return Box::pin(async {
+                Err(io::Error::other("a node does not catch up from itself"))
+            });
+        }
         let client = self.client(peer);
         let timeout = self.rpc_timeout * 6;
         Box::pin(async move {

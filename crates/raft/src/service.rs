@@ -74,6 +74,7 @@ impl ClusterService {
             RaftKind::Snapshot => {
                 let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) =
                     codec::decode(&req.payload).map_err(|e| e.to_string())?;
+                group.sm.set_snapshot_source(req.from_node);
                 let resp = raft
                     .install_full_snapshot(
                         vote,

@@ -27,7 +27,7 @@ pub use self::catchup::Catchup;
 pub use self::stream::StreamView;
 use crate::commit::Committer;
 use crate::kv;
-use crate::types::{GroupId, LogId, Response, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{GroupId, LogId, NodeId, Response, SnapshotMeta, StoredMembership, TypeConfig};
 
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
 
@@ -67,6 +67,9 @@ pub struct GroupSm {
     committer: Committer,
     catchup: Arc<dyn Catchup>,
     inner: Arc<Mutex<Inner>>,
+    /// The node that sent the snapshot being installed (its leader): asked
+    /// first for the messages the snapshot refers to.
+    snapshot_source: Arc<Mutex<Option<NodeId>>>,
 }
 
 impl GroupSm {
@@ -134,11 +137,20 @@ impl GroupSm {
             committer,
             catchup,
             inner: Arc::new(Mutex::new(inner)),
+            snapshot_source: Arc::new(Mutex::new(None)),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records who sends the snapshot about to be installed.
+    pub fn set_snapshot_source(&self, node: NodeId) {
+        *self
+            .snapshot_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(node);
     }
 
     pub fn group(&self) -> GroupId {
@@ -277,7 +289,19 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
     ) -> Result<(), io::Error> {
         // Streams first fetch the messages the summary refers to; nothing
         // changes locally until they are stored.
-        let peers: Vec<u64> = meta.last_membership.membership().voter_ids().collect();
+        // The sender (the leader, which built the snapshot) first; then the
+        // other voters. The catch-up source never answers for this node.
+        let source = *self
+            .snapshot_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut peers: Vec<u64> = source.into_iter().collect();
+        peers.extend(
+            meta.last_membership
+                .membership()
+                .voter_ids()
+                .filter(|p| Some(*p) != source),
+        );
         let prepared = match &self.lock().kind {
             Kind::Stream(s) => Some(s.prepare_install(&data)?),
             Kind::Meta { .. } => None,
