@@ -1,11 +1,11 @@
 //! A publish to a stream's subjects, run on the stream leader: propose it,
 //! wait until applied, answer with the PubAck (or nats-server's error form).
 
-use jetraft_raft::{Request, Response};
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use jetraft_types::api::render_pub_error;
 
+use super::streams::propose;
 use crate::cluster::{ApiRequest, Cluster};
 
 pub async fn publish(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Vec<u8> {
@@ -34,19 +34,5 @@ async fn run(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Result<Stream
         headers: req.headers.clone(),
         payload: req.payload.clone(),
     };
-    match cluster
-        .write(
-            &g,
-            Request::Stream {
-                cmd,
-                now_ns: cluster.now_ns(),
-            },
-        )
-        .await?
-    {
-        Response::Stream(r) => Ok(r),
-        other => Err(ApiError::stream_store_failed(format!(
-            "unexpected response {other:?}"
-        ))),
-    }
+    propose(cluster, &g, cmd).await
 }
