@@ -236,6 +236,33 @@ impl RaftNetworkV2<TypeConfig> for GroupConn {
     }
 }
 
+impl Peers {
+    /// One `FetchMessages` call to `peer`, collected; never to this node.
+    fn fetch_from(
+        &self,
+        peer: NodeId,
+        range: FetchRange,
+        seqs_only: bool,
+    ) -> BoxFuture<'static, io::Result<Vec<jetraft_proto::FetchChunk>>> {
+        if peer == self.me {
+            let err = io::Error::other("a node does not catch up from itself");
+            return Box::pin(async move { Err(err) });
+        }
+        let client = self.client(peer);
+        let timeout = self.rpc_timeout * 6;
+        Box::pin(async move { fetch_chunks(client?, range, seqs_only, timeout).await })
+    }
+}
+
+/// `group`'s messages with `from <= seq <= to`, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+struct FetchRange {
+    group: GroupId,
+    from: u64,
+    to: u64,
+    limit: usize,
+}
+
 impl Catchup for Peers {
     fn fetch(
         &self,
@@ -245,17 +272,19 @@ impl Catchup for Peers {
         to: u64,
         limit: usize,
     ) -> BoxFuture<'static, io::Result<Vec<StoredMessage>>> {
-        if peer == self.me {
-            return Box::pin(async {
-                Err(io::Error::other("a node does not catch up from itself"))
-            });
-        }
-        let client = self.client(peer);
-        let timeout = self.rpc_timeout * 6;
+        let chunks = self.fetch_from(
+            peer,
+            FetchRange {
+                group,
+                from,
+                to,
+                limit,
+            },
+            false,
+        );
         Box::pin(async move {
-            let chunks = fetch_chunks(client?, group, from, to, limit, false, timeout).await?;
             let mut out = Vec::new();
-            for c in chunks {
+            for c in chunks.await? {
                 out.extend(codec::decode::<Vec<StoredMessage>>(&c.messages)?);
             }
             Ok(out)
@@ -270,35 +299,32 @@ impl Catchup for Peers {
         to: u64,
         limit: usize,
     ) -> BoxFuture<'static, io::Result<Vec<u64>>> {
-        if peer == self.me {
-            return Box::pin(async {
-                Err(io::Error::other("a node does not catch up from itself"))
-            });
-        }
-        let client = self.client(peer);
-        let timeout = self.rpc_timeout * 6;
-        Box::pin(async move {
-            let chunks = fetch_chunks(client?, group, from, to, limit, true, timeout).await?;
-            Ok(chunks.into_iter().flat_map(|c| c.seqs).collect())
-        })
+        let chunks = self.fetch_from(
+            peer,
+            FetchRange {
+                group,
+                from,
+                to,
+                limit,
+            },
+            true,
+        );
+        Box::pin(async move { Ok(chunks.await?.into_iter().flat_map(|c| c.seqs).collect()) })
     }
 }
 
 async fn fetch_chunks(
     mut client: ClusterClient<Channel>,
-    group: GroupId,
-    from: u64,
-    to: u64,
-    limit: usize,
+    range: FetchRange,
     seqs_only: bool,
     timeout: Duration,
 ) -> io::Result<Vec<jetraft_proto::FetchChunk>> {
     let req = FetchRequest {
-        group,
-        stream: group,
-        from_seq: from,
-        to_seq: to,
-        limit: limit as u64,
+        group: range.group,
+        stream: range.group,
+        from_seq: range.from,
+        to_seq: range.to,
+        limit: range.limit as u64,
         seqs_only,
     };
     let work = async {
