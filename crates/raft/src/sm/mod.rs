@@ -189,6 +189,25 @@ impl GroupSm {
         }
     }
 
+    /// Records `meta` + `data` as this group's current snapshot.
+    fn put_snapshot(
+        &self,
+        batch: &mut WriteBatch,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.to_vec(),
+        };
+        kv::put(
+            batch,
+            Cf::RaftMeta,
+            keys::raft_meta(self.group, RaftMetaKind::Snapshot),
+            &stored,
+        )
+    }
+
     /// Deletes everything this group stored in the state, message and
     /// subject column families (the stream was deleted).
     pub fn destroy(&self, batch: &mut WriteBatch) {
@@ -215,16 +234,7 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupSm {
         // summarises is durable.
         self.committer.sync().await?;
         let mut batch = WriteBatch::new();
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        kv::put(
-            &mut batch,
-            Cf::RaftMeta,
-            keys::raft_meta(self.group, RaftMetaKind::Snapshot),
-            &stored,
-        )?;
+        self.put_snapshot(&mut batch, &meta, &data)?;
         self.engine.write(batch)?;
         Ok(Snapshot {
             meta,
@@ -334,16 +344,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             inner.applied = meta.last_log_id;
             inner.membership = meta.last_membership.clone();
             Self::applied_record(&inner, &mut batch, self.group)?;
-            let stored = StoredSnapshot {
-                meta: meta.clone(),
-                data,
-            };
-            kv::put(
-                &mut batch,
-                Cf::RaftMeta,
-                keys::raft_meta(self.group, RaftMetaKind::Snapshot),
-                &stored,
-            )?;
+            self.put_snapshot(&mut batch, meta, &data)?;
             self.engine.write(batch)?;
         }
         self.committer.sync().await

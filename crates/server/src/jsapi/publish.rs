@@ -5,7 +5,7 @@ use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use jetraft_types::api::render_pub_error;
 
-use super::streams::propose;
+use super::streams::{led_group, propose};
 use crate::cluster::{ApiRequest, Cluster};
 
 pub async fn publish(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Vec<u8> {
@@ -20,15 +20,7 @@ pub async fn publish(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Vec<u
 }
 
 async fn run(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Result<StreamReply, ApiError> {
-    let a = cluster
-        .catalog()
-        .stream(stream)
-        .cloned()
-        .ok_or_else(ApiError::stream_not_found)?;
-    let g = cluster
-        .host()
-        .group(a.group)
-        .ok_or_else(ApiError::cluster_not_avail)?;
+    let (_, g) = led_group(cluster, stream)?;
     let cmd = StreamCommand::Publish {
         subject: req.subject.clone(),
         headers: req.headers.clone(),

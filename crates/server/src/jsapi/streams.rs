@@ -254,7 +254,10 @@ pub async fn delete(cluster: &Cluster, name: &str) -> Vec<u8> {
 }
 
 /// The stream's group, which this node must lead.
-fn led_group(cluster: &Cluster, name: &str) -> Result<(StreamAssignment, Group), ApiError> {
+pub(crate) fn led_group(
+    cluster: &Cluster,
+    name: &str,
+) -> Result<(StreamAssignment, Group), ApiError> {
     let a = cluster
         .catalog()
         .stream(name)
