@@ -322,6 +322,12 @@ impl Cluster {
         if self.meta.leader().is_none() {
             return Err("no meta leader".into());
         }
+        let me = self.host.me();
+        for a in self.catalog().streams() {
+            if a.peers.contains(&me) && self.host.group(a.group).is_none() {
+                return Err(format!("stream {} is not open here yet", a.config.name));
+            }
+        }
         for id in self.host.group_ids() {
             let Some(g) = self.host.group(id) else {
                 continue;
