@@ -16,7 +16,7 @@ use crate::commit::Committer;
 use crate::log_store::LogStore;
 use crate::network::{GroupNetwork, Peers};
 use crate::sm::GroupSm;
-use crate::types::{GroupId, NodeId, Raft, Request, Response, TypeConfig};
+use crate::types::{GroupId, NodeId, Raft, Request, Response, Runtime, TypeConfig};
 
 /// Raft timing for every group. Stream groups are many per node, so
 /// heartbeats are not too frequent; elections still finish in about a second.
@@ -109,6 +109,9 @@ pub struct Host {
     pub engine: Arc<dyn Engine>,
     pub committer: Committer,
     timing: RaftTiming,
+    /// Seeds each group's randomness (election timeouts): the node's seed
+    /// mixed with the group id, so a simulation run is reproducible.
+    seed: u64,
     groups: Mutex<BTreeMap<GroupId, Group>>,
 }
 
@@ -118,12 +121,14 @@ impl Host {
         engine: Arc<dyn Engine>,
         committer: Committer,
         timing: RaftTiming,
+        seed: u64,
     ) -> Self {
         Self {
             peers,
             engine,
             committer,
             timing,
+            seed,
             groups: Mutex::new(BTreeMap::new()),
         }
     }
@@ -206,7 +211,8 @@ impl Host {
             group: id,
             peers: self.peers.clone(),
         };
-        let raft = Raft::new(self.me(), config, net, log, sm.clone())
+        let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let raft = Runtime::scope(seed, Raft::new(self.me(), config, net, log, sm.clone()))
             .await
             .map_err(|e| io::Error::other(format!("group {id}: {e}")))?;
         let fresh = raft
@@ -241,6 +247,32 @@ impl Host {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, group.clone());
         Ok(group)
+    }
+
+    /// One scrub step over a stream group's message records: verifies up
+    /// to `limit` records from `from` on and repairs corrupt ones from the
+    /// other `members`. Returns where to continue (0: from the start).
+    pub async fn scrub_stream(
+        &self,
+        id: GroupId,
+        from: u64,
+        limit: usize,
+        members: &[NodeId],
+    ) -> io::Result<(u64, usize)> {
+        let others: Vec<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|m| *m != self.me())
+            .collect();
+        crate::sm::stream::scrub(
+            id,
+            from,
+            limit,
+            &others,
+            self.engine.as_ref(),
+            self.peers.as_ref(),
+        )
+        .await
     }
 
     /// Stops a group; with `destroy`, also deletes its log and state.

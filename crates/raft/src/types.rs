@@ -19,7 +19,13 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,
+        AsyncRuntime = Runtime,
 );
+
+/// Tokio with openraft's task-local seeded RNG: every group's randomness
+/// derives from the seed it was started with ([`crate::Host`]), which the
+/// simulation takes from the run's seed.
+pub type Runtime = openraft_rt::deterministic_rng::DeterministicRng<openraft::TokioRuntime>;
 
 pub type Raft<SM> = openraft::Raft<TypeConfig, SM>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;

@@ -8,7 +8,11 @@ pub mod dev;
 pub mod env;
 pub mod jsapi;
 pub mod monitor;
+#[cfg(feature = "standalone")]
 mod net;
 pub mod node;
+#[cfg(feature = "standalone")]
+pub mod standalone;
 
-pub use node::{Node, run_until_signal};
+#[cfg(feature = "standalone")]
+pub use standalone::{Node, run_until_signal};

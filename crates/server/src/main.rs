@@ -27,6 +27,9 @@ enum Cmd {
         #[arg(long, default_value = "data/dev")]
         data_dir: PathBuf,
     },
+    /// Measure publish latency and throughput of any JetStream endpoint
+    /// (jetraft or nats-server).
+    Bench(jetraft_bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -47,5 +50,6 @@ fn main() -> Result<()> {
             rt.block_on(jetraft_server::run_until_signal(config))
         }
         Cmd::Dev { data_dir } => rt.block_on(jetraft_server::dev::run(&data_dir)),
+        Cmd::Bench(args) => rt.block_on(jetraft_bench::run(&args)).map(|_| ()),
     }
 }

@@ -5,6 +5,7 @@
 //! This crate has no I/O and no async; every other crate may depend on it.
 
 pub mod api;
+pub mod bugs;
 pub mod config;
 pub mod error;
 pub mod headers;

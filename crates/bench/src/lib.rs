@@ -1,0 +1,151 @@
+//! `jetraft bench`: measures any NATS JetStream endpoint — jetraft or
+//! nats-server — the same way, with a real client (async-nats).
+//!
+//! It creates its own stream, publishes (synchronously, with a window of
+//! acks in flight, or from several connections) or consumes, records every
+//! latency in an HDR histogram, checks its own result (every ack's sequence
+//! is unique and the stream holds what was acked), removes the stream, and
+//! prints percentiles and throughput (optionally as JSON and as an SVG
+//! percentile plot).
+
+mod modes;
+mod plot;
+mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use async_nats::jetstream::{self, stream};
+use clap::{Args, ValueEnum};
+
+pub use report::Report;
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// One publish in flight: each waits for its ack.
+    Sync,
+    /// Up to `--window` publishes in flight on one connection.
+    Async,
+    /// `--publishers` connections, each publishing synchronously.
+    Multi,
+    /// Publish `--msgs`, then read them back with a pull consumer.
+    Consume,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Storage {
+    File,
+    Memory,
+}
+
+/// `jetraft bench` flags.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// NATS URL of any node.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub url: String,
+    #[arg(long, value_enum, default_value_t = Mode::Sync)]
+    pub mode: Mode,
+    /// Messages to measure (after the warm-up).
+    #[arg(long, default_value_t = 10_000)]
+    pub msgs: u64,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// The stream's replicas.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    #[arg(long, value_enum, default_value_t = Storage::File)]
+    pub storage: Storage,
+    /// Acks in flight in `async` mode.
+    #[arg(long, default_value_t = 256)]
+    pub window: usize,
+    /// Connections in `multi` mode.
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// Unmeasured publishes first (connections, leader, caches).
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+    /// Name of the stream the bench creates and removes.
+    #[arg(long, default_value = "BENCH")]
+    pub stream: String,
+    /// A label for the report (e.g. `jetraft` or `nats-server`).
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a latency percentile plot (SVG) here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Leave the stream in place afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Wall time: a benchmark measures the real world.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn now() -> Instant {
+    Instant::now()
+}
+
+pub(crate) fn subject(args: &BenchArgs) -> String {
+    format!("{}.x", args.stream.to_lowercase())
+}
+
+async fn fresh_stream(js: &jetstream::Context, args: &BenchArgs) -> Result<()> {
+    // A previous run may have left it; ignore "not found".
+    let _ = js.delete_stream(&args.stream).await;
+    js.create_stream(stream::Config {
+        name: args.stream.clone(),
+        subjects: vec![format!("{}.>", args.stream.to_lowercase())],
+        num_replicas: args.replicas,
+        storage: match args.storage {
+            Storage::File => stream::StorageType::File,
+            Storage::Memory => stream::StorageType::Memory,
+        },
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("creating stream {} (R{})", args.stream, args.replicas))?;
+    Ok(())
+}
+
+/// Runs one benchmark and returns its report (also printed).
+pub async fn run(args: &BenchArgs) -> Result<Report> {
+    if args.msgs == 0 || args.window == 0 || args.publishers == 0 {
+        bail!("--msgs, --window and --publishers must be at least 1");
+    }
+    let client = async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .connect(&args.url)
+        .await
+        .with_context(|| format!("connecting to {}", args.url))?;
+    let js = jetstream::new(client.clone());
+    fresh_stream(&js, args).await?;
+    let outcome = modes::run(&js, args).await;
+    let check = match &outcome {
+        Ok(o) => modes::verify(&js, args, o).await,
+        Err(_) => Ok(()),
+    };
+    if !args.keep {
+        let _ = js.delete_stream(&args.stream).await;
+    }
+    let outcome = outcome?;
+    check?;
+    let report = Report::new(args, &outcome);
+    println!("{}", report.render());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        std::fs::write(path, plot::svg(&report, &outcome.hist))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,98 @@
+//! What the clients did and saw, and what the nemesis did: the input of the
+//! checker and, rendered in order, the run's trace.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// How a publish with a `Nats-Msg-Id` ended for its client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PubOutcome {
+    /// A PubAck: the message is at `seq` (`duplicate`: a retry found it).
+    Acked { seq: u64, duplicate: bool },
+    /// A definite refusal (an API error other than "try again").
+    Refused { err_code: u64 },
+    /// Never answered: it may or may not be stored, but at most once.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct PubOp {
+    pub client: usize,
+    /// The `Nats-Msg-Id`, also the payload.
+    pub id: String,
+    pub subject: String,
+    pub attempts: u32,
+    pub outcome: PubOutcome,
+}
+
+/// How a compare-and-set publish (`Nats-Expected-Last-Subject-Sequence`)
+/// ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    Acked {
+        seq: u64,
+    },
+    /// 400/10071: the expected sequence was not the last one.
+    Rejected,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct CasOp {
+    pub client: usize,
+    pub id: String,
+    pub expected: u64,
+    pub outcome: CasOutcome,
+}
+
+/// A liveness probe after the final heal: when a publish through `node`
+/// was first acknowledged, if it was.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub node: String,
+    pub acked_after_heal: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+pub struct History {
+    pub pubs: Vec<PubOp>,
+    pub cas: Vec<CasOp>,
+    pub probes: Vec<Probe>,
+    /// Every event in simulated order: (simulated ms, text).
+    pub events: Vec<(u128, String)>,
+}
+
+pub type SharedHistory = Rc<RefCell<History>>;
+
+impl History {
+    pub fn event(&mut self, at: Duration, text: String) {
+        self.events.push((at.as_millis(), text));
+    }
+
+    /// SHA-256 over the rendered trace.
+    pub fn trace_hash(&self) -> String {
+        let mut h = Sha256::new();
+        for (at, text) in &self.events {
+            h.update(at.to_le_bytes());
+            h.update(text.as_bytes());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    }
+
+    pub fn render_trace(&self) -> String {
+        let mut out = String::new();
+        for (at, text) in &self.events {
+            out.push_str(&format!("{:>7}.{:03}s {text}\n", at / 1000, at % 1000));
+        }
+        out
+    }
+}
+
+/// The simulated time, inside or outside a host.
+pub fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}

@@ -1,0 +1,345 @@
+//! The nemesis: injects one fault at a time, holds it for a while, undoes
+//! it, rests, and picks the next, all from the run's seed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use jetraft_store::Cf;
+use rand::rngs::SmallRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use turmoil::Sim;
+
+use crate::history::SharedHistory;
+use crate::workload::STREAM;
+use crate::world::SimNode;
+
+/// A kind of fault, each on its own switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// Nodes split in two sides (minority and majority), both directions.
+    Partition,
+    /// One direction of some links cut.
+    OneWay,
+    /// Message latency up to hundreds of milliseconds.
+    Delay,
+    /// Connections between one node and the rest fail (TCP resets).
+    ConnFail,
+    /// A node (sometimes a majority at once: power loss) crashes, losing
+    /// unsynced writes, and restarts.
+    Crash,
+    /// A node's traffic is held (a long GC pause, a stalled VM), then
+    /// released at once.
+    Pause,
+    /// A node's wall clock jumps forward or back.
+    ClockJump,
+    /// The stream's leader crashes while publishes are in flight.
+    LeaderKill,
+    /// One bit of a stored message flips on one replica.
+    BitFlip,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 9] = [
+        Fault::Partition,
+        Fault::OneWay,
+        Fault::Delay,
+        Fault::ConnFail,
+        Fault::Crash,
+        Fault::Pause,
+        Fault::ClockJump,
+        Fault::LeaderKill,
+        Fault::BitFlip,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::OneWay => "one-way",
+            Fault::Delay => "delay",
+            Fault::ConnFail => "conn-fail",
+            Fault::Crash => "crash",
+            Fault::Pause => "pause",
+            Fault::ClockJump => "clock-jump",
+            Fault::LeaderKill => "leader-kill",
+            Fault::BitFlip => "bit-flip",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Normal link latency, restored after a delay fault.
+pub const BASE_MAX_LATENCY: Duration = Duration::from_millis(5);
+
+/// How to undo the active fault.
+enum Undo {
+    Repair(Vec<(String, String)>),
+    RepairOneway(Vec<(String, String)>),
+    Latency,
+    FailRate(String),
+    Restart(Vec<usize>),
+    Release(String),
+    Clock(usize),
+    Nothing,
+}
+
+pub struct Nemesis {
+    rng: SmallRng,
+    faults: Vec<Fault>,
+    active: Option<(Undo, Duration)>,
+    next_at: Duration,
+}
+
+impl Nemesis {
+    pub fn new(seed: u64, faults: &BTreeSet<Fault>) -> Self {
+        Self {
+            rng: SmallRng::seed_from_u64(seed ^ 0x006E_656D_6573_6973),
+            faults: faults.iter().copied().collect(),
+            active: None,
+            next_at: Duration::from_secs(3),
+        }
+    }
+
+    /// Called before every step of the workload phase.
+    pub fn tick(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], hist: &SharedHistory) {
+        let now = sim.elapsed();
+        if let Some((_, until)) = &self.active {
+            if now >= *until
+                && let Some((undo, _)) = self.active.take()
+            {
+                self.undo(sim, nodes, undo, hist);
+                self.next_at = now + Duration::from_millis(self.rng.random_range(200..2_000));
+            }
+            return;
+        }
+        if now < self.next_at || self.faults.is_empty() {
+            return;
+        }
+        let Some(&fault) = self.faults.choose(&mut self.rng) else {
+            return;
+        };
+        let hold = Duration::from_millis(self.rng.random_range(500..5_000));
+        let undo = self.inject(fault, sim, nodes, hist);
+        self.active = Some((undo, now + hold));
+    }
+
+    /// Undoes whatever is active and restarts every crashed node.
+    pub fn heal_all(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], hist: &SharedHistory) {
+        if let Some((undo, _)) = self.active.take() {
+            self.undo(sim, nodes, undo, hist);
+        }
+        let down: Vec<usize> = (0..nodes.len()).filter(|i| !nodes[*i].up).collect();
+        if !down.is_empty() {
+            self.undo(sim, nodes, Undo::Restart(down), hist);
+        }
+        for n in nodes.iter() {
+            n.clock.reset();
+        }
+        hist.borrow_mut()
+            .event(sim.elapsed(), "nemesis: final heal".to_string());
+    }
+
+    fn names(nodes: &[SimNode]) -> Vec<String> {
+        nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    fn crash(sim: &mut Sim<'_>, node: &mut SimNode, keep: usize) {
+        sim.crash(node.name.as_str());
+        *node.cluster.borrow_mut() = None;
+        node.engine.crash_keeping(keep);
+        node.up = false;
+    }
+
+    fn stream_leader(nodes: &[SimNode]) -> Option<usize> {
+        for n in nodes.iter().filter(|n| n.up) {
+            let Some(c) = n.cluster() else { continue };
+            let Some(a) = c.catalog().stream(STREAM).cloned() else {
+                continue;
+            };
+            let Some(g) = c.host().group(a.group) else {
+                continue;
+            };
+            if let Some(l) = g.leader() {
+                return nodes.iter().position(|n| n.id == l);
+            }
+        }
+        None
+    }
+
+    fn inject(
+        &mut self,
+        fault: Fault,
+        sim: &mut Sim<'_>,
+        nodes: &mut [SimNode],
+        hist: &SharedHistory,
+    ) -> Undo {
+        let names = Self::names(nodes);
+        let n = names.len();
+        let victim = self.rng.random_range(0..n);
+        let (text, undo) = match fault {
+            Fault::Partition => {
+                let mut order = names.clone();
+                order.shuffle(&mut self.rng);
+                let small = self.rng.random_range(1..=(n - 1) / 2);
+                let (a, b) = order.split_at(small);
+                let mut pairs = Vec::new();
+                for x in a {
+                    for y in b {
+                        sim.partition(x.as_str(), y.as_str());
+                        pairs.push((x.clone(), y.clone()));
+                    }
+                }
+                (format!("partition {a:?} | {b:?}"), Undo::Repair(pairs))
+            }
+            Fault::OneWay => {
+                let from = names[victim].clone();
+                let mut pairs = Vec::new();
+                for to in names.iter().filter(|t| **t != from) {
+                    if self.rng.random_bool(0.7) {
+                        sim.partition_oneway(from.as_str(), to.as_str());
+                        pairs.push((from.clone(), to.clone()));
+                    }
+                }
+                (format!("one-way cut {pairs:?}"), Undo::RepairOneway(pairs))
+            }
+            Fault::Delay => {
+                let ms = self.rng.random_range(20..400);
+                sim.set_max_message_latency(Duration::from_millis(ms));
+                (format!("latency up to {ms}ms"), Undo::Latency)
+            }
+            Fault::ConnFail => {
+                let who = names[victim].clone();
+                for other in names.iter().filter(|o| **o != who) {
+                    sim.set_link_fail_rate(who.as_str(), other.as_str(), 0.05);
+                }
+                (format!("connection failures at {who}"), Undo::FailRate(who))
+            }
+            Fault::Crash => {
+                // Now and then a majority loses power at once.
+                let count = if self.rng.random_bool(0.3) {
+                    n / 2 + 1
+                } else {
+                    1
+                };
+                let mut order: Vec<usize> = (0..n).filter(|i| nodes[*i].up).collect();
+                order.shuffle(&mut self.rng);
+                order.truncate(count);
+                let mut lost = Vec::new();
+                for &i in &order {
+                    let unsynced = nodes[i].engine.unsynced_batches();
+                    let keep = self.rng.random_range(0..=unsynced);
+                    Self::crash(sim, &mut nodes[i], keep);
+                    lost.push(format!("{} (kept {keep} of {unsynced} unsynced)", names[i]));
+                }
+                (format!("crash {}", lost.join(", ")), Undo::Restart(order))
+            }
+            Fault::Pause => {
+                let who = names[victim].clone();
+                for other in names.iter().filter(|o| **o != who) {
+                    sim.hold(who.as_str(), other.as_str());
+                }
+                (format!("pause {who}"), Undo::Release(who))
+            }
+            Fault::ClockJump => {
+                let secs = self.rng.random_range(-10i64..=10);
+                nodes[victim].clock.jump(secs * 1_000_000_000);
+                (
+                    format!("clock of {} jumps {secs:+}s", names[victim]),
+                    Undo::Clock(victim),
+                )
+            }
+            Fault::LeaderKill => match Self::stream_leader(nodes) {
+                Some(i) => {
+                    Self::crash(sim, &mut nodes[i], 0);
+                    (
+                        format!("kill stream leader {}", names[i]),
+                        Undo::Restart(vec![i]),
+                    )
+                }
+                None => ("kill stream leader: none".to_string(), Undo::Nothing),
+            },
+            Fault::BitFlip => {
+                let node = &nodes[victim];
+                let keys = node.engine.durable_entries(Cf::Messages);
+                match keys.choose(&mut self.rng) {
+                    Some((key, value)) if !value.is_empty() => {
+                        let bit = self.rng.random_range(0..value.len() * 8);
+                        node.engine.corrupt(Cf::Messages, key, bit);
+                        (
+                            format!("flip bit {bit} of a message record on {}", names[victim]),
+                            Undo::Nothing,
+                        )
+                    }
+                    _ => (
+                        "flip a bit: no message stored yet".to_string(),
+                        Undo::Nothing,
+                    ),
+                }
+            }
+        };
+        hist.borrow_mut()
+            .event(sim.elapsed(), format!("nemesis: {text}"));
+        undo
+    }
+
+    fn undo(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], undo: Undo, hist: &SharedHistory) {
+        let text = match undo {
+            Undo::Repair(pairs) => {
+                for (a, b) in &pairs {
+                    sim.repair(a.as_str(), b.as_str());
+                }
+                "repair partition".to_string()
+            }
+            Undo::RepairOneway(pairs) => {
+                for (a, b) in &pairs {
+                    sim.repair_oneway(a.as_str(), b.as_str());
+                }
+                "repair one-way cut".to_string()
+            }
+            Undo::Latency => {
+                sim.set_max_message_latency(BASE_MAX_LATENCY);
+                "latency back to normal".to_string()
+            }
+            Undo::FailRate(who) => {
+                for other in nodes.iter().filter(|o| o.name != who) {
+                    sim.set_link_fail_rate(who.as_str(), other.name.as_str(), 0.0);
+                }
+                format!("connections at {who} stop failing")
+            }
+            Undo::Restart(which) => {
+                let mut started = Vec::new();
+                for i in which {
+                    if !nodes[i].up {
+                        sim.bounce(nodes[i].name.as_str());
+                        nodes[i].up = true;
+                        started.push(nodes[i].name.clone());
+                    }
+                }
+                format!("restart {started:?}")
+            }
+            Undo::Release(who) => {
+                for other in nodes.iter().filter(|o| o.name != who) {
+                    sim.release(who.as_str(), other.name.as_str());
+                }
+                format!("release {who}")
+            }
+            Undo::Clock(i) => {
+                nodes[i].clock.reset();
+                format!("clock of {} back", nodes[i].name)
+            }
+            Undo::Nothing => return,
+        };
+        hist.borrow_mut()
+            .event(sim.elapsed(), format!("nemesis: {text}"));
+    }
+}

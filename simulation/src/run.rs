@@ -1,0 +1,238 @@
+//! One simulated run: build the world from a seed, run the workload under
+//! the nemesis, heal, probe liveness, wait for the replicas to converge,
+//! read every replica and check.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use jetraft_types::bugs::Bug;
+use turmoil::Sim;
+
+use crate::check::{self, Final, Replica};
+use crate::history::{History, SharedHistory};
+use crate::nemesis::{BASE_MAX_LATENCY, Fault, Nemesis};
+use crate::workload::{self, STREAM};
+use crate::world::{SimNode, add_nodes, node_names};
+
+/// How long liveness may take after the final heal: a few election rounds
+/// (elections time out after 0.75–1.5 s) plus reconnects.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+/// How long the replicas get to converge once every node accepts writes.
+const CONVERGE_BOUND: Duration = Duration::from_secs(30);
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub nodes: usize,
+    pub replicas: usize,
+    pub clients: usize,
+    /// Simulated time of the workload (faults included).
+    pub duration: Duration,
+    pub faults: BTreeSet<Fault>,
+    pub bug: Option<Bug>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            nodes: 3,
+            replicas: 3,
+            clients: 3,
+            duration: Duration::from_secs(30),
+            faults: Fault::ALL.into_iter().collect(),
+            bug: None,
+        }
+    }
+}
+
+/// The result of one run.
+pub struct Outcome {
+    pub history: History,
+    pub violations: Vec<String>,
+    pub trace_hash: String,
+    pub acked: usize,
+    pub simulated: Duration,
+}
+
+/// Runs one seed. Call once per process: thread-local state (futures'
+/// `select!` RNG, hash seeds) is not reset between runs in one process.
+pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
+    if let Some(bug) = opts.bug
+        && !jetraft_types::bugs::enable(bug)
+    {
+        anyhow::bail!("this build has no bug switches (feature sim-bugs)");
+    }
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(opts.seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
+        .simulation_duration(opts.duration + Duration::from_secs(300))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(100))
+        .max_message_latency(BASE_MAX_LATENCY)
+        .tcp_capacity(4096)
+        .enable_random_order()
+        .build();
+    let hist: SharedHistory = Rc::new(RefCell::new(History::default()));
+    let mut nodes = add_nodes(&mut sim, opts.nodes, opts.seed);
+    let names = node_names(opts.nodes);
+    for c in 0..opts.clients {
+        sim.client(
+            format!("c{c}"),
+            workload::run_client(
+                c,
+                names.clone(),
+                opts.seed,
+                opts.replicas,
+                opts.duration,
+                hist.clone(),
+            ),
+        );
+    }
+
+    let mut nemesis = Nemesis::new(opts.seed, &opts.faults);
+    let mut violations = Vec::new();
+    let result = drive(&mut sim, &mut nodes, &mut nemesis, opts, &hist);
+    let fin = match result {
+        Ok(fin) => fin,
+        Err(e) => {
+            violations.push(format!("simulation error: {e}"));
+            Final::default()
+        }
+    };
+    let simulated = sim.elapsed();
+    drop(sim);
+    let mut history = Rc::try_unwrap(hist)
+        .map(RefCell::into_inner)
+        .unwrap_or_else(|rc| std::mem::take(&mut *rc.borrow_mut()));
+    if violations.is_empty() {
+        violations = check::check_all(&history, &fin);
+    }
+    for (node, r) in &fin.replicas {
+        let text = match r {
+            Some(r) => format!(
+                "final {node}: first {} last {} msgs {} digest {}",
+                r.first_seq, r.last_seq, r.messages, r.digest
+            ),
+            None => format!("final {node}: no replica"),
+        };
+        history.event(simulated, text);
+    }
+    let acked = history
+        .pubs
+        .iter()
+        .filter(|p| matches!(p.outcome, crate::history::PubOutcome::Acked { .. }))
+        .count();
+    let trace_hash = history.trace_hash();
+    Ok(Outcome {
+        history,
+        violations,
+        trace_hash,
+        acked,
+        simulated,
+    })
+}
+
+fn drive(
+    sim: &mut Sim<'_>,
+    nodes: &mut [SimNode],
+    nemesis: &mut Nemesis,
+    opts: &Options,
+    hist: &SharedHistory,
+) -> anyhow::Result<Final> {
+    let step = |sim: &mut Sim<'_>| sim.step().map_err(|e| anyhow::anyhow!("{e}"));
+    while sim.elapsed() < opts.duration {
+        nemesis.tick(sim, nodes, hist);
+        step(sim)?;
+    }
+    nemesis.heal_all(sim, nodes, hist);
+    let healed_at = sim.elapsed();
+    let names = node_names(opts.nodes);
+    for i in 0..opts.nodes {
+        sim.client(
+            format!("probe{i}"),
+            workload::probe(
+                i,
+                names.clone(),
+                healed_at,
+                healed_at + LIVENESS_BOUND,
+                hist.clone(),
+            ),
+        );
+    }
+    // Clients finish their last retries; probes finish or give up.
+    while !step(sim)? {}
+
+    let deadline = sim.elapsed() + CONVERGE_BOUND;
+    let mut converged = false;
+    while sim.elapsed() < deadline {
+        for _ in 0..100 {
+            step(sim)?;
+        }
+        if replicas_agree(nodes, opts.replicas) {
+            converged = true;
+            break;
+        }
+    }
+    let replicas = nodes
+        .iter()
+        .map(|n| (n.name.clone(), read_replica(n)))
+        .collect();
+    Ok(Final {
+        replicas,
+        expected_replicas: opts.replicas,
+        liveness_bound: LIVENESS_BOUND,
+        converged,
+    })
+}
+
+/// Every replica is healthy and reports the same applied state and digest.
+fn replicas_agree(nodes: &[SimNode], replicas: usize) -> bool {
+    let mut seen = Vec::new();
+    for n in nodes {
+        let Some(c) = n.cluster() else { return false };
+        if c.health().is_err() {
+            return false;
+        }
+        let Ok(jsz) = c.jsz() else { return false };
+        if let Some(s) = jsz.streams.iter().find(|s| s.name == STREAM) {
+            seen.push((s.last_seq, s.messages, s.digest.clone()));
+        }
+    }
+    seen.len() == replicas && seen.windows(2).all(|w| w[0] == w[1])
+}
+
+/// Reads a node's replica of the stream straight from its store.
+fn read_replica(node: &SimNode) -> Option<Replica> {
+    let c = node.cluster()?;
+    let a = c.catalog().stream(STREAM).cloned()?;
+    let g = c.host().group(a.group)?;
+    let view = g.sm.stream_view()?;
+    let state = view.state().clone();
+    let mut r = Replica {
+        first_seq: state.first_seq,
+        last_seq: state.last_seq,
+        messages: state.messages,
+        digest: view
+            .digest()
+            .map(hex::encode)
+            .unwrap_or_else(|e| format!("unreadable: {e}")),
+        ..Replica::default()
+    };
+    for seq in state.first_seq.max(1)..=state.last_seq {
+        match view.message(seq) {
+            Ok(Some(m)) => {
+                r.stored.insert(
+                    seq,
+                    (m.subject, String::from_utf8_lossy(&m.payload).into_owned()),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => r.read_errors.push(format!("seq {seq}: {e}")),
+        }
+    }
+    Some(r)
+}

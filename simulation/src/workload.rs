@@ -1,0 +1,327 @@
+//! Clients speaking the NATS protocol to the nodes' gateways: publishes with
+//! `Nats-Msg-Id` (retried with the same id on timeout) and compare-and-set
+//! publishes with `Nats-Expected-Last-Subject-Sequence`.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use crate::client::{self, Client, Msg, RequestError};
+use crate::history::{CasOp, CasOutcome, Probe, PubOp, PubOutcome, SharedHistory, now};
+use crate::net::CLIENT_PORT;
+
+/// The stream every client writes to.
+pub const STREAM: &str = "S";
+/// The subject compare-and-set publishes contend on.
+pub const CAS_SUBJECT: &str = "cas.k";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The stream's configuration as the clients create it.
+pub fn stream_config(replicas: usize) -> String {
+    serde_json::json!({
+        "name": STREAM,
+        "subjects": ["s.>", "cas.>"],
+        "num_replicas": replicas,
+        "storage": "file",
+        "duplicate_window": 120_000_000_000u64,
+    })
+    .to_string()
+}
+
+/// One client's connection, moving to the next node when its node fails.
+pub struct Conn {
+    name: String,
+    nodes: Vec<String>,
+    at: usize,
+    client: Option<Client>,
+    connects: u64,
+}
+
+/// A failed request: the connection (or node) is to blame, or the request
+/// was not answered in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Timeout,
+    NoResponders,
+    Connection,
+}
+
+impl Conn {
+    pub fn new(name: String, nodes: Vec<String>, first: usize) -> Self {
+        Self {
+            name,
+            nodes,
+            at: first,
+            client: None,
+            connects: 0,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.nodes[self.at % self.nodes.len()]
+    }
+
+    /// Moves to the next node.
+    pub fn rotate(&mut self) {
+        self.client = None;
+        self.at = (self.at + 1) % self.nodes.len();
+    }
+
+    async fn client(&mut self) -> Option<&Client> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            self.connects += 1;
+            let addr = format!("{}:{CLIENT_PORT}", self.node());
+            let name = format!("{}x{}", self.name, self.connects);
+            let attempt = tokio::time::timeout(Duration::from_secs(2), async {
+                let io = turmoil::net::TcpStream::connect(addr).await?;
+                client::connect(io, &name).await
+            })
+            .await;
+            match attempt {
+                Ok(Ok(c)) => self.client = Some(c),
+                _ => {
+                    self.rotate();
+                    return None;
+                }
+            }
+        }
+        self.client.as_ref()
+    }
+
+    pub async fn request(
+        &mut self,
+        subject: &str,
+        headers: &[(&str, &str)],
+        payload: &[u8],
+    ) -> Result<Msg, Failure> {
+        let Some(c) = self.client().await else {
+            return Err(Failure::Connection);
+        };
+        match c.request(subject, headers, payload, REQUEST_TIMEOUT).await {
+            Ok(m) => Ok(m),
+            Err(RequestError::Timeout) => Err(Failure::Timeout),
+            Err(RequestError::NoResponders) => Err(Failure::NoResponders),
+            Err(_) => {
+                self.rotate();
+                Err(Failure::Connection)
+            }
+        }
+    }
+}
+
+/// An API reply's error, if it is one: (code, err_code).
+fn api_error(v: &Value) -> Option<(u64, u64)> {
+    let e = v.get("error")?;
+    Some((
+        e.get("code").and_then(Value::as_u64).unwrap_or(0),
+        e.get("err_code").and_then(Value::as_u64).unwrap_or(0),
+    ))
+}
+
+/// Errors that mean "not now": no leader, no quorum, still electing.
+fn retryable(code: u64, err_code: u64) -> bool {
+    code == 503 || code == 504 || matches!(err_code, 10008 | 10009 | 10023 | 10059)
+}
+
+/// Creates the stream, retrying until it exists.
+pub async fn create_stream(conn: &mut Conn, replicas: usize, hist: &SharedHistory) {
+    let subject = format!("$JS.API.STREAM.CREATE.{STREAM}");
+    let body = stream_config(replicas);
+    loop {
+        match conn.request(&subject, &[], body.as_bytes()).await {
+            Ok(m) => {
+                let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+                match api_error(&v) {
+                    None => {
+                        hist.borrow_mut().event(
+                            now(),
+                            format!("stream {STREAM} created via {}", conn.node()),
+                        );
+                        return;
+                    }
+                    Some((code, err)) => hist
+                        .borrow_mut()
+                        .event(now(), format!("stream create: {code}/{err}")),
+                }
+            }
+            Err(f) => {
+                if f == Failure::Timeout {
+                    conn.rotate();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Publishes `id` (as `Nats-Msg-Id` and payload) until it is acknowledged,
+/// refused, or `give_up_at` passes; retries keep the id.
+pub async fn publish(
+    conn: &mut Conn,
+    client: usize,
+    subject: &str,
+    id: &str,
+    give_up_at: Duration,
+) -> PubOp {
+    let mut attempts = 0;
+    let outcome = loop {
+        attempts += 1;
+        match conn
+            .request(subject, &[("Nats-Msg-Id", id)], id.as_bytes())
+            .await
+        {
+            Ok(m) => {
+                // An error reply carries `"seq":0` too: look at the error first.
+                let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+                match (api_error(&v), v.get("seq").and_then(Value::as_u64)) {
+                    (Some((code, err)), _) if !retryable(code, err) => {
+                        break PubOutcome::Refused { err_code: err };
+                    }
+                    (None, Some(seq)) => {
+                        let duplicate = v.get("duplicate").and_then(Value::as_bool) == Some(true);
+                        break PubOutcome::Acked { seq, duplicate };
+                    }
+                    _ => {}
+                }
+            }
+            // A timeout may mean the node is cut off: try another.
+            Err(Failure::Timeout) => conn.rotate(),
+            Err(_) => {}
+        }
+        if now() >= give_up_at {
+            break PubOutcome::Unknown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    PubOp {
+        client,
+        id: id.to_string(),
+        subject: subject.to_string(),
+        attempts,
+        outcome,
+    }
+}
+
+/// Reads the last sequence of [`CAS_SUBJECT`] (0 if none), then publishes
+/// with that as the expected last subject sequence. Not retried: a retry
+/// of an applied CAS would be refused, which proves nothing.
+async fn compare_and_set(conn: &mut Conn, client: usize, id: &str) -> Option<CasOp> {
+    let get = format!("$JS.API.STREAM.MSG.GET.{STREAM}");
+    let body = serde_json::json!({ "last_by_subj": CAS_SUBJECT }).to_string();
+    let m = conn.request(&get, &[], body.as_bytes()).await.ok()?;
+    let v: Value = serde_json::from_slice(&m.payload).ok()?;
+    let expected = match api_error(&v) {
+        None => v.pointer("/message/seq").and_then(Value::as_u64)?,
+        Some((404, 10037)) => 0,
+        Some(_) => return None,
+    };
+    let exp = expected.to_string();
+    let payload = format!("exp={expected};id={id}");
+    let outcome = match conn
+        .request(
+            CAS_SUBJECT,
+            &[("Nats-Expected-Last-Subject-Sequence", &exp)],
+            payload.as_bytes(),
+        )
+        .await
+    {
+        Ok(m) => {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+            match (api_error(&v), v.get("seq").and_then(Value::as_u64)) {
+                (None, Some(seq)) => CasOutcome::Acked { seq },
+                (Some((_, 10071)), _) => CasOutcome::Rejected,
+                _ => CasOutcome::Unknown,
+            }
+        }
+        Err(_) => CasOutcome::Unknown,
+    };
+    Some(CasOp {
+        client,
+        id: id.to_string(),
+        expected,
+        outcome,
+    })
+}
+
+/// One workload client: until `stop_at`, publishes (70%) and
+/// compare-and-sets (30%), recording every outcome.
+pub async fn run_client(
+    idx: usize,
+    nodes: Vec<String>,
+    seed: u64,
+    replicas: usize,
+    stop_at: Duration,
+    hist: SharedHistory,
+) -> turmoil::Result {
+    let mut rng = SmallRng::seed_from_u64(seed ^ (idx as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+    let first = idx % nodes.len();
+    let mut conn = Conn::new(format!("c{idx}"), nodes, first);
+    if idx == 0 {
+        create_stream(&mut conn, replicas, &hist).await;
+    }
+    let subject = format!("s.c{idx}");
+    let mut n = 0u64;
+    while now() < stop_at {
+        n += 1;
+        if rng.random_bool(0.7) {
+            let id = format!("c{idx}-{n}");
+            let op = publish(
+                &mut conn,
+                idx,
+                &subject,
+                &id,
+                stop_at + Duration::from_secs(5),
+            )
+            .await;
+            hist.borrow_mut().event(
+                now(),
+                format!("c{idx} pub {id} {:?} tries={}", op.outcome, op.attempts),
+            );
+            hist.borrow_mut().pubs.push(op);
+        } else {
+            let id = format!("c{idx}-cas{n}");
+            if let Some(op) = compare_and_set(&mut conn, idx, &id).await {
+                hist.borrow_mut().event(
+                    now(),
+                    format!("c{idx} cas {id} exp={} {:?}", op.expected, op.outcome),
+                );
+                hist.borrow_mut().cas.push(op);
+            }
+        }
+        let pause = rng.random_range(0..50);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    Ok(())
+}
+
+/// After the final heal: publishes through `node` until acknowledged and
+/// records how long that took from `healed_at`.
+pub async fn probe(
+    node_idx: usize,
+    nodes: Vec<String>,
+    healed_at: Duration,
+    give_up_at: Duration,
+    hist: SharedHistory,
+) -> turmoil::Result {
+    let node = nodes[node_idx].clone();
+    let mut conn = Conn::new(format!("probe{node_idx}"), vec![node.clone()], 0);
+    let id = format!("probe-{node}");
+    let op = publish(&mut conn, usize::MAX, "s.probe", &id, give_up_at).await;
+    let acked_after_heal = match op.outcome {
+        PubOutcome::Acked { .. } => Some(now().saturating_sub(healed_at)),
+        _ => None,
+    };
+    let mut h = hist.borrow_mut();
+    h.event(now(), format!("probe {node} {:?}", op.outcome));
+    h.probes.push(Probe {
+        node,
+        acked_after_heal,
+    });
+    h.pubs.push(op);
+    Ok(())
+}

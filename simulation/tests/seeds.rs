@@ -1,0 +1,51 @@
+//! A fixed set of seeds, every fault on, must pass; run through the seed
+//! runner (`--seeds`), one process per seed, as an operator would.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+#[test]
+fn fixed_seeds_pass() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jetraft-simulation"))
+        .args(["--seeds", "100..104", "--jobs", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("seeds: 4, passed: 4, failed: 0, seeds/s: "),
+        "{summary}"
+    );
+    assert!(out.status.success());
+}
+
+#[test]
+fn a_failing_seed_prints_its_replay_command_and_fails() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jetraft-simulation"))
+        .args([
+            "--seeds",
+            "0..1",
+            "--bug",
+            "skip-cas-check",
+            "--duration",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("FAILED seed 0: ")
+            && stdout
+                .contains("replay: cargo run --release -p jetraft-simulation -- --seed 0 --trace"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("seeds: 1, passed: 0, failed: 1")
+    );
+}
