@@ -76,7 +76,9 @@ start_nats() { # durability → sets CLUSTER_PIDS, URL
   for i in 0 1 2; do
     local dir="$WORK/nats-$dur/n$i"; mkdir -p "$dir"
     local routes=""
-    for j in 0 1 2; do [ "$j" != "$i" ] && routes="$routes nats-route://127.0.0.1:${ports[$((3+j))]}"; done
+    for j in 0 1 2; do
+      [ "$j" != "$i" ] && routes="$routes${routes:+, }nats-route://127.0.0.1:${ports[$((3+j))]}"
+    done
     cat > "$dir/server.conf" <<EOF
 server_name: n$i
 listen: 127.0.0.1:${ports[$i]}
