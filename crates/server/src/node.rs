@@ -133,12 +133,18 @@ async fn reconcile(host: Arc<Host>, mut catalog: watch::Receiver<Arc<Catalog>>) 
     }
 }
 
+/// A once-a-second ticker that does not catch up on missed ticks.
+fn every_second() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// Stream leaders enforce `max_age` once a second by proposing an expiry
 /// (stamped with the leader's time, so every replica drops the same
 /// messages).
 async fn expire_loop(cluster: Arc<Cluster>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = every_second();
     loop {
         tick.tick().await;
         let me = cluster.host().me();
@@ -168,8 +174,7 @@ async fn expire_loop(cluster: Arc<Cluster>) {
 async fn scrub_loop(cluster: Arc<Cluster>) {
     const BATCH: usize = 1024;
     let mut cursors: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = every_second();
     loop {
         tick.tick().await;
         let me = cluster.host().me();

@@ -64,6 +64,10 @@ impl NodeProc {
         }
     }
 
+    fn http_port_open(&self) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
@@ -107,8 +111,23 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` nodes and waits until every one reports healthy.
+    /// Starts `n` nodes and waits until every one reports healthy. A port
+    /// picked as free can be taken by another test before the node binds
+    /// it; then the whole cluster starts again on fresh ports.
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        for _ in 0..4 {
+            let c = Self::spawn(n, extra);
+            if c.lost_a_port_race().await {
+                eprintln!("a port was taken before a node bound it; starting again on new ports");
+                continue;
+            }
+            c.wait_healthy(Duration::from_secs(30)).await;
+            return c;
+        }
+        panic!("could not start a cluster on free ports");
+    }
+
+    fn spawn(n: usize, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes: Vec<NodeProc> = (1..=n)
             .map(|i| NodeProc {
@@ -131,9 +150,25 @@ impl Cluster {
             node.peers = peers.clone();
             node.start();
         }
-        let c = Cluster { dir, nodes };
-        c.wait_healthy(Duration::from_secs(30)).await;
-        c
+        Cluster { dir, nodes }
+    }
+
+    /// True if a node exited at startup because its address was in use.
+    async fn lost_a_port_race(&self) -> bool {
+        for _ in 0..20 {
+            if self
+                .nodes
+                .iter()
+                .any(|n| n.log().contains("Address already in use"))
+            {
+                return true;
+            }
+            if self.nodes.iter().all(|n| n.http_port_open()) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     pub async fn wait_healthy(&self, within: Duration) {
