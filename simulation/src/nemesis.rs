@@ -161,19 +161,11 @@ impl Nemesis {
     }
 
     fn stream_leader(nodes: &[SimNode]) -> Option<usize> {
-        for n in nodes.iter().filter(|n| n.up) {
-            let Some(c) = n.cluster() else { continue };
-            let Some(a) = c.catalog().stream(STREAM).cloned() else {
-                continue;
-            };
-            let Some(g) = c.host().group(a.group) else {
-                continue;
-            };
-            if let Some(l) = g.leader() {
-                return nodes.iter().position(|n| n.id == l);
-            }
-        }
-        None
+        let leader = nodes
+            .iter()
+            .filter(|n| n.up)
+            .find_map(|n| n.stream_group(STREAM)?.leader())?;
+        nodes.iter().position(|n| n.id == leader)
     }
 
     fn inject(

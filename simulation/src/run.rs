@@ -207,10 +207,7 @@ fn replicas_agree(nodes: &[SimNode], replicas: usize) -> bool {
 
 /// Reads a node's replica of the stream straight from its store.
 fn read_replica(node: &SimNode) -> Option<Replica> {
-    let c = node.cluster()?;
-    let a = c.catalog().stream(STREAM).cloned()?;
-    let g = c.host().group(a.group)?;
-    let view = g.sm.stream_view()?;
+    let view = node.stream_group(STREAM)?.sm.stream_view()?;
     let state = view.state().clone();
     let mut r = Replica {
         first_seq: state.first_seq,

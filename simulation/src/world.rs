@@ -9,10 +9,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use jetraft_gateway::GatewayConfig;
+use jetraft_raft::Group;
 use jetraft_server::cluster::Cluster;
 use jetraft_server::config::{NodeConfig, Sync};
 use jetraft_server::env::NodeEnv;
@@ -35,6 +35,13 @@ pub struct SimNode {
 impl SimNode {
     pub fn cluster(&self) -> Option<Arc<Cluster>> {
         self.cluster.borrow().clone()
+    }
+
+    /// This node's running group of the stream `name`, if it hosts one.
+    pub fn stream_group(&self, name: &str) -> Option<Group> {
+        let c = self.cluster()?;
+        let a = c.catalog().stream(name).cloned()?;
+        c.host().group(a.group)
     }
 }
 
@@ -122,21 +129,3 @@ pub fn add_nodes(sim: &mut Sim<'_>, n: usize, seed: u64) -> Vec<SimNode> {
     }
     nodes
 }
-
-/// Shared, ordered event log of a run (the trace).
-#[derive(Default)]
-pub struct Trace {
-    pub events: Vec<(u128, String)>,
-}
-
-pub type SharedTrace = Rc<RefCell<Trace>>;
-
-impl Trace {
-    pub fn push(&mut self, at: Duration, event: String) {
-        self.events.push((at.as_millis(), event));
-    }
-}
-
-/// Guards a value shared between simulated tasks: everything runs on one OS
-/// thread, so a `std::sync::Mutex` never contends.
-pub type Shared<T> = Arc<Mutex<T>>;

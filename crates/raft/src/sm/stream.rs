@@ -265,9 +265,8 @@ pub async fn fetch_missing(
 
 /// Verifies up to `limit` message records of `group` from sequence `from`
 /// on, and replaces each that fails its checksum (bit rot) with the copy a
-/// peer stores. Returns the
-/// next sequence to verify (0 once the end is reached) and how many records
-/// were repaired. A corrupt record is never served meanwhile: every read
+/// peer stores. Returns the next sequence to verify (0 once the end is
+/// reached) and how many records were repaired. A corrupt record is never served meanwhile: every read
 /// verifies the checksum and fails instead.
 pub async fn scrub(
     group: GroupId,
