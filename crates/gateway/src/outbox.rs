@@ -137,6 +137,9 @@ impl Outbox {
                     _ = self.wake.notified() => {}
                     _ = self.closed.cancelled() => {}
                 }
+                // Let the other ready tasks (replies finishing in the same
+                // batch) queue their frames too: one write for all of them.
+                tokio::task::yield_now().await;
                 continue;
             }
             match tokio::time::timeout(write_deadline, w.write_all(&spare)).await {

@@ -54,6 +54,10 @@ impl RaftTiming {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.keep_behind_snapshot,
             purge_batch_size: 256,
+            // Stream entries carry batches of up to 256 KiB (or one message
+            // up to 1 MiB): keep a replication message well under the
+            // 64 MiB gRPC limit.
+            max_payload_entries: 32,
             enable_pre_vote: Some(true),
             ..Default::default()
         };

@@ -39,7 +39,16 @@ pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Meta(Box<MetaCommand>),
-    Stream { cmd: StreamCommand, now_ns: i64 },
+    Stream {
+        cmd: StreamCommand,
+        now_ns: i64,
+    },
+    /// Commands proposed together (publishes that arrived while earlier
+    /// proposals were in flight), applied in order at one time.
+    StreamBatch {
+        cmds: Vec<StreamCommand>,
+        now_ns: i64,
+    },
 }
 
 impl fmt::Display for Request {
@@ -47,6 +56,9 @@ impl fmt::Display for Request {
         match self {
             Request::Meta(c) => write!(f, "meta:{c:?}"),
             Request::Stream { now_ns, .. } => write!(f, "stream@{now_ns}"),
+            Request::StreamBatch { cmds, now_ns } => {
+                write!(f, "stream@{now_ns} x{}", cmds.len())
+            }
         }
     }
 }
@@ -58,6 +70,8 @@ pub enum Response {
     None,
     Meta(Box<MetaReply>),
     Stream(StreamReply),
+    /// One reply per command of a [`Request::StreamBatch`], in order.
+    StreamBatch(Vec<StreamReply>),
     /// The request reached a group of the other kind (a routing bug).
     WrongGroup,
 }

@@ -23,8 +23,9 @@ use jetraft_types::ApiError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::batcher::{self, Batchers};
 use crate::env::Clock;
-use crate::jsapi;
+use crate::jsapi::{self, Op, publish};
 use crate::monitor::{Jsz, StreamReplica};
 
 /// How many times one request may be forwarded before giving up (leaders
@@ -37,6 +38,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// A reply that says "not the leader" (10009): the request was refused
 /// before anything was proposed, so running it again is safe.
 fn retryable(payload: &[u8]) -> bool {
+    // Most replies are PubAcks: skip the JSON parse unless the code is there.
+    if !payload.windows(5).any(|w| w == b"10009") {
+        return false;
+    }
     serde_json::from_slice::<serde_json::Value>(payload)
         .ok()
         .and_then(|v| v.get("error")?.get("err_code")?.as_u64())
@@ -63,6 +68,7 @@ pub struct Cluster {
     catalog: watch::Receiver<Arc<Catalog>>,
     clock: Arc<dyn Clock>,
     names: BTreeMap<NodeId, String>,
+    batchers: Batchers,
     this: Weak<Cluster>,
 }
 
@@ -87,6 +93,7 @@ impl Cluster {
             catalog,
             clock,
             names,
+            batchers: Batchers::default(),
             this: this.clone(),
         })
     }
@@ -127,23 +134,34 @@ impl Cluster {
         self.meta.leader()
     }
 
+    /// Classifies and dispatches a request (node-internal callers and
+    /// forwarded requests). A subject this node's catalog does not know yet
+    /// gets no reply, as for a subject nobody serves.
+    pub async fn dispatch_request(self: Arc<Self>, req: ApiRequest, hops: u32) -> Vec<Outbound> {
+        match jsapi::classify(&self, &req.subject) {
+            Some(op) => self.dispatch(op, req, hops).await,
+            None => Vec::new(),
+        }
+    }
+
     /// Handles a request here or forwards it to the node it belongs to.
-    pub fn dispatch(
+    pub(crate) fn dispatch(
         self: Arc<Self>,
+        op: Op,
         req: ApiRequest,
         hops: u32,
     ) -> BoxFuture<'static, Vec<Outbound>> {
-        self.dispatch_inner(req, hops).boxed()
+        self.dispatch_inner(op, req, hops).boxed()
     }
 
     /// Like [`Self::dispatch_once`], but when the request provably did not
     /// run (no leader known yet, or the node we reached had just lost
     /// leadership: nothing was proposed) it retries for a short while, as a
     /// leader election takes about a second.
-    async fn dispatch_inner(self: Arc<Self>, req: ApiRequest, hops: u32) -> Vec<Outbound> {
+    async fn dispatch_inner(self: Arc<Self>, op: Op, req: ApiRequest, hops: u32) -> Vec<Outbound> {
         let mut attempt = 0;
         loop {
-            let out = self.clone().dispatch_once(req.clone(), hops).await;
+            let out = self.clone().dispatch_once(&op, req.clone(), hops).await;
             attempt += 1;
             // Only the node the client talks to retries; forwarded hops answer at once.
             if hops > 0
@@ -156,27 +174,27 @@ impl Cluster {
         }
     }
 
-    async fn dispatch_once(self: Arc<Self>, req: ApiRequest, hops: u32) -> Vec<Outbound> {
-        let target = match jsapi::target(&self, &req) {
+    async fn dispatch_once(self: Arc<Self>, op: &Op, req: ApiRequest, hops: u32) -> Vec<Outbound> {
+        let target = match jsapi::target(&self, op) {
             Ok(Some(t)) => t,
-            Ok(None) => return jsapi::execute(self.clone(), req).await,
+            Ok(None) => return jsapi::execute(self.clone(), op.clone(), req).await,
             Err(out) => return out,
         };
         match self.route(&target) {
-            Route::Here => jsapi::execute(self.clone(), req).await,
+            Route::Here => jsapi::execute(self.clone(), op.clone(), req).await,
             Route::Forward(peer) if hops < MAX_HOPS => {
                 match self.forward(peer, &req, hops + 1).await {
                     Ok(out) => out,
                     Err(e) => {
                         tracing::warn!(peer, error = %e, subject = %req.subject, "forward failed");
-                        jsapi::error_reply(&self, &req, ApiError::cluster_not_avail())
+                        jsapi::error_reply(op, ApiError::cluster_not_avail())
                     }
                 }
             }
             // No leader known yet, or leaders moved while the request
             // travelled: nothing was proposed, so the origin may retry.
             Route::Forward(_) | Route::Nowhere => {
-                jsapi::error_reply(&self, &req, ApiError::cluster_not_leader())
+                jsapi::error_reply(op, ApiError::cluster_not_leader())
             }
         }
     }
@@ -254,6 +272,21 @@ impl Cluster {
                 Err(ApiError::cluster_not_avail())
             }
         }
+    }
+
+    /// Queues a stream command on the group's batcher (see [`batcher`]);
+    /// the receiver gets its reply once applied.
+    pub fn propose_stream(
+        &self,
+        group: &Group,
+        cmd: jetraft_stream::StreamCommand,
+    ) -> tokio::sync::oneshot::Receiver<batcher::Reply> {
+        self.batchers.submit(group, &self.clock, cmd)
+    }
+
+    /// Forgets what this node kept for a group it no longer hosts.
+    pub fn group_removed(&self, group: jetraft_raft::GroupId) {
+        self.batchers.remove(group);
     }
 
     /// Waits until the stream's group has a leader, asking a replica when the
@@ -398,16 +431,33 @@ enum Route {
 
 impl Backend for Cluster {
     fn handle(&self, msg: &Inbound) -> Option<BoxFuture<'static, Vec<Outbound>>> {
+        let op = jsapi::client_op(self, &msg.subject)?;
         let req = ApiRequest {
             subject: msg.subject.clone(),
             headers: msg.headers.clone(),
             payload: msg.payload.clone(),
         };
-        if !jsapi::takes(self, &req.subject) {
-            return None;
-        }
         let me = self.self_arc()?;
-        Some(me.dispatch(req, 0))
+        // A publish to a stream led here is queued right now, before this
+        // returns, so one connection's publishes keep their order.
+        if let Op::Publish(stream) = &op
+            && let Ok((no_ack, reply)) = publish::queue(self, stream, req.clone())
+        {
+            let stream = stream.clone();
+            return Some(
+                async move {
+                    match reply.await {
+                        // Leadership moved before it was proposed: route it.
+                        Err(e) if e.err_code == ApiError::cluster_not_leader().err_code => {
+                            me.dispatch(op, req, 0).await
+                        }
+                        result => publish::answer(&stream, no_ack, result),
+                    }
+                }
+                .boxed(),
+            );
+        }
+        Some(me.dispatch(op, req, 0))
     }
 }
 
@@ -424,7 +474,7 @@ impl ForwardHandler for Cluster {
         async move {
             let req: ApiRequest =
                 jetraft_raft::codec::decode(&payload).map_err(|e| e.to_string())?;
-            let out = me.dispatch(req, hops).await;
+            let out = me.dispatch_request(req, hops).await;
             let wire: Vec<WireOutbound> = out
                 .into_iter()
                 .map(|o| WireOutbound {

@@ -2,6 +2,7 @@
 //! Raft groups, monitoring, and the `jetraft dev` launcher. `main.rs` only
 //! parses the command line.
 
+mod batcher;
 pub mod cluster;
 pub mod config;
 pub mod dev;

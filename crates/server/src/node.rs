@@ -66,7 +66,7 @@ pub async fn assemble(
             tracing::error!(error = %e, "cluster server stopped");
         }
     }));
-    tasks.push(tokio::spawn(reconcile(host.clone(), catalog)));
+    tasks.push(tokio::spawn(reconcile(cluster.clone(), catalog)));
     let gateway = Arc::new(Gateway::new(
         GatewayConfig {
             server_id: format!("JETRAFT{me}{}", config.name.to_uppercase()),
@@ -104,7 +104,8 @@ async fn accept_clients(mut incoming: Incoming, gateway: Arc<Gateway>) {
 /// Keeps the locally hosted stream groups in line with the replicated
 /// catalog: start the groups this node is a replica of, stop and delete the
 /// ones the catalog no longer has.
-async fn reconcile(host: Arc<Host>, mut catalog: watch::Receiver<Arc<Catalog>>) {
+async fn reconcile(cluster: Arc<Cluster>, mut catalog: watch::Receiver<Arc<Catalog>>) {
+    let host = cluster.host().clone();
     loop {
         let current = catalog.borrow_and_update().clone();
         let me = host.me();
@@ -125,6 +126,7 @@ async fn reconcile(host: Arc<Host>, mut catalog: watch::Receiver<Arc<Catalog>>) 
                 if let Err(e) = host.remove_group(id, true).await {
                     tracing::error!(group = id, error = %e, "removing stream group");
                 }
+                cluster.group_removed(id);
             }
         }
         if catalog.changed().await.is_err() {
@@ -163,7 +165,7 @@ async fn expire_loop(cluster: Arc<Cluster>) {
                 headers: None,
                 payload: bytes::Bytes::new(),
             };
-            cluster.clone().dispatch(req, 0).await;
+            cluster.clone().dispatch_request(req, 0).await;
         }
     }
 }

@@ -76,3 +76,11 @@ pub struct Applied {
     pub ops: Vec<StoreOp>,
     pub reply: StreamReply,
 }
+
+/// What applying several commands of one Raft entry produced: the store ops
+/// of all of them, in order, and one reply per command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedBatch {
+    pub ops: Vec<StoreOp>,
+    pub replies: Vec<StreamReply>,
+}

@@ -22,7 +22,7 @@ mod purge;
 pub mod reader;
 pub mod testing;
 
-pub use command::{Applied, DedupEntry, StoreOp, StreamCommand, StreamReply};
+pub use command::{Applied, AppliedBatch, DedupEntry, StoreOp, StreamCommand, StreamReply};
 pub use machine::{StreamMachine, StreamSummary};
 pub use reader::{ReadError, StreamReader};
 

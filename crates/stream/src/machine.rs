@@ -7,7 +7,7 @@ use jetraft_types::config::{StreamConfig, StreamState};
 use jetraft_types::{ApiError, StoredMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Applied, DedupEntry, StoreOp, StreamCommand, StreamReply};
+use crate::command::{Applied, AppliedBatch, DedupEntry, StoreOp, StreamCommand, StreamReply};
 use crate::overlay::Overlay;
 use crate::reader::{ReadError, StreamReader};
 use crate::{DEDUP_MAX_ENTRIES, stored_size};
@@ -137,21 +137,55 @@ impl StreamMachine {
         now_ns: i64,
         reader: &dyn StreamReader,
     ) -> Result<Applied, ReadError> {
+        let mut batch = self.apply_batch(std::slice::from_ref(cmd), now_ns, reader)?;
+        let reply = batch.replies.pop().unwrap_or_else(|| {
+            Self::refuse(ApiError::stream_store_failed("no reply for the command"))
+        });
+        Ok(Applied {
+            ops: batch.ops,
+            reply,
+        })
+    }
+
+    /// Applies several commands proposed together (one Raft entry), in
+    /// order, at one leader-stamped time: each sees the effects of those
+    /// before it, exactly as if they had been applied one by one, and the
+    /// store ops of all of them are written as one batch.
+    pub fn apply_batch(
+        &mut self,
+        cmds: &[StreamCommand],
+        now_ns: i64,
+        reader: &dyn StreamReader,
+    ) -> Result<AppliedBatch, ReadError> {
         self.s.clock_ns = self.s.clock_ns.max(now_ns);
         let mut ov = Overlay::new(reader);
-        self.expire_dedup(&mut ov);
-        let reply = match cmd {
+        let mut replies = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            self.expire_dedup(&mut ov);
+            replies.push(self.apply_one(&mut ov, cmd)?);
+        }
+        Ok(AppliedBatch {
+            ops: ov.ops,
+            replies,
+        })
+    }
+
+    fn apply_one(
+        &mut self,
+        ov: &mut Overlay<'_>,
+        cmd: &StreamCommand,
+    ) -> Result<StreamReply, ReadError> {
+        Ok(match cmd {
             StreamCommand::Publish {
                 subject,
                 headers,
                 payload,
-            } => self.publish(&mut ov, subject, headers.as_ref(), payload)?,
-            StreamCommand::Purge(req) => self.purge(&mut ov, req)?,
-            StreamCommand::DeleteMsg { seq, no_erase: _ } => self.delete_msg(&mut ov, *seq)?,
-            StreamCommand::UpdateConfig(cfg) => self.update_config(&mut ov, cfg)?,
-            StreamCommand::Expire => StreamReply::Expired(self.expire_max_age(&mut ov)?),
-        };
-        Ok(Applied { ops: ov.ops, reply })
+            } => self.publish(ov, subject, headers.as_ref(), payload)?,
+            StreamCommand::Purge(req) => self.purge(ov, req)?,
+            StreamCommand::DeleteMsg { seq, no_erase: _ } => self.delete_msg(ov, *seq)?,
+            StreamCommand::UpdateConfig(cfg) => self.update_config(ov, cfg)?,
+            StreamCommand::Expire => StreamReply::Expired(self.expire_max_age(ov)?),
+        })
     }
 
     pub(crate) fn now(&self) -> i64 {

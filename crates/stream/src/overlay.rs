@@ -104,6 +104,11 @@ impl<'a> Overlay<'a> {
     }
 
     pub(crate) fn subject_is_empty(&self, subj: &str) -> Result<bool, ReadError> {
+        // A batch of publishes to one subject answers from memory after the
+        // first, without a store scan.
+        if self.added.values().any(|m| m.subject == subj) {
+            return Ok(false);
+        }
         Ok(self.subject_seqs(subj, 1)?.is_empty())
     }
 

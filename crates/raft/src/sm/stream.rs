@@ -80,18 +80,28 @@ impl StreamState {
         engine: &dyn Engine,
         batch: &mut WriteBatch,
     ) -> io::Result<Response> {
-        let Request::Stream { cmd, now_ns } = req else {
-            return Ok(Response::WrongGroup);
-        };
         let reader = StoreReader {
             engine,
             id: self.id,
         };
-        let applied = self
-            .machine
-            .apply(cmd, *now_ns, &reader)
-            .map_err(read_error)?;
-        for op in &applied.ops {
+        let (applied, response) = match req {
+            Request::Stream { cmd, now_ns } => {
+                let a = self
+                    .machine
+                    .apply(cmd, *now_ns, &reader)
+                    .map_err(read_error)?;
+                (a.ops, Response::Stream(a.reply))
+            }
+            Request::StreamBatch { cmds, now_ns } => {
+                let a = self
+                    .machine
+                    .apply_batch(cmds, *now_ns, &reader)
+                    .map_err(read_error)?;
+                (a.ops, Response::StreamBatch(a.replies))
+            }
+            Request::Meta(_) => return Ok(Response::WrongGroup),
+        };
+        for op in &applied {
             self.write_op(op, batch)?;
         }
         kv::put(
@@ -100,7 +110,7 @@ impl StreamState {
             keys::state(self.id, StateKind::Summary),
             &self.machine.summary(),
         )?;
-        Ok(Response::Stream(applied.reply))
+        Ok(response)
     }
 
     fn write_op(&self, op: &StoreOp, batch: &mut WriteBatch) -> io::Result<()> {

@@ -1,12 +1,12 @@
 //! The JetStream API (`$JS.API.>`) and publishes to stream subjects, with
 //! nats-server's subjects, JSON and errors.
 //!
-//! [`takes`] decides (from the local catalog) whether a client publish is
-//! ours; [`target`] says which node must run it; [`execute`] runs it on that
-//! node.
+//! [`client_op`] decides (from the local catalog) whether a client publish
+//! is ours and what it asks for; [`target`] says which node must run it;
+//! [`execute`] runs it on that node.
 
 mod direct;
-mod publish;
+pub(crate) mod publish;
 mod streams;
 
 use std::sync::Arc;
@@ -106,7 +106,9 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
         .find_map(|(prefix, make)| subject.strip_prefix(prefix).and_then(one_token).map(make))
 }
 
-fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
+/// What a subject asks for: an API call, a publish to a stream, or nothing
+/// of ours. Run once per request on each node it reaches.
+pub(crate) fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
     if subject.starts_with(API_PREFIX) || subject.starts_with("$JR.INTERNAL.") {
         return parse_api(subject);
     }
@@ -116,34 +118,31 @@ fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
         .map(|a| Op::Publish(a.config.name.clone()))
 }
 
-/// Whether a client publish is handled by JetStream (internal subjects
-/// never are: they come only from other nodes).
-pub fn takes(cluster: &Cluster, subject: &str) -> bool {
-    match classify(cluster, subject) {
-        None | Some(Op::InternalConfig(_) | Op::InternalExpire(_) | Op::InternalCatalogHas(_)) => {
-            false
-        }
+/// The operation of a client publish that JetStream handles, or `None`
+/// (internal subjects never are: they come only from other nodes).
+pub(crate) fn client_op(cluster: &Cluster, subject: &str) -> Option<Op> {
+    let op = classify(cluster, subject)?;
+    let taken = match &op {
+        Op::InternalConfig(_) | Op::InternalExpire(_) | Op::InternalCatalogHas(_) => false,
         // nats-server subscribes to direct gets only for allow_direct streams.
-        Some(Op::DirectGet { stream, .. }) => cluster
+        Op::DirectGet { stream, .. } => cluster
             .catalog()
-            .stream(&stream)
+            .stream(stream)
             .is_some_and(|a| a.config.allow_direct),
-        Some(_) => true,
-    }
+        _ => true,
+    };
+    taken.then_some(op)
 }
 
 /// Where the request must run; `Ok(None)` = right here (reads of the
 /// replicated catalog). `Err` carries an immediate error reply.
-pub(crate) fn target(cluster: &Cluster, req: &ApiRequest) -> Result<Option<Target>, Vec<Outbound>> {
-    let Some(op) = classify(cluster, &req.subject) else {
-        return Ok(None);
-    };
-    let catalog = cluster.catalog();
+pub(crate) fn target(cluster: &Cluster, op: &Op) -> Result<Option<Target>, Vec<Outbound>> {
     let stream = |name: &str| {
-        catalog
+        cluster
+            .catalog()
             .stream(name)
             .cloned()
-            .ok_or_else(|| error_reply(cluster, req, ApiError::stream_not_found()))
+            .ok_or_else(|| error_reply(op, ApiError::stream_not_found()))
     };
     Ok(match op {
         Op::Info | Op::Names | Op::List | Op::InternalCatalogHas(_) => None,
@@ -154,16 +153,13 @@ pub(crate) fn target(cluster: &Cluster, req: &ApiRequest) -> Result<Option<Targe
         | Op::MsgDelete(n)
         | Op::Publish(n)
         | Op::InternalConfig(n)
-        | Op::InternalExpire(n) => Some(Target::StreamLeader(stream(&n)?)),
-        Op::DirectGet { stream: n, .. } => Some(Target::StreamReplica(stream(&n)?)),
+        | Op::InternalExpire(n) => Some(Target::StreamLeader(stream(n)?)),
+        Op::DirectGet { stream: n, .. } => Some(Target::StreamReplica(stream(n)?)),
     })
 }
 
 /// Runs a request on this node (the routing decided it belongs here).
-pub(crate) async fn execute(cluster: Arc<Cluster>, req: ApiRequest) -> Vec<Outbound> {
-    let Some(op) = classify(&cluster, &req.subject) else {
-        return Vec::new();
-    };
+pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> Vec<Outbound> {
     match op {
         Op::Info => json(streams::account_info(&cluster)),
         Op::Create(name) => json(streams::create(&cluster, &name, &req).await),
@@ -178,16 +174,7 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, req: ApiRequest) -> Vec<Outbo
         Op::DirectGet { stream, subject } => {
             direct::get(&cluster, &stream, subject.as_deref(), &req)
         }
-        Op::Publish(name) => {
-            let ack = publish::publish(&cluster, &name, &req).await;
-            // A `no_ack` stream stores silently, errors included (nats-server
-            // answers only `!no_ack` publishes).
-            let no_ack = cluster
-                .catalog()
-                .stream(&name)
-                .is_some_and(|a| a.config.no_ack);
-            if no_ack { Vec::new() } else { json(ack) }
-        }
+        Op::Publish(name) => publish::publish(&cluster, &name, req).await,
         Op::InternalConfig(name) => json(streams::apply_config(&cluster, &name, &req).await),
         Op::InternalExpire(name) => json(streams::expire(&cluster, &name).await),
         Op::InternalCatalogHas(name) => json(
@@ -198,7 +185,7 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, req: ApiRequest) -> Vec<Outbo
     }
 }
 
-fn json(body: Vec<u8>) -> Vec<Outbound> {
+pub(crate) fn json(body: Vec<u8>) -> Vec<Outbound> {
     vec![Outbound {
         headers: None,
         payload: Bytes::from(body),
@@ -206,11 +193,10 @@ fn json(body: Vec<u8>) -> Vec<Outbound> {
 }
 
 /// The error reply nats-server would send for this request's kind.
-pub(crate) fn error_reply(cluster: &Cluster, req: &ApiRequest, err: ApiError) -> Vec<Outbound> {
-    let body = match classify(cluster, &req.subject) {
-        Some(Op::Publish(stream)) => api::render_pub_error(&stream, &err),
-        Some(op) => api::render_error(response_type(&op), &err),
-        None => api::render_pub_error("", &err),
+pub(crate) fn error_reply(op: &Op, err: ApiError) -> Vec<Outbound> {
+    let body = match op {
+        Op::Publish(stream) => api::render_pub_error(stream, &err),
+        op => api::render_error(response_type(op), &err),
     };
     json(body)
 }

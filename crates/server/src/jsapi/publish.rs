@@ -1,30 +1,67 @@
-//! A publish to a stream's subjects, run on the stream leader: propose it,
-//! wait until applied, answer with the PubAck (or nats-server's error form).
+//! A publish to a stream's subjects, run on the stream leader: queue it on
+//! the group's batcher, wait until applied, answer with the PubAck (or
+//! nats-server's error form).
 
+use std::future::Future;
+
+use jetraft_gateway::Outbound;
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use jetraft_types::api::render_pub_error;
 
-use super::streams::{led_group, propose};
+use super::json;
+use crate::batcher::Reply;
 use crate::cluster::{ApiRequest, Cluster};
 
-pub async fn publish(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Vec<u8> {
-    match run(cluster, stream, req).await {
+pub async fn publish(cluster: &Cluster, stream: &str, req: ApiRequest) -> Vec<Outbound> {
+    match queue(cluster, stream, req) {
+        Ok((no_ack, reply)) => answer(stream, no_ack, reply.await),
+        Err(e) => answer(stream, false, Err(e)),
+    }
+}
+
+/// Queues the publish on the stream's batcher at once, if this node leads
+/// the stream (so publishes are proposed in the order they arrived).
+/// Returns the stream's `no_ack` and the reply to come.
+pub(crate) fn queue(
+    cluster: &Cluster,
+    stream: &str,
+    req: ApiRequest,
+) -> Result<(bool, impl Future<Output = Reply> + use<>), ApiError> {
+    let catalog = cluster.catalog();
+    let a = catalog
+        .stream(stream)
+        .ok_or_else(ApiError::stream_not_found)?;
+    let g = cluster
+        .host()
+        .group(a.group)
+        .ok_or_else(ApiError::cluster_not_avail)?;
+    if g.leader() != Some(cluster.host().me()) {
+        return Err(ApiError::cluster_not_leader());
+    }
+    let cmd = StreamCommand::Publish {
+        subject: req.subject,
+        headers: req.headers,
+        payload: req.payload,
+    };
+    let rx = cluster.propose_stream(&g, cmd);
+    Ok((a.config.no_ack, async move {
+        rx.await
+            .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
+    }))
+}
+
+/// The PubAck JSON (or nats-server's error form) for a publish's outcome.
+pub(crate) fn answer(stream: &str, no_ack: bool, result: Reply) -> Vec<Outbound> {
+    let body = match result {
         Ok(StreamReply::PubAck(ack)) => ack.render(),
         Ok(StreamReply::Error(e)) | Err(e) => render_pub_error(stream, &e),
         Ok(other) => render_pub_error(
             stream,
             &ApiError::stream_store_failed(format!("unexpected reply {other:?}")),
         ),
-    }
-}
-
-async fn run(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Result<StreamReply, ApiError> {
-    let (_, g) = led_group(cluster, stream)?;
-    let cmd = StreamCommand::Publish {
-        subject: req.subject.clone(),
-        headers: req.headers.clone(),
-        payload: req.payload.clone(),
     };
-    propose(cluster, &g, cmd).await
+    // A `no_ack` stream stores silently, errors included (nats-server
+    // answers only `!no_ack` publishes).
+    if no_ack { Vec::new() } else { json(body) }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use jetraft_meta::{MetaCommand, MetaReply, StreamAssignment};
 use jetraft_raft::host::Group;
 use jetraft_raft::sm::StreamView;
-use jetraft_raft::{Request, Response};
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use jetraft_types::api::{
@@ -130,7 +129,7 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
         headers: None,
         payload: bytes::Bytes::new(),
     };
-    let out = me.dispatch(probe, 0).await;
+    let out = me.dispatch_request(probe, 0).await;
     let body = out.first().map(|o| o.payload.clone()).unwrap_or_default();
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(ApiError::stream_store_failed)?;
@@ -183,7 +182,7 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
             .map_err(ApiError::stream_store_failed)?
             .into(),
     };
-    let out = me.dispatch(apply, 0).await;
+    let out = me.dispatch_request(apply, 0).await;
     if let Some(o) = out.first()
         && super::is_error(&o.payload)
     {
@@ -273,26 +272,17 @@ pub(crate) fn led_group(
     Ok((a, g))
 }
 
+/// Proposes a stream command through the group's batcher (in arrival
+/// order, together with whatever else is queued) and waits for its reply.
 pub(crate) async fn propose(
     cluster: &Cluster,
     g: &Group,
     cmd: StreamCommand,
 ) -> Result<StreamReply, ApiError> {
-    match cluster
-        .write(
-            g,
-            Request::Stream {
-                cmd,
-                now_ns: cluster.now_ns(),
-            },
-        )
-        .await?
-    {
-        Response::Stream(r) => Ok(r),
-        other => Err(ApiError::stream_store_failed(format!(
-            "unexpected response {other:?}"
-        ))),
-    }
+    cluster
+        .propose_stream(g, cmd)
+        .await
+        .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
 }
 
 pub fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {

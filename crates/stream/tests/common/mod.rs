@@ -85,7 +85,7 @@ impl Harness {
     }
 
     /// The summary must describe exactly what the store holds.
-    fn check_invariants(&self) {
+    pub fn check_invariants(&self) {
         let s = self.m.summary();
         let st = &self.store;
         assert_eq!(s.messages, st.messages.len() as u64, "messages");
