@@ -7,8 +7,9 @@
 
 use std::fmt::Debug;
 use std::io;
+use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jetraft_store::keys::{self, RaftMetaKind};
 use jetraft_store::{Cf, Dir, Engine, WriteBatch};
@@ -22,12 +23,18 @@ use crate::types::{Entry, GroupId, LogId, TypeConfig, Vote};
 
 /// Upper bound on the bytes of entries one AppendEntries carries.
 const MAX_APPEND_BYTES: usize = 4 << 20;
+/// Newest entries kept in memory for replication, which reads each entry
+/// right after it is appended: no store read and decode on the hot path.
+const TAIL_ENTRIES: usize = 512;
 
 #[derive(Clone)]
 pub struct LogStore {
     group: GroupId,
     engine: Arc<dyn Engine>,
     committer: Committer,
+    /// The newest appended entries, contiguous by index (shared with the
+    /// readers replication uses). Always a suffix of the stored log.
+    tail: Arc<Mutex<VecDeque<Entry>>>,
 }
 
 impl LogStore {
@@ -36,7 +43,35 @@ impl LogStore {
             group,
             engine,
             committer,
+            tail: Arc::new(Mutex::new(VecDeque::new())),
         }
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entries `[from, to_excl)` if the tail holds all of them.
+    fn from_tail(&self, from: u64, to_excl: u64, max_bytes: usize) -> Option<Vec<Entry>> {
+        let tail = self.tail();
+        let first = tail.front()?.index();
+        let last = tail.back()?.index();
+        if from < first || to_excl > last + 1 {
+            return None;
+        }
+        let skip = usize::try_from(from - first).ok()?;
+        let take = usize::try_from(to_excl - from).ok()?;
+        let mut out = Vec::with_capacity(take.min(tail.len()));
+        let mut bytes = 0usize;
+        for e in tail.iter().skip(skip).take(take) {
+            let size = entry_size(e);
+            if !out.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push(e.clone());
+        }
+        Some(out)
     }
 
     fn meta_key(&self, kind: RaftMetaKind) -> Vec<u8> {
@@ -46,6 +81,9 @@ impl LogStore {
     fn read_entries(&self, from: u64, to_excl: u64, max_bytes: usize) -> io::Result<Vec<Entry>> {
         if from >= to_excl {
             return Ok(Vec::new());
+        }
+        if let Some(hit) = self.from_tail(from, to_excl, max_bytes) {
+            return Ok(hit);
         }
         let bounds = (
             keys::raft_log(self.group, from),
@@ -91,6 +129,27 @@ impl LogStore {
         ] {
             batch.delete(Cf::RaftMeta, self.meta_key(kind));
         }
+    }
+}
+
+/// About the encoded size of an entry, for the per-message byte bound.
+fn entry_size(e: &Entry) -> usize {
+    use crate::types::Request;
+    use jetraft_stream::StreamCommand;
+    let cmd_size = |c: &StreamCommand| match c {
+        StreamCommand::Publish {
+            subject,
+            headers,
+            payload,
+        } => 32 + subject.len() + headers.as_ref().map_or(0, |h| h.len()) + payload.len(),
+        _ => 256,
+    };
+    match &e.payload {
+        openraft::EntryPayload::Normal(Request::Stream { cmd, .. }) => 64 + cmd_size(cmd),
+        openraft::EntryPayload::Normal(Request::StreamBatch { cmds, .. }) => {
+            64 + cmds.iter().map(cmd_size).sum::<usize>()
+        }
+        _ => 256,
     }
 }
 
@@ -200,15 +259,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::new();
-        for entry in entries {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        for entry in &entries {
             kv::put(
                 &mut batch,
                 Cf::RaftLog,
                 keys::raft_log(self.group, entry.index()),
-                &entry,
+                entry,
             )?;
         }
         self.engine.write(batch)?;
+        {
+            let mut tail = self.tail();
+            for entry in entries {
+                // Keep the tail contiguous; a gap (never expected: openraft
+                // appends in order) starts it afresh.
+                if tail.back().is_some_and(|b| b.index() + 1 != entry.index()) {
+                    tail.clear();
+                }
+                tail.push_back(entry);
+                if tail.len() > TAIL_ENTRIES {
+                    tail.pop_front();
+                }
+            }
+        }
         self.committer.flushed(callback);
         Ok(())
     }
@@ -218,6 +292,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let (_, to) = keys::raft_log_bounds(self.group);
         let mut batch = WriteBatch::new();
         batch.delete_range(Cf::RaftLog, keys::raft_log(self.group, from), to);
+        self.tail().retain(|e| e.index() < from);
         self.engine.write(batch)
     }
 
@@ -235,6 +310,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             from,
             keys::raft_log(self.group, log_id.index() + 1),
         );
+        self.tail().retain(|e| e.index() > log_id.index());
         self.engine.write(batch)
     }
 }
