@@ -123,7 +123,7 @@ impl Catalog {
         }
         let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(usize::MAX);
         let Some(peers) = place(nodes, &self.load(), replicas) else {
-            return MetaReply::Error(ApiError::insufficient_resources());
+            return MetaReply::Error(ApiError::no_suitable_peers());
         };
         self.next_group = self.next_group.max(1);
         let assignment = StreamAssignment {
@@ -228,11 +228,8 @@ mod tests {
         let overlap = create(&mut cat, cfg("B", &["a.b"], 1), &[1]);
         assert_eq!(overlap, MetaReply::Error(ApiError::subjects_overlap()));
         let too_many = create(&mut cat, cfg("C", &["c"], 3), &[1, 2]);
-        assert_eq!(
-            too_many,
-            MetaReply::Error(ApiError::insufficient_resources())
-        );
-        assert_eq!(too_many_code(&too_many), Some((503, 10023)));
+        assert_eq!(too_many, MetaReply::Error(ApiError::no_suitable_peers()));
+        assert_eq!(too_many_code(&too_many), Some((400, 10005)));
     }
 
     fn too_many_code(r: &MetaReply) -> Option<(u16, u16)> {

@@ -5,9 +5,9 @@
 //! before `append` returns, as openraft requires) and acknowledged by the
 //! [`Committer`] after the fsync that covers them.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
-use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 

@@ -112,21 +112,16 @@ async fn invalid_stream_configs_get_nats_server_errors() {
     .await;
     assert_eq!(error_of(&r), (500, 10052, "maximum replicas is 5".into()));
 
-    // Issue 2 asks for 503/10023 here; nats-server 2.15.1 itself answers
-    // 400/10005 (JSClusterNoPeersErrF). Kept apart until that is decided.
+    // Issue 2 asked for 503/10023 here; nats-server 2.15.1 answers 400/10005
+    // (JSClusterNoPeersErrF), and so does jetraft.
     let r = create(
         "R5",
         json!({"name": "R5", "subjects": ["r5"], "num_replicas": 5}),
     )
     .await;
-    let expected = if env.is_reference() {
-        (400, 10005, "no suitable peers for placement")
-    } else {
-        (503, 10023, "insufficient resources")
-    };
     assert_eq!(
         error_of(&r),
-        (expected.0, expected.1, expected.2.to_string())
+        (400, 10005, "no suitable peers for placement".to_string())
     );
 
     let r = create("OTHER", r3("NAMED", &["named"])).await;

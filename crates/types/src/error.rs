@@ -40,9 +40,10 @@ impl ApiError {
     pub fn cluster_not_leader() -> Self {
         Self::new(500, 10009, "JetStream cluster can not handle request")
     }
-    /// 503/10023: not enough nodes/resources to place the stream.
-    pub fn insufficient_resources() -> Self {
-        Self::new(503, 10023, "insufficient resources")
+    /// 400/10005: fewer nodes than replicas asked for (nats-server's
+    /// `JSClusterNoPeersErrF`, what 2.15.1 answers for R5 on three nodes).
+    pub fn no_suitable_peers() -> Self {
+        Self::new(400, 10005, "no suitable peers for placement")
     }
     /// 400/10025. `detail` is the parser's message.
     pub fn invalid_json(detail: impl std::fmt::Display) -> Self {
