@@ -52,7 +52,7 @@ impl LogStore {
     }
 
     /// Entries `[from, to_excl)` if the tail holds all of them.
-    fn from_tail(&self, from: u64, to_excl: u64, max_bytes: usize) -> Option<Vec<Entry>> {
+    fn read_tail(&self, from: u64, to_excl: u64, max_bytes: usize) -> Option<Vec<Entry>> {
         let tail = self.tail();
         let first = tail.front()?.index();
         let last = tail.back()?.index();
@@ -82,7 +82,7 @@ impl LogStore {
         if from >= to_excl {
             return Ok(Vec::new());
         }
-        if let Some(hit) = self.from_tail(from, to_excl, max_bytes) {
+        if let Some(hit) = self.read_tail(from, to_excl, max_bytes) {
             return Ok(hit);
         }
         let bounds = (
