@@ -229,25 +229,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.committer.sync().await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        let mut batch = WriteBatch::new();
-        kv::put(
-            &mut batch,
-            Cf::RaftMeta,
-            self.meta_key(RaftMetaKind::Committed),
-            &committed,
-        )?;
-        self.engine.write(batch)
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        let v: Option<Option<LogId>> = kv::get(
-            self.engine.as_ref(),
-            Cf::RaftMeta,
-            &self.meta_key(RaftMetaKind::Committed),
-        )?;
-        Ok(v.flatten())
-    }
+    // No `save_committed` / `read_committed`: every state machine persists
+    // its applied position with each apply, so a restarted node never needs
+    // the committed index to rebuild its state, and a store write per commit
+    // on the leader's and the followers' commit path is saved. A restarted
+    // node learns the commit index from the leader's next message.
 
     async fn append<I>(
         &mut self,
