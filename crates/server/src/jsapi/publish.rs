@@ -10,6 +10,7 @@ use jetraft_types::ApiError;
 use jetraft_types::api::render_pub_error;
 
 use super::json;
+use super::streams::led_group_with;
 use crate::batcher::Reply;
 use crate::cluster::{ApiRequest, Cluster};
 
@@ -28,24 +29,14 @@ pub(crate) fn queue(
     stream: &str,
     req: ApiRequest,
 ) -> Result<(bool, impl Future<Output = Reply> + use<>), ApiError> {
-    let catalog = cluster.catalog();
-    let a = catalog
-        .stream(stream)
-        .ok_or_else(ApiError::stream_not_found)?;
-    let g = cluster
-        .host()
-        .group(a.group)
-        .ok_or_else(ApiError::cluster_not_avail)?;
-    if g.leader() != Some(cluster.host().me()) {
-        return Err(ApiError::cluster_not_leader());
-    }
+    let (no_ack, g) = led_group_with(cluster, stream, |a| a.config.no_ack)?;
     let cmd = StreamCommand::Publish {
         subject: req.subject,
         headers: req.headers,
         payload: req.payload,
     };
     let rx = cluster.propose_stream(&g, cmd);
-    Ok((a.config.no_ack, async move {
+    Ok((no_ack, async move {
         rx.await
             .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
     }))

@@ -257,10 +257,19 @@ pub(crate) fn led_group(
     cluster: &Cluster,
     name: &str,
 ) -> Result<(StreamAssignment, Group), ApiError> {
-    let a = cluster
-        .catalog()
+    led_group_with(cluster, name, StreamAssignment::clone)
+}
+
+/// Like [`led_group`], taking only what `pick` reads from the assignment
+/// (the publish path does not clone the whole config).
+pub(crate) fn led_group_with<T>(
+    cluster: &Cluster,
+    name: &str,
+    pick: impl FnOnce(&StreamAssignment) -> T,
+) -> Result<(T, Group), ApiError> {
+    let catalog = cluster.catalog();
+    let a = catalog
         .stream(name)
-        .cloned()
         .ok_or_else(ApiError::stream_not_found)?;
     let g = cluster
         .host()
@@ -269,7 +278,7 @@ pub(crate) fn led_group(
     if g.leader() != Some(cluster.host().me()) {
         return Err(ApiError::cluster_not_leader());
     }
-    Ok((a, g))
+    Ok((pick(a), g))
 }
 
 /// Proposes a stream command through the group's batcher (in arrival
