@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use jetraft_proto::cluster_client::ClusterClient;
-use jetraft_proto::{FetchRequest, ForwardRequest, RaftKind, RaftRequest};
+use jetraft_proto::{FetchRequest, ForwardRequest, RaftKind, RaftReply, RaftRequest};
 use jetraft_types::StoredMessage;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
@@ -20,6 +20,7 @@ use openraft::raft::{
 use openraft::{AnyError, BasicNode, RaftNetworkV2};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use crate::codec;
@@ -38,6 +39,9 @@ pub struct Peers {
     connector: Arc<dyn Connector>,
     addrs: BTreeMap<NodeId, String>,
     channels: Mutex<BTreeMap<NodeId, Channel>>,
+    /// The `RaftStream` to each peer, opened on first use and again after
+    /// it broke.
+    pipes: Mutex<BTreeMap<NodeId, Arc<RaftPipe>>>,
     /// Bound on each RPC that has no openraft deadline.
     pub rpc_timeout: Duration,
 }
@@ -49,6 +53,7 @@ impl Peers {
             connector,
             addrs,
             channels: Mutex::new(BTreeMap::new()),
+            pipes: Mutex::new(BTreeMap::new()),
             rpc_timeout: Duration::from_secs(5),
         }
     }
@@ -77,6 +82,17 @@ impl Peers {
         let ch = self.connector.connect(addr);
         channels.insert(id, ch.clone());
         Ok(client(ch))
+    }
+
+    /// The open `RaftStream` to `id`, opening one if there is none.
+    fn pipe(&self, id: NodeId) -> io::Result<Arc<RaftPipe>> {
+        let mut pipes = self.pipes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pipes.get(&id).filter(|p| !p.is_closed()) {
+            return Ok(p.clone());
+        }
+        let pipe = Arc::new(RaftPipe::open(self.client(id)?));
+        pipes.insert(id, pipe.clone());
+        Ok(pipe)
     }
 
     /// Sends a forwarded request to `peer` and returns its payload.
@@ -161,30 +177,122 @@ impl GroupConn {
             RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))
         };
         let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut c = self
-            .peers
-            .client(self.target)
-            .map_err(|e| unreachable(&e))?;
         let req = RaftRequest {
             group: self.group,
             kind: kind as i32,
             from_node: self.peers.me,
             payload: payload.into(),
+            id: 0,
         };
-        let reply = match tokio::time::timeout(timeout, c.raft(req)).await {
-            Err(_) => {
-                return Err(unreachable(&format!(
-                    "raft rpc to node {} timed out",
-                    self.target
-                )));
+        let timed_out = || unreachable(&format!("raft rpc to node {} timed out", self.target));
+        let reply = if kind != RaftKind::Snapshot && req.payload.len() <= PIPE_MAX_PAYLOAD {
+            let pipe = self.peers.pipe(self.target).map_err(|e| unreachable(&e))?;
+            let (id, rx) = pipe
+                .send(req)
+                .ok_or_else(|| unreachable(&"raft stream closed"))?;
+            match tokio::time::timeout(timeout, rx).await {
+                Err(_) => {
+                    pipe.forget(id);
+                    return Err(timed_out());
+                }
+                Ok(Err(_)) => return Err(unreachable(&"raft stream closed")),
+                Ok(Ok(r)) => r,
             }
-            Ok(Err(status)) => return Err(unreachable(&status)),
-            Ok(Ok(r)) => r.into_inner(),
+        } else {
+            let mut c = self
+                .peers
+                .client(self.target)
+                .map_err(|e| unreachable(&e))?;
+            match tokio::time::timeout(timeout, c.raft(req)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(status)) => return Err(unreachable(&status)),
+                Ok(Ok(r)) => r.into_inner(),
+            }
         };
         if !reply.error.is_empty() {
             return Err(unreachable(&reply.error));
         }
         codec::decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+}
+
+/// Raft messages up to this size travel on the peer's `RaftStream`; larger
+/// ones (catch-up appends, snapshots) take a call of their own, so they do
+/// not hold up the small ones behind them on one HTTP/2 stream.
+const PIPE_MAX_PAYLOAD: usize = 64 * 1024;
+
+/// One long-lived `RaftStream` to a peer: requests go out in order, replies
+/// come back in any order and are matched by id. Saves the per-call HTTP/2
+/// stream setup, request buffer task and service spawn of a unary call on
+/// the hot path of every replicated write.
+struct RaftPipe {
+    tx: mpsc::UnboundedSender<RaftRequest>,
+    state: Arc<Mutex<PipeState>>,
+}
+
+#[derive(Default)]
+struct PipeState {
+    next_id: u64,
+    /// BTreeMap: nothing about this map may depend on hash order.
+    pending: BTreeMap<u64, oneshot::Sender<RaftReply>>,
+    closed: bool,
+}
+
+fn lock_pipe(state: &Mutex<PipeState>) -> std::sync::MutexGuard<'_, PipeState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RaftPipe {
+    fn open(mut client: ClusterClient<Channel>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel::<RaftRequest>();
+        let state = Arc::new(Mutex::new(PipeState::default()));
+        let st = state.clone();
+        tokio::spawn(async move {
+            let outbound = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|r| (r, rx))
+            });
+            if let Ok(resp) = client.raft_stream(outbound).await {
+                let mut replies = resp.into_inner();
+                while let Ok(Some(reply)) = replies.message().await {
+                    let waiter = lock_pipe(&st).pending.remove(&reply.id);
+                    if let Some(w) = waiter {
+                        let _ = w.send(reply);
+                    }
+                }
+            }
+            // Dropping the waiting senders fails every caller still waiting.
+            let mut s = lock_pipe(&st);
+            s.closed = true;
+            s.pending.clear();
+        });
+        Self { tx, state }
+    }
+
+    fn is_closed(&self) -> bool {
+        lock_pipe(&self.state).closed
+    }
+
+    /// Queues `req`; its reply arrives on the receiver, which fails if the
+    /// stream breaks first. `None`: the stream is closed already.
+    fn send(&self, mut req: RaftRequest) -> Option<(u64, oneshot::Receiver<RaftReply>)> {
+        let (waiter, rx) = oneshot::channel();
+        {
+            let mut s = lock_pipe(&self.state);
+            if s.closed {
+                return None;
+            }
+            s.next_id += 1;
+            req.id = s.next_id;
+            s.pending.insert(req.id, waiter);
+        }
+        let id = req.id;
+        self.tx.send(req).ok()?;
+        Some((id, rx))
+    }
+
+    /// The caller gave up waiting for `id`.
+    fn forget(&self, id: u64) {
+        lock_pipe(&self.state).pending.remove(&id);
     }
 }
 

@@ -32,6 +32,7 @@ pub trait ForwardHandler: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Vec<u8>, String>>;
 }
 
+#[derive(Clone)]
 pub struct ClusterService {
     host: Arc<Host>,
     forward: Arc<dyn ForwardHandler>,
@@ -93,21 +94,56 @@ impl ClusterService {
 }
 
 type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchChunk, Status>> + Send>>;
+type RaftReplies = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl Cluster for ClusterService {
-    async fn raft(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let reply = match ClusterService::raft(self, request.into_inner()).await {
+impl ClusterService {
+    async fn raft_reply(&self, req: RaftRequest) -> RaftReply {
+        let id = req.id;
+        match self.raft(req).await {
             Ok(payload) => RaftReply {
                 payload: Bytes::from(payload),
                 error: String::new(),
+                id,
             },
             Err(error) => RaftReply {
                 payload: Bytes::new(),
                 error,
+                id,
             },
-        };
-        Ok(Response::new(reply))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn raft(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        Ok(Response::new(self.raft_reply(request.into_inner()).await))
+    }
+
+    type RaftStreamStream = RaftReplies;
+
+    /// Each request runs on its own task (one group's slow append must not
+    /// hold up another's); replies leave in completion order.
+    async fn raft_stream(
+        &self,
+        request: Request<tonic::Streaming<RaftRequest>>,
+    ) -> Result<Response<RaftReplies>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let svc = self.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(req)) = inbound.message().await {
+                let svc = svc.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(Ok(svc.raft_reply(req).await));
+                });
+            }
+        });
+        let replies = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|reply| (reply, rx))
+        });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn forward(
