@@ -248,9 +248,11 @@ impl RaftPipe {
         let state = Arc::new(Mutex::new(PipeState::default()));
         let st = state.clone();
         tokio::spawn(async move {
-            let outbound = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|r| (r, rx))
-            });
+            let outbound =
+                futures::stream::unfold(
+                    rx,
+                    |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+                );
             if let Ok(resp) = client.raft_stream(outbound).await {
                 let mut replies = resp.into_inner();
                 while let Ok(Some(reply)) = replies.message().await {
