@@ -83,6 +83,15 @@ pub enum ProposeError {
     Unavailable(String),
 }
 
+impl From<openraft::error::ClientWriteError<TypeConfig>> for ProposeError {
+    fn from(e: openraft::error::ClientWriteError<TypeConfig>) -> Self {
+        match e {
+            openraft::error::ClientWriteError::ForwardToLeader(f) => Self::NotLeader(f.leader_id),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
 impl Group {
     pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
         use openraft::async_runtime::WatchReceiver;
@@ -97,12 +106,10 @@ impl Group {
     /// Proposes `req` (this node must lead the group) and waits until it is
     /// committed and applied here; returns what the state machine replied.
     pub async fn propose(&self, req: Request) -> Result<Response, ProposeError> {
-        use openraft::error::{ClientWriteError, RaftError};
+        use openraft::error::RaftError;
         match self.raft.client_write(req).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ProposeError::NotLeader(f.leader_id))
-            }
+            Err(RaftError::APIError(e)) => Err(e.into()),
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
         }
     }

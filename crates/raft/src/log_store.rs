@@ -136,14 +136,7 @@ impl LogStore {
 fn entry_size(e: &Entry) -> usize {
     use crate::types::Request;
     use jetraft_stream::StreamCommand;
-    let cmd_size = |c: &StreamCommand| match c {
-        StreamCommand::Publish {
-            subject,
-            headers,
-            payload,
-        } => 32 + subject.len() + headers.as_ref().map_or(0, |h| h.len()) + payload.len(),
-        _ => 256,
-    };
+    let cmd_size = |c: &StreamCommand| c.message_bytes().map_or(256, |b| 32 + b);
     match &e.payload {
         openraft::EntryPayload::Normal(Request::Stream { cmd, .. }) => 64 + cmd_size(cmd),
         openraft::EntryPayload::Normal(Request::StreamBatch { cmds, .. }) => {

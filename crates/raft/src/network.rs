@@ -216,6 +216,14 @@ impl GroupConn {
     }
 }
 
+/// What an unbounded channel receives, as a stream (the body of a gRPC
+/// streaming call on either side).
+pub(crate) fn receiver_stream<T: Send + 'static>(
+    rx: mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+}
+
 /// Raft messages up to this size travel on the peer's `RaftStream`; larger
 /// ones (catch-up appends, snapshots) take a call of their own, so they do
 /// not hold up the small ones behind them on one HTTP/2 stream.
@@ -248,12 +256,7 @@ impl RaftPipe {
         let state = Arc::new(Mutex::new(PipeState::default()));
         let st = state.clone();
         tokio::spawn(async move {
-            let outbound =
-                futures::stream::unfold(
-                    rx,
-                    |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-                );
-            if let Ok(resp) = client.raft_stream(outbound).await {
+            if let Ok(resp) = client.raft_stream(receiver_stream(rx)).await {
                 let mut replies = resp.into_inner();
                 while let Ok(Some(reply)) = replies.message().await {
                     let waiter = lock_pipe(&st).pending.remove(&reply.id);

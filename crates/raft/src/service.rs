@@ -140,10 +140,7 @@ impl Cluster for ClusterService {
                 });
             }
         });
-        let replies = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|reply| (reply, rx))
-        });
-        Ok(Response::new(Box::pin(replies)))
+        Ok(Response::new(Box::pin(crate::network::receiver_stream(rx))))
     }
 
     async fn forward(

@@ -39,6 +39,8 @@ pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Meta(Box<MetaCommand>),
+    /// One stream command: what logs written before batching hold (still
+    /// applied when replayed); new proposals are [`Request::StreamBatch`].
     Stream {
         cmd: StreamCommand,
         now_ns: i64,

@@ -17,14 +17,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use jetraft_raft::host::Group;
+use jetraft_raft::host::{Group, ProposeError};
 use jetraft_raft::{GroupId, Request, Response};
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
-use openraft::error::ClientWriteError;
 use openraft::impls::ProgressResponder;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::cluster::proposal_failed;
 use crate::env::Clock;
 
 /// Entries of one group proposed and not yet applied. Enough to keep the
@@ -46,7 +46,6 @@ struct Pending {
 }
 
 /// The queue of one stream group led (or believed led) by this node.
-#[derive(Clone)]
 struct Batcher {
     tx: mpsc::UnboundedSender<Pending>,
 }
@@ -141,13 +140,7 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
         tokio::spawn(async move {
             let result = match applied.await {
                 Ok(Ok(resp)) => Ok(resp.data),
-                Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
-                    Err(ApiError::cluster_not_leader())
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(group = id, error = %e, "proposal failed");
-                    Err(ApiError::cluster_not_avail())
-                }
+                Ok(Err(e)) => Err(proposal_failed(id, ProposeError::from(e))),
                 // The group shut down before answering.
                 Err(_) => Err(ApiError::cluster_not_avail()),
             };
@@ -177,12 +170,5 @@ fn answer_all(replies: Vec<oneshot::Sender<Reply>>, result: &Reply) {
 }
 
 fn command_bytes(cmd: &StreamCommand) -> usize {
-    match cmd {
-        StreamCommand::Publish {
-            subject,
-            headers,
-            payload,
-        } => subject.len() + headers.as_ref().map_or(0, |h| h.len()) + payload.len(),
-        _ => 64,
-    }
+    cmd.message_bytes().unwrap_or(64)
 }

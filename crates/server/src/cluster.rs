@@ -264,14 +264,10 @@ impl Cluster {
 
     /// Proposes to a group led by this node and waits until it is applied.
     pub async fn write(&self, group: &Group, req: Request) -> Result<Response, ApiError> {
-        match group.propose(req).await {
-            Ok(resp) => Ok(resp),
-            Err(ProposeError::NotLeader(_)) => Err(ApiError::cluster_not_leader()),
-            Err(e) => {
-                tracing::warn!(group = group.id, error = %e, "proposal failed");
-                Err(ApiError::cluster_not_avail())
-            }
-        }
+        group
+            .propose(req)
+            .await
+            .map_err(|e| proposal_failed(group.id, e))
     }
 
     /// Queues a stream command on the group's batcher (see [`batcher`]);
@@ -420,6 +416,18 @@ impl Cluster {
             meta_leader: self.meta.leader().map(|l| self.name_of(l)),
             streams,
         })
+    }
+}
+
+/// The API error for a proposal that was not applied: "not the leader"
+/// (nothing was proposed; the origin may retry) or unavailable.
+pub(crate) fn proposal_failed(group: jetraft_raft::GroupId, e: ProposeError) -> ApiError {
+    match e {
+        ProposeError::NotLeader(_) => ApiError::cluster_not_leader(),
+        e => {
+            tracing::warn!(group, error = %e, "proposal failed");
+            ApiError::cluster_not_avail()
+        }
     }
 }
 

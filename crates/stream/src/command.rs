@@ -29,6 +29,21 @@ pub enum StreamCommand {
     Expire,
 }
 
+impl StreamCommand {
+    /// Subject, header and payload bytes of a publish; `None` for the other
+    /// commands (small, fixed-size).
+    pub fn message_bytes(&self) -> Option<usize> {
+        match self {
+            StreamCommand::Publish {
+                subject,
+                headers,
+                payload,
+            } => Some(subject.len() + headers.as_ref().map_or(0, |h| h.len()) + payload.len()),
+            _ => None,
+        }
+    }
+}
+
 /// A remembered `Nats-Msg-Id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupEntry {
