@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::commit::Committer;
 use crate::log_store::LogStore;
 use crate::network::{GroupNetwork, Peers};
-use crate::sm::GroupSm;
+use crate::sm::{GroupSm, Sessions};
 use crate::types::{GroupId, NodeId, Raft, Request, Response, Runtime, TypeConfig};
 
 /// Raft timing for every group. Stream groups are many per node, so
@@ -59,6 +59,10 @@ impl RaftTiming {
             // 64 MiB gRPC limit.
             max_payload_entries: 32,
             enable_pre_vote: Some(true),
+            // A node whose disk was lost comes back with an empty log. The
+            // leader then starts over with it (a snapshot, and the copy
+            // that goes with one) instead of panicking its whole group.
+            allow_log_reversion: Some(true),
             ..Default::default()
         };
         c.validate()
@@ -124,6 +128,8 @@ pub struct Host {
     /// mixed with the group id, so a simulation run is reproducible.
     seed: u64,
     groups: Mutex<BTreeMap<GroupId, Group>>,
+    /// Stream replicas frozen here for followers copying them.
+    pub sessions: Sessions,
 }
 
 impl Host {
@@ -141,6 +147,7 @@ impl Host {
             timing,
             seed,
             groups: Mutex::new(BTreeMap::new()),
+            sessions: Sessions::default(),
         }
     }
 
@@ -294,6 +301,7 @@ impl Host {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
         let Some(group) = group else { return Ok(()) };
+        self.sessions.close_group(id);
         if let Err(e) = group.raft.shutdown().await {
             tracing::warn!(group = id, error = %e, "shutdown");
         }

@@ -1,4 +1,4 @@
-//! Typed, checksummed reads and writes over the node's [`Engine`].
+//! Typed, checksummed reads and writes over the node's engine (or a frozen view of it).
 //!
 //! Every value goes through `jetraft_store::record` (version + CRC32C), and
 //! every read verifies it: a corrupt record is an `InvalidData` error, never
@@ -6,7 +6,7 @@
 
 use std::io;
 
-use jetraft_store::{Cf, Dir, Engine, WriteBatch, record};
+use jetraft_store::{Cf, Dir, View, WriteBatch, record};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,7 +23,7 @@ pub fn put<T: Serialize + ?Sized>(
     Ok(())
 }
 
-pub fn get<T: DeserializeOwned>(engine: &dyn Engine, cf: Cf, key: &[u8]) -> io::Result<Option<T>> {
+pub fn get<T: DeserializeOwned>(engine: &dyn View, cf: Cf, key: &[u8]) -> io::Result<Option<T>> {
     match engine.get(cf, key)? {
         None => Ok(None),
         Some(raw) => Ok(Some(decode_value(cf, key, &raw)?)),
@@ -42,7 +42,7 @@ pub fn decode_value<T: DeserializeOwned>(cf: Cf, key: &[u8], raw: &[u8]) -> io::
 
 /// Decoded `(key, value)` pairs of a range scan.
 pub fn scan<T: DeserializeOwned>(
-    engine: &dyn Engine,
+    engine: &dyn View,
     cf: Cf,
     bounds: &(Vec<u8>, Vec<u8>),
     dir: Dir,

@@ -10,7 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use jetraft_proto::cluster_client::ClusterClient;
-use jetraft_proto::{FetchRequest, ForwardRequest, RaftKind, RaftReply, RaftRequest};
+use jetraft_proto::{
+    BeginCatchupRequest, EndCatchupRequest, FetchRequest, ForwardRequest, RaftKind, RaftReply,
+    RaftRequest,
+};
 use jetraft_types::StoredMessage;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
@@ -24,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use crate::codec;
-use crate::sm::{Catchup, Snapshot};
+use crate::sm::{Catchup, Frozen, Snapshot, Source};
 use crate::types::{GroupId, NodeId, TypeConfig, Vote};
 
 /// Makes a (lazily connecting) channel to a peer's cluster address. The
@@ -102,12 +105,14 @@ impl Peers {
         group: GroupId,
         payload: Vec<u8>,
         hops: u32,
+        batch: bool,
     ) -> io::Result<Vec<u8>> {
         let mut c = self.client(peer)?;
         let req = ForwardRequest {
             group,
             payload: Bytes::from(payload),
             hops,
+            batch,
         };
         let reply = tokio::time::timeout(self.rpc_timeout * 2, c.forward(req))
             .await
@@ -350,45 +355,69 @@ impl RaftNetworkV2<TypeConfig> for GroupConn {
 }
 
 impl Peers {
-    /// One `FetchMessages` call to `peer`, collected; never to this node.
+    /// A client for a catch-up call to `peer`; never to this node.
+    fn catchup_client(&self, peer: NodeId) -> io::Result<ClusterClient<Channel>> {
+        if peer == self.me {
+            return Err(io::Error::other("a node does not catch up from itself"));
+        }
+        self.client(peer)
+    }
+
+    /// One `FetchMessages` call, collected.
     fn fetch_from(
         &self,
-        peer: NodeId,
         range: FetchRange,
         seqs_only: bool,
     ) -> BoxFuture<'static, io::Result<Vec<jetraft_proto::FetchChunk>>> {
-        if peer == self.me {
-            let err = io::Error::other("a node does not catch up from itself");
-            return Box::pin(async move { Err(err) });
-        }
-        let client = self.client(peer);
+        let client = self.catchup_client(range.at.peer);
         let timeout = self.rpc_timeout * 6;
         Box::pin(async move { fetch_chunks(client?, range, seqs_only, timeout).await })
     }
 }
 
-/// `group`'s messages with `from <= seq <= to`, at most `limit`.
+/// The messages with `from <= seq <= to` stored at `at`, at most `limit`.
 #[derive(Debug, Clone, Copy)]
 struct FetchRange {
-    group: GroupId,
+    at: Source,
     from: u64,
     to: u64,
     limit: usize,
 }
 
 impl Catchup for Peers {
+    fn begin(&self, peer: NodeId, group: GroupId) -> BoxFuture<'static, io::Result<Frozen>> {
+        let client = self.catchup_client(peer);
+        let timeout = self.rpc_timeout;
+        Box::pin(async move {
+            let mut client = client?;
+            let call = client.begin_catchup(BeginCatchupRequest { group });
+            let reply = tokio::time::timeout(timeout, call)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "catch-up begin timed out"))?
+                .map_err(status_to_io)?
+                .into_inner();
+            Ok(Frozen {
+                at: Source {
+                    peer,
+                    group,
+                    session: reply.session,
+                },
+                applied: reply.applied,
+                state: reply.state.to_vec(),
+            })
+        })
+    }
+
     fn fetch(
         &self,
-        peer: NodeId,
-        group: GroupId,
+        at: Source,
         from: u64,
         to: u64,
         limit: usize,
     ) -> BoxFuture<'static, io::Result<Vec<StoredMessage>>> {
         let chunks = self.fetch_from(
-            peer,
             FetchRange {
-                group,
+                at,
                 from,
                 to,
                 limit,
@@ -406,16 +435,14 @@ impl Catchup for Peers {
 
     fn fetch_seqs(
         &self,
-        peer: NodeId,
-        group: GroupId,
+        at: Source,
         from: u64,
         to: u64,
         limit: usize,
     ) -> BoxFuture<'static, io::Result<Vec<u64>>> {
         let chunks = self.fetch_from(
-            peer,
             FetchRange {
-                group,
+                at,
                 from,
                 to,
                 limit,
@@ -423,6 +450,20 @@ impl Catchup for Peers {
             true,
         );
         Box::pin(async move { Ok(chunks.await?.into_iter().flat_map(|c| c.seqs).collect()) })
+    }
+
+    fn end(&self, at: Source) -> BoxFuture<'static, ()> {
+        let client = self.catchup_client(at.peer);
+        let timeout = self.rpc_timeout;
+        Box::pin(async move {
+            let Ok(mut client) = client else { return };
+            let req = EndCatchupRequest {
+                group: at.group,
+                session: at.session,
+            };
+            // Best effort: the peer evicts forgotten views by itself.
+            let _ = tokio::time::timeout(timeout, client.end_catchup(req)).await;
+        })
     }
 }
 
@@ -433,12 +474,13 @@ async fn fetch_chunks(
     timeout: Duration,
 ) -> io::Result<Vec<jetraft_proto::FetchChunk>> {
     let req = FetchRequest {
-        group: range.group,
-        stream: range.group,
+        group: range.at.group,
+        stream: range.at.group,
         from_seq: range.from,
         to_seq: range.to,
         limit: range.limit as u64,
         seqs_only,
+        session: range.at.session,
     };
     let work = async {
         let mut stream = client

@@ -1,6 +1,6 @@
 //! Server side of the cluster protocol: dispatches each RPC to the group it
 //! names, hands forwarded client requests to the server layer, and streams
-//! stored messages to followers catching up.
+//! stored messages of frozen replicas to followers catching up.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,8 +10,10 @@ use futures::Stream;
 use futures::future::BoxFuture;
 use jetraft_proto::cluster_server::{Cluster, ClusterServer};
 use jetraft_proto::{
-    FetchChunk, FetchRequest, ForwardReply, ForwardRequest, RaftKind, RaftReply, RaftRequest,
+    BeginCatchupReply, BeginCatchupRequest, EndCatchupReply, EndCatchupRequest, FetchChunk,
+    FetchRequest, ForwardReply, ForwardRequest, RaftKind, RaftReply, RaftRequest,
 };
+use jetraft_store::View;
 use tonic::{Request, Response, Status};
 
 use crate::codec;
@@ -27,6 +29,13 @@ pub trait ForwardHandler: Send + Sync + 'static {
     fn handle(
         &self,
         group: GroupId,
+        payload: Vec<u8>,
+        hops: u32,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+
+    /// A batch of requests to run in order (`ForwardRequest.batch`).
+    fn handle_batch(
+        &self,
         payload: Vec<u8>,
         hops: u32,
     ) -> BoxFuture<'static, Result<Vec<u8>, String>>;
@@ -148,11 +157,13 @@ impl Cluster for ClusterService {
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
         let req = request.into_inner();
-        let reply = match self
-            .forward
-            .handle(req.group, req.payload.to_vec(), req.hops)
-            .await
-        {
+        let answer = if req.batch {
+            self.forward.handle_batch(req.payload.to_vec(), req.hops)
+        } else {
+            self.forward
+                .handle(req.group, req.payload.to_vec(), req.hops)
+        };
+        let reply = match answer.await {
             Ok(payload) => ForwardReply {
                 payload: Bytes::from(payload),
                 error: String::new(),
@@ -167,12 +178,49 @@ impl Cluster for ClusterService {
 
     type FetchMessagesStream = FetchStream;
 
+    async fn begin_catchup(
+        &self,
+        request: Request<BeginCatchupRequest>,
+    ) -> Result<Response<BeginCatchupReply>, Status> {
+        let group_id = request.into_inner().group;
+        let group = self
+            .host
+            .group(group_id)
+            .ok_or_else(|| Status::not_found(format!("group {group_id} is not hosted here")))?;
+        let (applied, state, view) = group
+            .sm
+            .freeze()
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let session = self.host.sessions.open(group_id, view);
+        Ok(Response::new(BeginCatchupReply {
+            session,
+            applied,
+            state: Bytes::from(state),
+        }))
+    }
+
+    async fn end_catchup(
+        &self,
+        request: Request<EndCatchupRequest>,
+    ) -> Result<Response<EndCatchupReply>, Status> {
+        let req = request.into_inner();
+        self.host.sessions.close(req.group, req.session);
+        Ok(Response::new(EndCatchupReply {}))
+    }
+
     async fn fetch_messages(
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchStream>, Status> {
         let req = request.into_inner();
-        let engine = self.host.engine.clone();
+        let engine: Arc<dyn View> = if req.session == 0 {
+            self.host.engine.clone()
+        } else {
+            self.host
+                .sessions
+                .get(req.group, req.session)
+                .ok_or_else(|| Status::not_found("catch-up session expired"))?
+        };
         let limit = usize::try_from(req.limit).unwrap_or(usize::MAX).max(1);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<FetchChunk, Status>>(2);
         tokio::spawn(async move {

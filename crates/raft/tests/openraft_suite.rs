@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use jetraft_raft::commit::{Committer, SyncMode};
 use jetraft_raft::log_store::LogStore;
-use jetraft_raft::sm::{Catchup, GroupSm};
+use jetraft_raft::sm::{Catchup, Frozen, GroupSm, Source};
 use jetraft_raft::types::TypeConfig;
 use jetraft_store::Engine;
 use jetraft_store::mem::MemEngine;
@@ -21,10 +21,12 @@ use openraft::testing::log::{StoreBuilder, Suite};
 struct NoPeers;
 
 impl Catchup for NoPeers {
+    fn begin(&self, _: u64, _: u64) -> BoxFuture<'static, io::Result<Frozen>> {
+        Box::pin(async { Err(io::Error::other("no peers in this test")) })
+    }
     fn fetch(
         &self,
-        _: u64,
-        _: u64,
+        _: Source,
         _: u64,
         _: u64,
         _: usize,
@@ -33,13 +35,15 @@ impl Catchup for NoPeers {
     }
     fn fetch_seqs(
         &self,
-        _: u64,
-        _: u64,
+        _: Source,
         _: u64,
         _: u64,
         _: usize,
     ) -> BoxFuture<'static, io::Result<Vec<u64>>> {
         Box::pin(async { Err(io::Error::other("no peers in this test")) })
+    }
+    fn end(&self, _: Source) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
     }
 }
 

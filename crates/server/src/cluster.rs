@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::batcher::{self, Batchers};
 use crate::env::Clock;
+use crate::forwarder::Forwarders;
 use crate::jsapi::{self, Op, publish};
 use crate::monitor::{Jsz, StreamReplica};
 
@@ -56,10 +57,29 @@ pub struct ApiRequest {
     pub payload: Bytes,
 }
 
+/// A reply as it travels back to the node that forwarded the request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct WireOutbound {
+pub(crate) struct WireOutbound {
     headers: Option<Bytes>,
     payload: Bytes,
+}
+
+impl From<WireOutbound> for Outbound {
+    fn from(o: WireOutbound) -> Self {
+        Outbound {
+            headers: o.headers,
+            payload: o.payload,
+        }
+    }
+}
+
+impl From<Outbound> for WireOutbound {
+    fn from(o: Outbound) -> Self {
+        WireOutbound {
+            headers: o.headers,
+            payload: o.payload,
+        }
+    }
 }
 
 pub struct Cluster {
@@ -69,6 +89,7 @@ pub struct Cluster {
     clock: Arc<dyn Clock>,
     names: BTreeMap<NodeId, String>,
     batchers: Batchers,
+    forwarders: Forwarders,
     this: Weak<Cluster>,
 }
 
@@ -94,6 +115,7 @@ impl Cluster {
             clock,
             names,
             batchers: Batchers::default(),
+            forwarders: Forwarders::default(),
             this: this.clone(),
         })
     }
@@ -241,15 +263,13 @@ impl Cluster {
         hops: u32,
     ) -> io::Result<Vec<Outbound>> {
         let payload = jetraft_raft::codec::encode(req)?;
-        let reply = self.host.peers.forward(peer, 0, payload, hops).await?;
+        let reply = self
+            .host
+            .peers
+            .forward(peer, 0, payload, hops, false)
+            .await?;
         let outs: Vec<WireOutbound> = jetraft_raft::codec::decode(&reply)?;
-        Ok(outs
-            .into_iter()
-            .map(|o| Outbound {
-                headers: o.headers,
-                payload: o.payload,
-            })
-            .collect())
+        Ok(outs.into_iter().map(Outbound::from).collect())
     }
 
     /// Proposes to the meta group (this node must be its leader).
@@ -283,6 +303,37 @@ impl Cluster {
     /// Forgets what this node kept for a group it no longer hosts.
     pub fn group_removed(&self, group: jetraft_raft::GroupId) {
         self.batchers.remove(group);
+    }
+
+    /// Forgets the forwarding queues of streams `catalog` no longer has.
+    pub fn catalog_changed(&self, catalog: &Catalog) {
+        self.forwarders
+            .retain_groups(|g| catalog.by_group(g).is_some());
+    }
+
+    /// Queues a publish for the leader of the stream it goes to when that
+    /// is another node ([`crate::forwarder`]): None when this node leads it
+    /// or no leader is known (the caller dispatches it as usual).
+    fn forward_in_order(
+        &self,
+        op: &Op,
+        req: &ApiRequest,
+    ) -> Option<tokio::sync::oneshot::Receiver<crate::forwarder::Reply>> {
+        let Ok(Some(target @ Target::StreamLeader(_))) = jsapi::target(self, op) else {
+            return None;
+        };
+        let Target::StreamLeader(a) = &target else {
+            return None;
+        };
+        match self.route(&target) {
+            Route::Forward(peer) => {
+                Some(
+                    self.forwarders
+                        .submit(&self.host.peers, peer, a.group, req.clone()),
+                )
+            }
+            Route::Here | Route::Nowhere => None,
+        }
     }
 
     /// Waits until the stream's group has a leader, asking a replica when the
@@ -446,11 +497,13 @@ impl Backend for Cluster {
             payload: msg.payload.clone(),
         };
         let me = self.self_arc()?;
-        // A publish to a stream led here is queued right now, before this
-        // returns, so one connection's publishes keep their order.
-        if let Op::Publish(stream) = &op
-            && let Ok((no_ack, reply)) = publish::queue(self, stream, req.clone())
-        {
+        let Op::Publish(stream) = &op else {
+            return Some(me.dispatch(op, req, 0));
+        };
+        // A publish is queued right now, before this returns, so one
+        // connection's publishes keep their order: on the batcher when
+        // this node leads the stream, else on the queue to its leader.
+        if let Ok((no_ack, reply)) = publish::queue(self, stream, req.clone()) {
             let stream = stream.clone();
             return Some(
                 async move {
@@ -460,6 +513,22 @@ impl Backend for Cluster {
                             me.dispatch(op, req, 0).await
                         }
                         result => publish::answer(&stream, no_ack, result),
+                    }
+                }
+                .boxed(),
+            );
+        }
+        if let Some(reply) = self.forward_in_order(&op, &req) {
+            return Some(
+                async move {
+                    match reply.await {
+                        Ok(Ok(out)) if !out.first().is_some_and(|o| retryable(&o.payload)) => out,
+                        Ok(Ok(_)) => me.dispatch(op, req, 0).await,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, subject = %req.subject, "forward failed");
+                            jsapi::error_reply(&op, ApiError::cluster_not_avail())
+                        }
+                        Err(_) => jsapi::error_reply(&op, ApiError::cluster_not_avail()),
                     }
                 }
                 .boxed(),
@@ -483,12 +552,46 @@ impl ForwardHandler for Cluster {
             let req: ApiRequest =
                 jetraft_raft::codec::decode(&payload).map_err(|e| e.to_string())?;
             let out = me.dispatch_request(req, hops).await;
-            let wire: Vec<WireOutbound> = out
+            let wire: Vec<WireOutbound> = out.into_iter().map(WireOutbound::from).collect();
+            jetraft_raft::codec::encode(&wire).map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
+    /// Publishes another node forwarded in order ([`crate::forwarder`]):
+    /// each is queued on its stream's batcher before any is awaited, so
+    /// they are proposed in the order sent; one this node cannot queue
+    /// (leadership moved) is dispatched like a forwarded request.
+    fn handle_batch(
+        &self,
+        payload: Vec<u8>,
+        hops: u32,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let Some(me) = self.self_arc() else {
+            return futures::future::ready(Err("node shutting down".to_string())).boxed();
+        };
+        let reqs: Vec<ApiRequest> = match jetraft_raft::codec::decode(&payload) {
+            Ok(r) => r,
+            Err(e) => return futures::future::ready(Err(e.to_string())).boxed(),
+        };
+        let answers: Vec<BoxFuture<'static, Vec<Outbound>>> = reqs
+            .into_iter()
+            .map(|req| {
+                let op = jsapi::classify(self, &req.subject);
+                if let Some(Op::Publish(stream)) = &op
+                    && let Ok((no_ack, reply)) = publish::queue(self, stream, req.clone())
+                {
+                    let stream = stream.clone();
+                    return async move { publish::answer(&stream, no_ack, reply.await) }.boxed();
+                }
+                me.clone().dispatch_request(req, hops).boxed()
+            })
+            .collect();
+        async move {
+            let outs = futures::future::join_all(answers).await;
+            let wire: Vec<Vec<WireOutbound>> = outs
                 .into_iter()
-                .map(|o| WireOutbound {
-                    headers: o.headers,
-                    payload: o.payload,
-                })
+                .map(|out| out.into_iter().map(WireOutbound::from).collect())
                 .collect();
             jetraft_raft::codec::encode(&wire).map_err(|e| e.to_string())
         }

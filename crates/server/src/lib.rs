@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod env;
+mod forwarder;
 pub mod jsapi;
 pub mod monitor;
 #[cfg(feature = "standalone")]

@@ -108,6 +108,7 @@ async fn reconcile(cluster: Arc<Cluster>, mut catalog: watch::Receiver<Arc<Catal
     let host = cluster.host().clone();
     loop {
         let current = catalog.borrow_and_update().clone();
+        cluster.catalog_changed(&current);
         let me = host.me();
         for a in current.streams() {
             if a.peers.contains(&me)

@@ -68,7 +68,6 @@ async fn converged(c: &Cluster, messages: u64) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a follower that installs a stream snapshot ends with the right messages (same digest) but a wrong message count in its summary; see the issue 2 note"]
 async fn lagging_and_empty_followers_catch_up_from_peer_stores() {
     let mut c = Cluster::start(3, &[]).await;
     let ctx = jetstream::new(async_nats::connect(c.nodes[0].url()).await.unwrap());

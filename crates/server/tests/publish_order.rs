@@ -1,5 +1,6 @@
 //! Publishes one connection sends without waiting for their acks are
-//! stored in the order sent, and a burst of them is proposed in batches
+//! stored in the order sent, whether the connection's node leads the stream
+//! or forwards to its leader, and a burst of them is proposed in batches
 //! (fewer Raft entries than messages).
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
@@ -55,23 +56,18 @@ async fn async_publishes_keep_connection_order_and_are_batched() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
-    // All sent before any ack is awaited.
-    let js = js(&c.urls()[leader]).await;
-    let mut pending = Vec::new();
-    for k in 0..TOTAL {
-        let subject = format!("ord.{}", k % 3);
-        pending.push(js.publish(subject, k.to_string().into()).await.unwrap());
-    }
-    for (k, ack) in pending.into_iter().enumerate() {
-        let ack = ack.await.unwrap();
-        assert_eq!(
-            ack.sequence,
-            k as u64 + 1,
-            "publish #{k} stored out of order"
-        );
-    }
-    let stream = js.get_stream("ORD").await.unwrap();
-    for k in (0..TOTAL).step_by(97) {
+    // All sent before any ack is awaited: first to the leader's node, then
+    // to a node that forwards to it.
+    let follower = (leader + 1) % 3;
+    let direct = js(&c.urls()[leader]).await;
+    send_in_order(&direct, 0).await;
+    let applied_before = leader_of(&c, "ORD").await.unwrap().1["applied"]
+        .as_u64()
+        .unwrap();
+    send_in_order(&js(&c.urls()[follower]).await, TOTAL).await;
+
+    let stream = direct.get_stream("ORD").await.unwrap();
+    for k in (0..2 * TOTAL).step_by(97) {
         let m = stream.get_raw_message(k + 1).await.unwrap();
         assert_eq!(
             m.payload,
@@ -81,12 +77,33 @@ async fn async_publishes_keep_connection_order_and_are_batched() {
         );
     }
 
-    // One Raft entry per publish would have applied at least TOTAL entries.
+    // One Raft entry per publish would have applied at least TOTAL entries
+    // each time.
     let (_, jsz) = leader_of(&c, "ORD").await.unwrap();
     let applied = jsz["applied"].as_u64().unwrap();
     assert!(
-        applied < TOTAL,
-        "{TOTAL} publishes took {applied} Raft entries: not batched"
+        applied_before < TOTAL && applied - applied_before < TOTAL,
+        "{TOTAL} publishes took {applied_before} Raft entries, then \
+         {TOTAL} forwarded ones {}: not batched",
+        applied - applied_before
     );
-    eprintln!("{TOTAL} async publishes applied as {applied} Raft entries");
+    eprintln!(
+        "{TOTAL} async publishes applied as {applied_before} Raft entries, \
+         {TOTAL} forwarded ones as {}",
+        applied - applied_before
+    );
+}
+
+/// Sends publishes `first..first + TOTAL` (payload = its number) without
+/// waiting, then checks each was stored at sequence number + 1.
+async fn send_in_order(js: &jetstream::Context, first: u64) {
+    let mut pending = Vec::new();
+    for k in first..first + TOTAL {
+        let subject = format!("ord.{}", k % 3);
+        pending.push(js.publish(subject, k.to_string().into()).await.unwrap());
+    }
+    for (k, ack) in (first..).zip(pending) {
+        let ack = ack.await.unwrap();
+        assert_eq!(ack.sequence, k + 1, "publish #{k} stored out of order");
+    }
 }

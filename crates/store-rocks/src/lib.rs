@@ -11,19 +11,20 @@ mod options;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rocksdb::statistics::Ticker;
-use rocksdb::{ColumnFamily, DB, ErrorKind, ReadOptions, WriteOptions};
+use rocksdb::{ColumnFamily, DB, ErrorKind, ReadOptions, Snapshot, WriteOptions};
 
-use jetraft_store::{Cf, Dir, Engine, Op, WriteBatch};
+use jetraft_store::{Cf, Dir, Engine, Op, View, WriteBatch};
 
 use crate::group_sync::GroupSync;
 pub use crate::options::RocksOptions;
 
 /// RocksDB-backed store of one node.
 pub struct RocksEngine {
-    db: DB,
+    /// Shared with the frozen views ([`Engine::frozen`]) still alive.
+    db: Arc<DB>,
     path: PathBuf,
     group: GroupSync,
     /// Kept only to read statistics tickers; `Options` is not `Sync`.
@@ -60,7 +61,7 @@ impl RocksEngine {
             .map_err(rocks_err(format_args!("open {}", path.display())))?;
         let stats = opts.statistics.then(|| Mutex::new(db_opts));
         Ok(Self {
-            db,
+            db: Arc::new(db),
             path: path.to_path_buf(),
             group: GroupSync::default(),
             stats,
@@ -89,9 +90,7 @@ impl RocksEngine {
     }
 
     fn cf(&self, cf: Cf) -> io::Result<&ColumnFamily> {
-        self.db
-            .cf_handle(cf.name())
-            .ok_or_else(|| io::Error::other(format!("rocksdb column family {} missing", cf.name())))
+        cf_handle(&self.db, cf)
     }
 
     fn to_rocks_batch(&self, batch: &WriteBatch) -> io::Result<rocksdb::WriteBatch> {
@@ -134,10 +133,16 @@ impl Engine for RocksEngine {
             .sync(|| self.db.flush_wal(true).map_err(rocks_err("sync WAL")))
     }
 
+    fn frozen(&self) -> io::Result<Arc<dyn View>> {
+        Ok(Arc::new(FrozenView::new(self.db.clone(), |db| {
+            db.snapshot()
+        })))
+    }
+}
+
+impl View for RocksEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        self.db
-            .get_cf(self.cf(cf)?, key)
-            .map_err(rocks_err(format_args!("get from {}", cf.name())))
+        get(&self.db, cf, key, ReadOptions::default())
     }
 
     fn scan(
@@ -148,30 +153,94 @@ impl Engine for RocksEngine {
         dir: Dir,
         limit: usize,
     ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if from >= to || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(from);
-        ro.set_iterate_upper_bound(to);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf)?, ro);
-        match dir {
-            Dir::Forward => it.seek_to_first(),
-            Dir::Reverse => it.seek_to_last(),
-        }
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let (Some(key), Some(value)) = (it.key(), it.value()) else {
-                break;
-            };
-            out.push((key.to_vec(), value.to_vec()));
-            match dir {
-                Dir::Forward => it.next(),
-                Dir::Reverse => it.prev(),
-            }
-        }
-        it.status()
-            .map_err(rocks_err(format_args!("scan {}", cf.name())))?;
-        Ok(out)
+        scan(&self.db, cf, (from, to), dir, limit, ReadOptions::default())
     }
+}
+
+self_cell::self_cell!(
+    /// A RocksDB snapshot together with the database it pins (kept open
+    /// while the view lives; RocksDB keeps what the snapshot can still see).
+    struct FrozenView {
+        owner: Arc<DB>,
+        #[covariant]
+        dependent: Snapshot,
+    }
+);
+
+impl FrozenView {
+    fn options(&self) -> ReadOptions {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(self.borrow_dependent());
+        ro
+    }
+}
+
+impl View for FrozenView {
+    fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        get(self.borrow_owner(), cf, key, self.options())
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        dir: Dir,
+        limit: usize,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan(
+            self.borrow_owner(),
+            cf,
+            (from, to),
+            dir,
+            limit,
+            self.options(),
+        )
+    }
+}
+
+fn cf_handle(db: &DB, cf: Cf) -> io::Result<&ColumnFamily> {
+    db.cf_handle(cf.name())
+        .ok_or_else(|| io::Error::other(format!("rocksdb column family {} missing", cf.name())))
+}
+
+fn get(db: &DB, cf: Cf, key: &[u8], ro: ReadOptions) -> io::Result<Option<Vec<u8>>> {
+    db.get_cf_opt(cf_handle(db, cf)?, key, &ro)
+        .map_err(rocks_err(format_args!("get from {}", cf.name())))
+}
+
+/// Up to `limit` pairs of `cf` in `[bounds.0, bounds.1)`, read with `ro`
+/// (the live database, or a snapshot set in it).
+fn scan(
+    db: &DB,
+    cf: Cf,
+    (from, to): (&[u8], &[u8]),
+    dir: Dir,
+    limit: usize,
+    mut ro: ReadOptions,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    if from >= to || limit == 0 {
+        return Ok(Vec::new());
+    }
+    ro.set_iterate_lower_bound(from);
+    ro.set_iterate_upper_bound(to);
+    let mut it = db.raw_iterator_cf_opt(cf_handle(db, cf)?, ro);
+    match dir {
+        Dir::Forward => it.seek_to_first(),
+        Dir::Reverse => it.seek_to_last(),
+    }
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let (Some(key), Some(value)) = (it.key(), it.value()) else {
+            break;
+        };
+        out.push((key.to_vec(), value.to_vec()));
+        match dir {
+            Dir::Forward => it.next(),
+            Dir::Reverse => it.prev(),
+        }
+    }
+    it.status()
+        .map_err(rocks_err(format_args!("scan {}", cf.name())))?;
+    Ok(out)
 }

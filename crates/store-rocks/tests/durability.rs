@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use jetraft_store::{Cf, Dir, Engine, WriteBatch, keys, record};
+use jetraft_store::{Cf, Dir, Engine, View, WriteBatch, keys, record};
 use jetraft_store_rocks::{RocksEngine, RocksOptions};
 
 fn open(dir: &tempfile::TempDir) -> RocksEngine {

@@ -68,6 +68,9 @@ pub enum StateKind {
     Catalog,
     /// Stream configuration.
     Config,
+    /// A stream replica's catch-up mark: a copy from a peer in progress,
+    /// and the log index its state is at (entries up to it are in it).
+    Catchup,
 }
 
 impl StateKind {
@@ -79,6 +82,7 @@ impl StateKind {
             StateKind::Summary => 2,
             StateKind::Catalog => 3,
             StateKind::Config => 4,
+            StateKind::Catchup => 5,
         }
     }
 }

@@ -160,6 +160,7 @@ fn state_families_do_not_overlap() {
         StateKind::Summary,
         StateKind::Catalog,
         StateKind::Config,
+        StateKind::Catchup,
     ] {
         let k = state(5, kind);
         assert!(!within(&k, &dedups) && !within(&k, &consumers));

@@ -105,15 +105,9 @@ pub enum Dir {
     Reverse,
 }
 
-/// A key-value engine with explicit durability.
-///
-/// `write` makes a batch visible to readers at once but not durable; `sync`
-/// makes every write that returned before it durable (one fsync of the shared
-/// WAL: this is where group commit happens). A crash loses exactly the writes
-/// not covered by a completed `sync`.
-pub trait Engine: Send + Sync + 'static {
-    fn write(&self, batch: WriteBatch) -> io::Result<()>;
-    fn sync(&self) -> io::Result<()>;
+/// Reads of a key-value store: the live engine, or a frozen view of it
+/// ([`Engine::frozen`]).
+pub trait View: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>>;
     /// Up to `limit` pairs with `from <= key < to`, ascending for
     /// [`Dir::Forward`], descending for [`Dir::Reverse`].
@@ -125,6 +119,22 @@ pub trait Engine: Send + Sync + 'static {
         dir: Dir,
         limit: usize,
     ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// A key-value engine with explicit durability.
+///
+/// `write` makes a batch visible to readers at once but not durable; `sync`
+/// makes every write that returned before it durable (one fsync of the shared
+/// WAL: this is where group commit happens). A crash loses exactly the writes
+/// not covered by a completed `sync`.
+pub trait Engine: View + 'static {
+    fn write(&self, batch: WriteBatch) -> io::Result<()>;
+    fn sync(&self) -> io::Result<()>;
+    /// A read-only view of the store as it is now: writes that return after
+    /// this call are never seen through it. A follower catching up reads a
+    /// peer's stream through one, so every page comes from the same applied
+    /// index even while the peer goes on applying.
+    fn frozen(&self) -> io::Result<std::sync::Arc<dyn View>>;
 }
 
 impl WriteBatch {
@@ -159,6 +169,12 @@ impl<E: Engine + ?Sized> Engine for std::sync::Arc<E> {
     fn sync(&self) -> io::Result<()> {
         (**self).sync()
     }
+    fn frozen(&self) -> io::Result<std::sync::Arc<dyn View>> {
+        (**self).frozen()
+    }
+}
+
+impl<E: View + ?Sized> View for std::sync::Arc<E> {
     fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         (**self).get(cf, key)
     }

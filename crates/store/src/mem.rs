@@ -18,7 +18,7 @@ use std::io;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::{Cf, Dir, Engine, Op, WriteBatch};
+use crate::{Cf, Dir, Engine, Op, View, WriteBatch};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -219,12 +219,32 @@ impl Engine for MemEngine {
         Ok(())
     }
 
+    fn frozen(&self) -> io::Result<Arc<dyn View>> {
+        Ok(Arc::new(self.lock().visible.clone()))
+    }
+}
+
+impl View for MemEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        Ok(self
-            .lock()
-            .visible
-            .table(cf)
-            .and_then(|t| t.get(key).cloned()))
+        self.lock().visible.get(cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        dir: Dir,
+        limit: usize,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.lock().visible.scan(cf, from, to, dir, limit)
+    }
+}
+
+/// An image is its own frozen view: [`Engine::frozen`] hands out a copy.
+impl View for Image {
+    fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.table(cf).and_then(|t| t.get(key).cloned()))
     }
 
     fn scan(
@@ -238,8 +258,7 @@ impl Engine for MemEngine {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }
-        let inner = self.lock();
-        let Some(table) = inner.visible.table(cf) else {
+        let Some(table) = self.table(cf) else {
             return Ok(Vec::new());
         };
         let range = table.range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));

@@ -39,6 +39,7 @@ macro_rules! engine_suite {
             scan_empty_ranges,
             scan_orders_bytewise,
             scan_pages_through_many_keys,
+            frozen_view_ignores_later_writes,
             large_values,
             sync_without_writes,
             reopen_keeps_synced_writes,
@@ -386,6 +387,64 @@ pub fn scan_orders_bytewise<E: Engine>(mut open: impl FnMut() -> E) {
         scan_keys(&e, Cf::SubjectIndex, b"a", b"a\x01", Dir::Forward, 100),
         vec![b"a".to_vec(), b"a\x00".to_vec()]
     );
+}
+
+/// A frozen view keeps answering as of the moment it was taken: later puts,
+/// deletes and range deletes are invisible through it, and the engine
+/// itself sees them at once.
+pub fn frozen_view_ignores_later_writes<E: Engine>(mut open: impl FnMut() -> E) {
+    let e = open();
+    fill(&e, Cf::Messages, 0..100);
+    fill(&e, Cf::SubjectIndex, 0..3);
+    let view = ok(e.frozen(), "frozen");
+    put(&e, Cf::Messages, &k(5), b"changed");
+    put(&e, Cf::Messages, &k(500), b"new");
+    let mut b = WriteBatch::new();
+    b.delete(Cf::Messages, k(7));
+    b.delete_range(Cf::Messages, k(50), k(100));
+    b.delete_range(Cf::SubjectIndex, k(0), k(3));
+    ok(e.write(b), "write");
+    ok(e.sync(), "sync");
+
+    let (lo, hi) = (k(0), k(1_000));
+    let then = ok(
+        view.scan(Cf::Messages, &lo, &hi, Dir::Forward, 1_000),
+        "view scan",
+    );
+    assert_eq!(
+        then.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        ks(0..100)
+    );
+    assert_eq!(
+        ok(view.get(Cf::Messages, &k(5)), "view get").as_deref(),
+        Some(&b"v5"[..])
+    );
+    assert_eq!(ok(view.get(Cf::Messages, &k(500)), "view get"), None);
+    let rev = ok(
+        view.scan(Cf::Messages, &lo, &hi, Dir::Reverse, 2),
+        "view scan",
+    );
+    assert_eq!(
+        rev.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        ks([99, 98])
+    );
+    assert_eq!(
+        ok(
+            view.scan(Cf::SubjectIndex, &lo, &hi, Dir::Forward, 10),
+            "view scan"
+        )
+        .len(),
+        3
+    );
+
+    let now = scan_keys(&e, Cf::Messages, &lo, &hi, Dir::Forward, 1_000);
+    let expect: Vec<u64> = (0..50).filter(|n| *n != 7).chain([500]).collect();
+    assert_eq!(now, ks(expect));
+    assert_eq!(
+        get(&e, Cf::Messages, &k(5)).as_deref(),
+        Some(&b"changed"[..])
+    );
+    assert!(scan(&e, Cf::SubjectIndex, &lo, &hi, Dir::Forward, 10).is_empty());
 }
 
 pub fn scan_pages_through_many_keys<E: Engine>(mut open: impl FnMut() -> E) {

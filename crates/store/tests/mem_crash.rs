@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use jetraft_store::mem::{Faults, MemEngine};
-use jetraft_store::{Cf, Dir, Engine, WriteBatch};
+use jetraft_store::{Cf, Dir, Engine, View, WriteBatch};
 
 fn put(e: &MemEngine, key: &[u8], value: &[u8]) {
     let mut b = WriteBatch::new();

@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::{Stream, TryStreamExt};
 use jetraft_meta::Catalog;
 use jetraft_store::keys::{self, RaftMetaKind, StateKind};
-use jetraft_store::{Cf, Engine, WriteBatch};
+use jetraft_store::{Cf, Engine, View, WriteBatch};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-pub use self::catchup::Catchup;
+pub use self::catchup::{Catchup, Frozen, Sessions, Source};
 pub use self::stream::StreamView;
 use crate::commit::Committer;
 use crate::kv;
@@ -44,6 +44,24 @@ struct Inner {
     applied: Option<LogId>,
     membership: StoredMembership,
     kind: Kind,
+    /// A stream replica's catch-up state (see [`CatchupMark`]).
+    catchup: CatchupMark,
+}
+
+/// Persisted beside a stream replica's state while and after it copies a
+/// peer's frozen replica ([`catchup`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct CatchupMark {
+    /// A copy for a snapshot at this index is under way: the store may hold
+    /// a half-copied mix, so the replica neither applies, serves reads nor
+    /// lets others copy it until the copy completes.
+    copying: Option<u64>,
+    /// Whom to copy from, in order (an empty replica knows no members yet).
+    sources: Vec<NodeId>,
+    /// The log index the replica's state is at after a copy: Raft still
+    /// hands it the entries up to here (it acknowledged only the snapshot's
+    /// index), and they are already in the state.
+    state_at: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,10 +144,16 @@ impl GroupSm {
         let (applied, membership) = rec.map_or((None, StoredMembership::default()), |r| {
             (r.applied, r.membership)
         });
+        let mark: Option<CatchupMark> = kv::get(
+            engine.as_ref(),
+            Cf::State,
+            &keys::state(group, StateKind::Catchup),
+        )?;
         let inner = Inner {
             applied,
             membership,
             kind,
+            catchup: mark.unwrap_or_default(),
         };
         Ok(Self {
             group,
@@ -157,12 +181,96 @@ impl GroupSm {
         self.group
     }
 
-    /// A consistent read of a stream group's state (None for the meta group).
+    /// A consistent read of a stream group's state (None for the meta
+    /// group, and while the replica copies a peer's).
     pub fn stream_view(&self) -> Option<StreamView> {
-        match &self.lock().kind {
-            Kind::Stream(s) => Some(s.view(self.engine.clone())),
-            Kind::Meta { .. } => None,
+        let inner = self.lock();
+        match &inner.kind {
+            Kind::Stream(s) if inner.catchup.copying.is_none() => Some(s.view(self.engine.clone())),
+            _ => None,
         }
+    }
+
+    /// Freezes this stream replica for a follower to copy: the applied
+    /// index, the state there, and a view of the store at that very point
+    /// (applies write under the same lock, so the three agree).
+    pub fn freeze(&self) -> io::Result<(u64, Vec<u8>, Arc<dyn View>)> {
+        let inner = self.lock();
+        let Kind::Stream(s) = &inner.kind else {
+            return Err(io::Error::other("the meta group is not copied"));
+        };
+        if inner.catchup.copying.is_some() {
+            return Err(io::Error::other("this replica is catching up itself"));
+        }
+        let at = inner
+            .applied
+            .map_or(0, |l| l.index)
+            .max(inner.catchup.state_at);
+        Ok((at, s.snapshot_data()?, self.engine.frozen()?))
+    }
+
+    fn put_catchup_mark(&self, mark: &CatchupMark, batch: &mut WriteBatch) -> io::Result<()> {
+        kv::put(
+            batch,
+            Cf::State,
+            keys::state(self.group, StateKind::Catchup),
+            mark,
+        )
+    }
+
+    /// Copies a peer's replica that has applied at least `min_index` into
+    /// this one: marks the copy as under way (so a crash halfway is
+    /// finished on restart), copies the messages, then switches the state
+    /// in one batch with `extra` (what else the caller records with it).
+    /// Returns nothing until a peer served the copy.
+    async fn copy_stream(
+        &self,
+        min_index: u64,
+        peers: &[NodeId],
+        extra: impl FnOnce(&mut Inner, &mut WriteBatch) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mark = {
+            let mut inner = self.lock();
+            inner.catchup.copying = Some(min_index);
+            inner.catchup.sources = peers.to_vec();
+            inner.catchup.clone()
+        };
+        let mut batch = WriteBatch::new();
+        self.put_catchup_mark(&mark, &mut batch)?;
+        self.engine.write(batch)?;
+        let (at, state) = stream::copy_replica(
+            self.group,
+            min_index,
+            peers,
+            self.engine.as_ref(),
+            self.catchup.as_ref(),
+        )
+        .await?;
+        let mut batch = WriteBatch::new();
+        let mut inner = self.lock();
+        if let Kind::Stream(s) = &mut inner.kind {
+            s.install(state, &mut batch)?;
+        }
+        inner.catchup = CatchupMark {
+            copying: None,
+            sources: Vec::new(),
+            state_at: at,
+        };
+        self.put_catchup_mark(&inner.catchup, &mut batch)?;
+        extra(&mut inner, &mut batch)?;
+        self.engine.write(batch)
+    }
+
+    /// The voters of the group, `first` (when given) ahead of the others.
+    fn copy_sources(membership: &StoredMembership, first: Option<NodeId>) -> Vec<NodeId> {
+        let mut peers: Vec<NodeId> = first.into_iter().collect();
+        peers.extend(
+            membership
+                .membership()
+                .voter_ids()
+                .filter(|p| Some(*p) != first),
+        );
+        peers
     }
 
     pub fn applied(&self) -> Option<LogId> {
@@ -182,10 +290,10 @@ impl GroupSm {
         )
     }
 
-    fn snapshot_data(inner: &Inner, engine: &dyn Engine) -> io::Result<Vec<u8>> {
+    fn snapshot_data(inner: &Inner) -> io::Result<Vec<u8>> {
         match &inner.kind {
             Kind::Meta { catalog, .. } => crate::codec::encode(catalog),
-            Kind::Stream(s) => s.snapshot_data(engine),
+            Kind::Stream(s) => s.snapshot_data(),
         }
     }
 
@@ -228,7 +336,7 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupSm {
                 last_log_id: inner.applied,
                 last_membership: inner.membership.clone(),
             };
-            (meta, Self::snapshot_data(&inner, self.engine.as_ref())?)
+            (meta, Self::snapshot_data(&inner)?)
         };
         // The log may be purged up to this snapshot only once the state it
         // summarises is durable.
@@ -257,6 +365,23 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
+            // A copy a crash interrupted is finished before anything else
+            // applies to the half-copied store.
+            let unfinished = {
+                let inner = self.lock();
+                inner
+                    .catchup
+                    .copying
+                    .map(|min| (min, inner.catchup.sources.clone()))
+            };
+            if let Some((min_index, peers)) = unfinished {
+                tracing::warn!(
+                    group = self.group,
+                    min_index,
+                    "finishing an interrupted catch-up"
+                );
+                self.copy_stream(min_index, &peers, |_, _| Ok(())).await?;
+            }
             let mut batch = WriteBatch::new();
             let response = {
                 let mut inner = self.lock();
@@ -265,6 +390,13 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                     EntryPayload::Blank => Response::None,
                     EntryPayload::Membership(m) => {
                         inner.membership = StoredMembership::new(Some(entry.log_id), m);
+                        Response::None
+                    }
+                    // Already in a state copied from a peer.
+                    EntryPayload::Normal(_)
+                        if matches!(inner.kind, Kind::Stream(_))
+                            && entry.log_id.index <= inner.catchup.state_at =>
+                    {
                         Response::None
                     }
                     EntryPayload::Normal(req) => match &mut inner.kind {
@@ -297,49 +429,32 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
         meta: &SnapshotMeta,
         data: Vec<u8>,
     ) -> Result<(), io::Error> {
-        // Streams first fetch the messages the summary refers to; nothing
-        // changes locally until they are stored.
-        // The sender (the leader, which built the snapshot) first; then the
-        // other voters. The catch-up source never answers for this node.
-        let source = *self
-            .snapshot_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut peers: Vec<u64> = source.into_iter().collect();
-        peers.extend(
-            meta.last_membership
-                .membership()
-                .voter_ids()
-                .filter(|p| Some(*p) != source),
-        );
-        let prepared = match &self.lock().kind {
-            Kind::Stream(s) => Some(s.prepare_install(&data)?),
-            Kind::Meta { .. } => None,
-        };
-        if let Some(plan) = &prepared {
-            stream::fetch_missing(
-                self.group,
-                plan,
-                &peers,
-                self.engine.as_ref(),
-                self.catchup.as_ref(),
-            )
+        let is_stream = matches!(self.lock().kind, Kind::Stream(_));
+        if is_stream {
+            // A stream copies a peer's replica frozen at or after the
+            // snapshot (the snapshot's own data is only a summary): the
+            // sender (the leader, which built it) first, then the other
+            // voters. Nothing changes locally until the copy is complete.
+            let source = *self
+                .snapshot_source
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let peers = Self::copy_sources(&meta.last_membership, source);
+            let min_index = meta.last_log_id.map_or(0, |l| l.index);
+            self.copy_stream(min_index, &peers, |inner, batch| {
+                inner.applied = meta.last_log_id;
+                inner.membership = meta.last_membership.clone();
+                Self::applied_record(inner, batch, self.group)?;
+                self.put_snapshot(batch, meta, &data)
+            })
             .await?;
-        }
-        let mut batch = WriteBatch::new();
-        {
+        } else {
+            let mut batch = WriteBatch::new();
             let mut inner = self.lock();
-            match &mut inner.kind {
-                Kind::Meta { catalog, changes } => {
-                    *catalog = crate::codec::decode(&data)?;
-                    meta::persist(catalog, &mut batch)?;
-                    changes.send_replace(Arc::new(catalog.clone()));
-                }
-                Kind::Stream(s) => {
-                    if let Some(plan) = prepared {
-                        s.install(plan, &mut batch)?;
-                    }
-                }
+            if let Kind::Meta { catalog, changes } = &mut inner.kind {
+                *catalog = crate::codec::decode(&data)?;
+                meta::persist(catalog, &mut batch)?;
+                changes.send_replace(Arc::new(catalog.clone()));
             }
             inner.applied = meta.last_log_id;
             inner.membership = meta.last_membership.clone();

@@ -8,14 +8,14 @@ use std::io;
 use std::sync::Arc;
 
 use jetraft_store::keys::{self, StateKind};
-use jetraft_store::{Cf, Dir, Engine, WriteBatch, record};
+use jetraft_store::{Cf, Dir, Engine, View, WriteBatch, record};
 use jetraft_stream::{DedupEntry, ReadError, StoreOp, StreamMachine, StreamReader, StreamSummary};
 use jetraft_types::StoredMessage;
 use jetraft_types::config::{StreamConfig, StreamState as ApiStreamState};
 use jetraft_types::subject;
 use serde::{Deserialize, Serialize};
 
-use super::Catchup;
+use super::catchup::{Catchup, Source};
 use crate::kv;
 use crate::types::{GroupId, NodeId, Request, Response};
 
@@ -28,18 +28,11 @@ pub struct StreamState {
 }
 
 /// The Raft snapshot of a stream: its summary and dedup window, no messages.
+/// A peer's frozen replica ([`super::catchup::Frozen::state`]) is one too.
 #[derive(Serialize, Deserialize)]
-struct StreamSnapshot {
+pub struct StreamSnapshot {
     summary: StreamSummary,
     dedup: Vec<DedupEntry>,
-}
-
-/// A snapshot decoded and ready to install once the messages it refers to
-/// are stored locally.
-pub struct InstallPlan {
-    snapshot: StreamSnapshot,
-    /// What this replica held before: (first_seq, last_seq).
-    local: (u64, u64),
 }
 
 impl StreamState {
@@ -132,37 +125,29 @@ impl StreamState {
         Ok(())
     }
 
-    pub fn snapshot_data(&self, _engine: &dyn Engine) -> io::Result<Vec<u8>> {
+    pub fn snapshot_data(&self) -> io::Result<Vec<u8>> {
         crate::codec::encode(&StreamSnapshot {
             summary: self.machine.summary(),
             dedup: self.machine.dedup_entries(),
         })
     }
 
-    pub fn prepare_install(&self, data: &[u8]) -> io::Result<InstallPlan> {
-        let snapshot: StreamSnapshot = crate::codec::decode(data)?;
-        let s = self.machine.summary();
-        Ok(InstallPlan {
-            snapshot,
-            local: (s.first_seq, s.last_seq),
-        })
-    }
-
-    /// Switches to the snapshot's state (its messages were fetched already).
-    pub fn install(&mut self, plan: InstallPlan, batch: &mut WriteBatch) -> io::Result<()> {
+    /// Switches to a copied replica's state (its messages are stored
+    /// already: [`copy_replica`]).
+    pub fn install(&mut self, snapshot: StreamSnapshot, batch: &mut WriteBatch) -> io::Result<()> {
         let id = self.id;
         let (from, to) = keys::dedup_bounds(id);
         batch.delete_range(Cf::State, from, to);
-        for e in &plan.snapshot.dedup {
+        for e in &snapshot.dedup {
             kv::put(batch, Cf::State, keys::dedup(id, &e.id), e)?;
         }
         kv::put(
             batch,
             Cf::State,
             keys::state(id, StateKind::Summary),
-            &plan.snapshot.summary,
+            &snapshot.summary,
         )?;
-        self.machine = StreamMachine::restore(plan.snapshot.summary, plan.snapshot.dedup);
+        self.machine = StreamMachine::restore(snapshot.summary, snapshot.dedup);
         Ok(())
     }
 
@@ -188,27 +173,86 @@ fn read_error(e: ReadError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}"))
 }
 
-/// Makes the local store hold exactly the messages the snapshot refers to:
-/// drops what the snapshot no longer has, fetches what this replica lacks
-/// from a peer's store (trying each peer in turn).
-pub async fn fetch_missing(
+/// Copies a replica of `group` that has applied at least `min_index` from
+/// one of `peers` (tried in order, round after round until one serves):
+/// afterwards the local store holds exactly the frozen replica's messages.
+/// Returns the index the copy is at and its state, to install.
+pub async fn copy_replica(
     group: GroupId,
-    plan: &InstallPlan,
+    min_index: u64,
     peers: &[NodeId],
     engine: &dyn Engine,
     catchup: &dyn Catchup,
+) -> io::Result<(u64, StreamSnapshot)> {
+    let mut round = 0u32;
+    loop {
+        for &peer in peers {
+            match copy_from(group, min_index, peer, engine, catchup).await {
+                Ok(copied) => return Ok(copied),
+                Err(e) => tracing::info!(group, peer, error = %e, "catch-up source unavailable"),
+            }
+        }
+        round += 1;
+        tracing::warn!(
+            group,
+            min_index,
+            round,
+            "no peer could serve the stream for catch-up yet; retrying"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+async fn copy_from(
+    group: GroupId,
+    min_index: u64,
+    peer: NodeId,
+    engine: &dyn Engine,
+    catchup: &dyn Catchup,
+) -> io::Result<(u64, StreamSnapshot)> {
+    let frozen = catchup.begin(peer, group).await?;
+    let result = async {
+        if frozen.applied < min_index {
+            return Err(io::Error::other(format!(
+                "peer {peer} has applied only {} < {min_index}",
+                frozen.applied
+            )));
+        }
+        let target: StreamSnapshot = crate::codec::decode(&frozen.state)?;
+        mirror(frozen.at, &target.summary, engine, catchup).await?;
+        tracing::info!(
+            group,
+            peer,
+            index = frozen.applied,
+            first = target.summary.first_seq,
+            last = target.summary.last_seq,
+            "stream caught up from a peer's frozen replica"
+        );
+        Ok((frozen.applied, target))
+    }
+    .await;
+    catchup.end(frozen.at).await;
+    result
+}
+
+/// Makes the local store of `at.group` hold exactly the messages stored at
+/// `at` (a frozen replica whose summary is `target`). Works from any local
+/// state, including a half-finished earlier copy from another peer: it
+/// drops what the source lacks, fetches what this store lacks.
+async fn mirror(
+    at: Source,
+    target: &StreamSummary,
+    engine: &dyn Engine,
+    catchup: &dyn Catchup,
 ) -> io::Result<()> {
-    let target = &plan.snapshot.summary;
-    let (local_first, local_last) = plan.local;
+    let group = at.group;
     let mut batch = WriteBatch::new();
-    // Below the snapshot's first sequence nothing survives.
+    let (from, to) = keys::group_bounds(group);
+    // Below the first sequence nothing survives; above the last nothing
+    // exists.
     if target.first_seq > 0 {
-        let (from, _) = keys::group_bounds(group);
         batch.delete_range(Cf::Messages, from, keys::message(group, target.first_seq));
     }
-    // Above its last sequence nothing exists (a replica never holds
-    // uncommitted messages, but be exact).
-    let (_, to) = keys::group_bounds(group);
     batch.delete_range(
         Cf::Messages,
         keys::message(group, target.last_seq.saturating_add(1)),
@@ -217,60 +261,94 @@ pub async fn fetch_missing(
     engine.write(batch)?;
     drop_stale_subjects(group, engine, target.first_seq, target.last_seq)?;
 
-    let overlap_from = local_first.max(target.first_seq).max(1);
-    let overlap_to = local_last.min(target.last_seq);
-    if overlap_from <= overlap_to {
-        // Messages deleted on the leader since this replica last applied.
-        let mut next = overlap_from;
+    let stored = stored_range(engine, group)?;
+    let mut fetch_from = target.first_seq.max(1);
+    if let Some((local_first, local_last)) = stored {
+        // Where both may hold messages, compare sequence lists page by page.
+        let overlap_to = local_last.min(target.last_seq);
+        let mut next = local_first.max(target.first_seq).max(1);
         while next <= overlap_to {
-            let theirs = ask_peers(peers, |p| {
-                catchup.fetch_seqs(p, group, next, overlap_to, CATCHUP_BATCH)
-            })
-            .await?;
-            let ours = read_seqs(
-                engine,
-                group,
-                next,
-                theirs.last().copied().unwrap_or(overlap_to),
-                usize::MAX,
-            )?;
-            let mut batch = WriteBatch::new();
-            for seq in ours.iter().filter(|s| theirs.binary_search(s).is_err()) {
-                if let Some(m) = read_message(engine, group, *seq)? {
-                    batch.delete(Cf::Messages, keys::message(group, *seq));
-                    batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
-                }
-            }
-            engine.write(batch)?;
-            match theirs.last() {
-                Some(last) if theirs.len() == CATCHUP_BATCH => next = last + 1,
-                _ => break,
-            }
+            let theirs = catchup
+                .fetch_seqs(at, next, overlap_to, CATCHUP_BATCH)
+                .await?;
+            let page_end = match theirs.last() {
+                Some(last) if theirs.len() == CATCHUP_BATCH => *last,
+                _ => overlap_to,
+            };
+            let ours = read_seqs(engine, group, next, page_end, usize::MAX)?;
+            reconcile(at, engine, catchup, &ours, &theirs).await?;
+            next = page_end + 1;
         }
+        fetch_from = fetch_from.max(local_last.saturating_add(1));
     }
-    let mut next = local_last.saturating_add(1).max(target.first_seq).max(1);
-    while next <= target.last_seq {
-        let msgs = ask_peers(peers, |p| {
-            catchup.fetch(p, group, next, target.last_seq, CATCHUP_BATCH)
-        })
-        .await?;
+    while fetch_from <= target.last_seq {
+        let msgs = catchup
+            .fetch(at, fetch_from, target.last_seq, CATCHUP_BATCH)
+            .await?;
         let mut batch = WriteBatch::new();
         for m in &msgs {
             put_message(group, m, &mut batch)?;
         }
         engine.write(batch)?;
         match msgs.last() {
-            Some(last) if msgs.len() == CATCHUP_BATCH => next = last.seq + 1,
+            Some(last) if msgs.len() == CATCHUP_BATCH => fetch_from = last.seq + 1,
             _ => break,
         }
     }
-    tracing::info!(
-        group,
-        first = target.first_seq,
-        last = target.last_seq,
-        "stream caught up from peers"
-    );
     Ok(())
+}
+
+/// One page of the overlap: deletes what only this store holds, fetches
+/// what only the source holds.
+async fn reconcile(
+    at: Source,
+    engine: &dyn Engine,
+    catchup: &dyn Catchup,
+    ours: &[u64],
+    theirs: &[u64],
+) -> io::Result<()> {
+    let group = at.group;
+    let mut batch = WriteBatch::new();
+    for seq in ours.iter().filter(|s| theirs.binary_search(s).is_err()) {
+        if let Some(m) = read_message(engine, group, *seq)? {
+            batch.delete(Cf::Messages, keys::message(group, *seq));
+            batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
+        }
+    }
+    let lacking: Vec<u64> = theirs
+        .iter()
+        .copied()
+        .filter(|s| ours.binary_search(s).is_err())
+        .collect();
+    if let (Some(&lo), Some(&hi)) = (lacking.first(), lacking.last()) {
+        let mut next = lo;
+        while next <= hi {
+            let msgs = catchup.fetch(at, next, hi, CATCHUP_BATCH).await?;
+            for m in msgs
+                .iter()
+                .filter(|m| lacking.binary_search(&m.seq).is_ok())
+            {
+                put_message(group, m, &mut batch)?;
+            }
+            match msgs.last() {
+                Some(last) if msgs.len() == CATCHUP_BATCH => next = last.seq + 1,
+                _ => break,
+            }
+        }
+    }
+    engine.write(batch)
+}
+
+/// The lowest and highest sequence stored for `group`, if any.
+fn stored_range(engine: &dyn Engine, group: GroupId) -> io::Result<Option<(u64, u64)>> {
+    let (from, to) = keys::message_bounds(group, 1, u64::MAX);
+    let edge = |dir| -> io::Result<Option<u64>> {
+        Ok(engine
+            .scan(Cf::Messages, &from, &to, dir, 1)?
+            .first()
+            .and_then(|(k, _)| keys::message_seq(k)))
+    };
+    Ok(edge(Dir::Forward)?.zip(edge(Dir::Reverse)?))
 }
 
 /// Verifies up to `limit` message records of `group` from sequence `from`
@@ -305,7 +383,10 @@ pub async fn scrub(
             seq,
             "message record fails its checksum; repairing from peers"
         );
-        let theirs = ask_peers(peers, |p| catchup.fetch(p, group, seq, seq, 1)).await?;
+        let theirs = ask_peers(peers, |p| {
+            catchup.fetch(Source::live(p, group), seq, seq, 1)
+        })
+        .await?;
         // A peer without it may only be behind; a message deleted for
         // real goes when this replica applies the delete.
         let Some(m) = theirs.into_iter().find(|m| m.seq == seq) else {
@@ -357,7 +438,7 @@ fn drop_stale_subjects(
 }
 
 pub fn read_message(
-    engine: &dyn Engine,
+    engine: &dyn View,
     group: GroupId,
     seq: u64,
 ) -> io::Result<Option<StoredMessage>> {
@@ -366,7 +447,7 @@ pub fn read_message(
 
 /// Stored messages with `from <= seq <= to`, ascending, at most `limit`.
 pub fn read_messages(
-    engine: &dyn Engine,
+    engine: &dyn View,
     group: GroupId,
     from: u64,
     to: u64,
@@ -383,7 +464,7 @@ pub fn read_messages(
 
 /// Stored sequences with `from <= seq <= to`, ascending, at most `limit`.
 pub fn read_seqs(
-    engine: &dyn Engine,
+    engine: &dyn View,
     group: GroupId,
     from: u64,
     to: u64,

@@ -1,0 +1,260 @@
+//! A follower that installs a stream snapshot copies a peer's replica
+//! frozen at or after the snapshot, and ends up identical to the leader
+//! even while the leader goes on deleting messages (limits, deletes) during
+//! the copy, from a lagging store, an empty one, or a copy a crash cut off.
+//!
+//! Three state machines over in-memory engines; the catch-up "network" is
+//! an in-process [`Catchup`] that freezes and reads the peers' replicas
+//! exactly as the gRPC service does.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use jetraft_raft::commit::{Committer, SyncMode};
+use jetraft_raft::sm::stream::{read_messages, read_seqs};
+use jetraft_raft::sm::{Catchup, Frozen, GroupSm, Sessions, Snapshot, Source};
+use jetraft_raft::types::{Entry, NodeId, Request, SnapshotMeta, StoredMembership, TypeConfig};
+use jetraft_store::mem::MemEngine;
+use jetraft_store::{Engine, View};
+use jetraft_stream::StreamCommand;
+use jetraft_types::StoredMessage;
+use jetraft_types::config::StreamConfig;
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, Membership, RaftSnapshotBuilder};
+
+const GROUP: u64 = 42;
+
+/// The peers' state machines, reachable by node id.
+#[derive(Default)]
+struct Local {
+    sms: Mutex<BTreeMap<NodeId, GroupSm>>,
+    sessions: Sessions,
+    /// While set, every fetch fails once one page was served.
+    cut: AtomicBool,
+    pages: AtomicUsize,
+}
+
+impl Local {
+    fn view(&self, at: Source) -> io::Result<Arc<dyn View>> {
+        self.sessions
+            .get(at.group, at.session)
+            .ok_or_else(|| io::Error::other("session expired"))
+    }
+
+    fn page(&self) -> io::Result<()> {
+        let served = self.pages.fetch_add(1, Ordering::SeqCst);
+        if self.cut.load(Ordering::SeqCst) && served >= 1 {
+            return Err(io::Error::other("connection cut"));
+        }
+        Ok(())
+    }
+}
+
+impl Catchup for Local {
+    fn begin(&self, peer: NodeId, group: u64) -> BoxFuture<'static, io::Result<Frozen>> {
+        let sm = self.sms.lock().unwrap().get(&peer).cloned();
+        let frozen = sm
+            .ok_or_else(|| io::Error::other("no such peer"))
+            .and_then(|sm| sm.freeze())
+            .map(|(applied, state, view)| Frozen {
+                at: Source {
+                    peer,
+                    group,
+                    session: self.sessions.open(group, view),
+                },
+                applied,
+                state,
+            });
+        Box::pin(async move { frozen })
+    }
+
+    fn fetch(
+        &self,
+        at: Source,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> BoxFuture<'static, io::Result<Vec<StoredMessage>>> {
+        let r = self
+            .page()
+            .and_then(|()| self.view(at))
+            .and_then(|v| read_messages(v.as_ref(), at.group, from, to, limit));
+        Box::pin(async move { r })
+    }
+
+    fn fetch_seqs(
+        &self,
+        at: Source,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> BoxFuture<'static, io::Result<Vec<u64>>> {
+        let r = self
+            .page()
+            .and_then(|()| self.view(at))
+            .and_then(|v| read_seqs(v.as_ref(), at.group, from, to, limit));
+        Box::pin(async move { r })
+    }
+
+    fn end(&self, at: Source) -> BoxFuture<'static, ()> {
+        self.sessions.close(at.group, at.session);
+        Box::pin(async {})
+    }
+}
+
+fn config() -> StreamConfig {
+    StreamConfig {
+        name: "C".into(),
+        subjects: vec!["c.>".into()],
+        max_msgs_per_subject: 1_500,
+        ..Default::default()
+    }
+    .normalize()
+    .unwrap()
+}
+
+fn open(local: &Arc<Local>, node: NodeId, engine: &MemEngine) -> GroupSm {
+    let engine: Arc<dyn Engine> = Arc::new(engine.clone());
+    let committer = Committer::start(engine.clone(), SyncMode::Always, false);
+    let sm = GroupSm::open_stream(GROUP, config(), engine, committer, local.clone()).unwrap();
+    local.sms.lock().unwrap().insert(node, sm.clone());
+    sm
+}
+
+/// Entry `index` of the workload: publishes to five subjects (the
+/// per-subject limit keeps deleting the oldest), and every 7th entry
+/// deletes a message somewhere behind.
+fn entry(index: u64) -> Entry {
+    let cmds = if index.is_multiple_of(7) {
+        vec![StreamCommand::DeleteMsg {
+            seq: index * 13,
+            no_erase: true,
+        }]
+    } else {
+        (0..40)
+            .map(|i| StreamCommand::Publish {
+                subject: format!("c.{}", (index + i) % 5),
+                headers: None,
+                payload: Bytes::from(format!("{index}/{i}")),
+            })
+            .collect()
+    };
+    Entry {
+        log_id: openraft::testing::log_id::<TypeConfig>(1, 1, index),
+        payload: EntryPayload::Normal(Request::StreamBatch {
+            cmds,
+            now_ns: 1_000_000 * index as i64,
+        }),
+    }
+}
+
+async fn apply(sm: &mut GroupSm, range: std::ops::RangeInclusive<u64>) {
+    let entries = range.map(|i| Ok((entry(i), None)));
+    sm.apply(futures::stream::iter(entries)).await.unwrap();
+}
+
+/// What two replicas must agree on: the API state, the digest over every
+/// stored message, and the deleted sequences.
+fn fingerprint(sm: &GroupSm) -> (String, [u8; 32], Vec<u64>) {
+    let view = sm.stream_view().expect("a readable stream replica");
+    (
+        serde_json::to_string(view.state()).unwrap(),
+        view.digest().unwrap(),
+        view.deleted().unwrap(),
+    )
+}
+
+async fn snapshot(sm: &mut GroupSm) -> Snapshot {
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
+fn with_voters(mut meta: SnapshotMeta) -> SnapshotMeta {
+    let voters: BTreeSet<NodeId> = [1, 2, 3].into();
+    meta.last_membership =
+        StoredMembership::new(None, Membership::new_with_defaults(vec![voters], []));
+    meta
+}
+
+#[tokio::test]
+async fn follower_copies_a_frozen_replica_while_the_leader_deletes() {
+    let local = Arc::new(Local::default());
+    let mut leader = open(&local, 1, &MemEngine::new());
+    let mut lagging = open(&local, 2, &MemEngine::new());
+    let empty_disk = MemEngine::new();
+    let empty = open(&local, 3, &empty_disk);
+    local.sms.lock().unwrap().remove(&3); // not a source while empty
+
+    apply(&mut leader, 1..=200).await;
+    apply(&mut lagging, 1..=60).await;
+    let snap = snapshot(&mut leader).await;
+    assert_eq!(snap.meta.last_log_id.unwrap().index, 200);
+    // After the snapshot the leader deletes much of what it summarises.
+    apply(&mut leader, 201..=320).await;
+    let meta = with_voters(snap.meta.clone());
+    // The copy must be exact, not trivially equal: the leader holds the
+    // per-subject limit's worth, and deleted sequences the follower holds.
+    let state = leader.stream_view().unwrap().state().clone();
+    assert_eq!(state.messages, 5 * 1_500, "{state:?}");
+    let stale = lagging.stream_view().unwrap().state().first_seq;
+    assert!(
+        stale < state.first_seq,
+        "the follower holds messages since deleted"
+    );
+
+    lagging.set_snapshot_source(1);
+    lagging
+        .install_snapshot(&meta, snap.snapshot.clone())
+        .await
+        .unwrap();
+    // Raft acknowledged index 200 and hands it 201.. again: entries up to
+    // the copied index (320) are already in its state.
+    assert_eq!(lagging.applied().unwrap().index, 200);
+    assert_eq!(fingerprint(&lagging), fingerprint(&leader));
+    apply(&mut lagging, 201..=400).await;
+    apply(&mut leader, 321..=400).await;
+    assert_eq!(fingerprint(&lagging), fingerprint(&leader));
+
+    // An empty follower whose copy is cut halfway, and whose process then
+    // dies: the restarted replica finishes the copy before applying.
+    local.cut.store(true, Ordering::SeqCst);
+    local.pages.store(0, Ordering::SeqCst);
+    let meta = with_voters(snapshot(&mut leader).await.meta);
+    let install = {
+        let mut empty = empty.clone();
+        let meta = meta.clone();
+        tokio::spawn(async move {
+            empty.set_snapshot_source(1);
+            empty.install_snapshot(&meta, Vec::new()).await
+        })
+    };
+    while local.pages.load(Ordering::SeqCst) < 3 {
+        if install.is_finished() {
+            panic!("install finished: {:?}", install.await);
+        }
+        tokio::task::yield_now().await;
+    }
+    install.abort();
+    let _ = install.await;
+    assert!(
+        empty.stream_view().is_none(),
+        "a half-copied replica serves no reads"
+    );
+    assert!(empty.freeze().is_err(), "nor lets others copy it");
+    drop(empty);
+    local.cut.store(false, Ordering::SeqCst);
+    apply(&mut leader, 401..=450).await;
+    let mut restarted = open(&local, 3, &empty_disk);
+    assert!(restarted.stream_view().is_none());
+    apply(&mut restarted, 1..=450).await;
+    assert_eq!(fingerprint(&restarted), fingerprint(&leader));
+    assert!(local.sessions.is_empty(), "every frozen view was released");
+}
