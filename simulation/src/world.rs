@@ -108,6 +108,7 @@ pub fn add_nodes(sim: &mut Sim<'_>, n: usize, seed: u64) -> Vec<SimNode> {
                     clock: Arc::new(clock),
                     connector: Arc::new(SimConnector),
                     seed: node_seed,
+                    raft: raft_timing(),
                     cluster_incoming: listen(CLUSTER_PORT).await?,
                     client_incoming: listen(CLIENT_PORT).await?,
                 };
@@ -128,4 +129,16 @@ pub fn add_nodes(sim: &mut Sim<'_>, n: usize, seed: u64) -> Vec<SimNode> {
         nodes.push(node);
     }
     nodes
+}
+
+/// Raft timing of simulated nodes: production's, except that groups
+/// snapshot every 64 entries and keep 16 behind, so a follower that misses
+/// a little (a partition, a crash) is sent a snapshot and copies a peer's
+/// frozen replica, in most runs.
+fn raft_timing() -> jetraft_raft::RaftTiming {
+    jetraft_raft::RaftTiming {
+        snapshot_every_entries: 64,
+        keep_behind_snapshot: 16,
+        ..Default::default()
+    }
 }

@@ -112,6 +112,9 @@ pub struct NodeEnv {
     pub connector: Arc<dyn Connector>,
     /// Seeds every Raft group's randomness (election timeouts).
     pub seed: u64,
+    /// Raft timing and snapshot cadence of every group (the simulation
+    /// snapshots far more often, so catch-ups happen in every run).
+    pub raft: jetraft_raft::RaftTiming,
     /// Peer connections (gRPC) and client connections (NATS).
     pub cluster_incoming: Incoming,
     pub client_incoming: Incoming,

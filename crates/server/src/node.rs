@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use jetraft_gateway::{Gateway, GatewayConfig};
 use jetraft_meta::{Catalog, META_GROUP};
-use jetraft_raft::{ClusterService, Committer, Host, Peers, RaftTiming, SyncMode};
+use jetraft_raft::{ClusterService, Committer, Host, Peers, SyncMode};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -43,13 +43,7 @@ pub async fn assemble(
     let names: BTreeMap<u64, String> = ids.iter().map(|(n, id)| (*id, n.clone())).collect();
     let me = config.node_id();
     let peers = Arc::new(Peers::new(me, addrs, env.connector));
-    let host = Arc::new(Host::new(
-        peers,
-        env.engine,
-        committer,
-        RaftTiming::default(),
-        env.seed,
-    ));
+    let host = Arc::new(Host::new(peers, env.engine, committer, env.raft, env.seed));
     let (meta, catalog) = host.start_meta().await.context("starting the meta group")?;
     let cluster = Cluster::new(host.clone(), meta, catalog.clone(), env.clock, names);
 

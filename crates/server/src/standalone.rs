@@ -56,6 +56,7 @@ impl Node {
             engine,
             blocking_sync: true,
             seed: u64::try_from(clock.now_ns()).unwrap_or_default() ^ config.node_id(),
+            raft: jetraft_raft::RaftTiming::default(),
             clock,
             connector: Arc::new(TcpConnector),
             cluster_incoming: tcp_incoming(cluster_listener),

@@ -148,8 +148,12 @@ pub struct ConsumerLimits {
 /// `StreamConfig` exactly as nats-server's JSON. Durations are nanoseconds.
 /// Mirror, sources, placement, transforms and republish are carried through
 /// verbatim as JSON (jetraft does not act on them yet).
+///
+/// Unknown fields are refused, as nats-server 2.15 decodes API bodies
+/// strictly (400/10025 `json: unknown field "..."`); the field list is
+/// 2.15.1's, checked against it by `tests/differential.rs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StreamConfig {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,6 +212,12 @@ pub struct StreamConfig {
     pub allow_batched: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Part of nats-server's create/update request, not of the config: it
+    /// asks the server to refuse rather than adjust a config. Accepted, not
+    /// acted on yet (defaults apply as without it), and cleared by
+    /// [`StreamConfig::normalize`] so it never reaches the catalog.
+    #[serde(skip_serializing)]
+    pub pedantic: bool,
 }
 
 impl Default for StreamConfig {
@@ -253,6 +263,7 @@ impl Default for StreamConfig {
             persist_mode: PersistMode::Default,
             allow_batched: false,
             metadata: BTreeMap::new(),
+            pedantic: false,
         }
     }
 }
@@ -365,6 +376,7 @@ impl StreamConfig {
     /// Applies nats-server's defaults and validation (`checkStreamCfg`),
     /// returning the config the server would store or the error it sends.
     pub fn normalize(mut self) -> Result<Self, ApiError> {
+        self.pedantic = false;
         if !is_valid_stream_name(&self.name) {
             return Err(invalid(
                 "stream name is required and can not contain '.', '*', '>', '\\', '/'",
@@ -734,10 +746,22 @@ mod tests {
     }
 
     #[test]
+    fn unknown_fields_are_refused_like_nats_server() {
+        let e = serde_json::from_str::<StreamConfig>(r#"{"name":"S","some_future_field":1}"#)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("unknown field `some_future_field`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn defaults_match_nats_server() {
-        let cfg = parse(r#"{"name":"S","subjects":["s.>"],"some_future_field":1}"#)
+        let cfg = parse(r#"{"name":"S","subjects":["s.>"],"pedantic":true}"#)
             .normalize()
             .unwrap();
+        assert!(!cfg.pedantic, "pedantic is not part of the kept config");
         assert_eq!(cfg.max_msgs, -1);
         assert_eq!(cfg.max_bytes, -1);
         assert_eq!(cfg.max_msg_size, -1);

@@ -241,7 +241,19 @@ pub(crate) fn parse_json<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiEr
     strip_nulls(&mut value);
     // Decoding from a `Value` carries no position, so a field's error reads
     // like Go's (`can not unmarshal "\"bogus\""`, see the config enums).
-    serde_json::from_value(value).map_err(ApiError::invalid_json)
+    serde_json::from_value(value).map_err(|e| ApiError::invalid_json(go_field_error(&e)))
+}
+
+/// serde's "unknown field `x`, expected one of ..." as Go's decoder says it.
+fn go_field_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((field, _)) => format!("json: unknown field \"{field}\""),
+        None => text,
+    }
 }
 
 /// The 10025 text nats-server sends for a malformed body: Go's decoder
