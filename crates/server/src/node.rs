@@ -144,6 +144,7 @@ async fn expire_loop(cluster: Arc<Cluster>) {
     let mut tick = every_second();
     loop {
         tick.tick().await;
+        cluster.host().sessions.expire_idle();
         let me = cluster.host().me();
         for a in cluster.catalog().streams() {
             if a.config.max_age <= 0 {
@@ -174,6 +175,7 @@ async fn scrub_loop(cluster: Arc<Cluster>) {
     let mut tick = every_second();
     loop {
         tick.tick().await;
+        cluster.host().sessions.expire_idle();
         let me = cluster.host().me();
         for a in cluster.catalog().streams() {
             if !a.peers.contains(&me) || cluster.host().group(a.group).is_none() {

@@ -14,10 +14,12 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jetraft_store::View;
 use jetraft_types::StoredMessage;
+use tokio::time::Instant;
 
 use crate::types::{GroupId, NodeId};
 
@@ -86,9 +88,10 @@ pub trait Catchup: Send + Sync + 'static {
 }
 
 /// Frozen views a node keeps open for followers copying from it, per
-/// group. A follower that vanishes mid-copy leaves its view behind until a
-/// newer one for the same group evicts it, so at most
-/// [`Sessions::PER_GROUP`] views pin old data per group.
+/// group. A view pins what it can see (RocksDB keeps deleted data for it),
+/// so a follower that vanishes mid-copy must not keep one forever: a view
+/// unused for [`Sessions::IDLE`] is dropped, and at most
+/// [`Sessions::PER_GROUP`] exist per group (the oldest goes first).
 #[derive(Default)]
 pub struct Sessions {
     inner: Mutex<SessionsInner>,
@@ -97,12 +100,27 @@ pub struct Sessions {
 #[derive(Default)]
 struct SessionsInner {
     next: u64,
-    open: BTreeMap<(GroupId, u64), Arc<dyn View>>,
+    open: BTreeMap<(GroupId, u64), Session>,
+}
+
+struct Session {
+    view: Arc<dyn View>,
+    used: Instant,
+}
+
+impl SessionsInner {
+    fn expire(&mut self, now: Instant) {
+        self.open
+            .retain(|_, s| now.saturating_duration_since(s.used) < Sessions::IDLE);
+    }
 }
 
 impl Sessions {
     /// One per follower of an R5 stream copying at once.
     pub const PER_GROUP: usize = 4;
+    /// A follower asks for a page at least every few seconds while it
+    /// copies (each fetch has a 30 s deadline).
+    pub const IDLE: Duration = Duration::from_secs(60);
 
     fn lock(&self) -> MutexGuard<'_, SessionsInner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -110,10 +128,14 @@ impl Sessions {
 
     /// Keeps `view` of `group` and returns its session number (never 0).
     pub fn open(&self, group: GroupId, view: Arc<dyn View>) -> u64 {
+        let now = Instant::now();
         let mut inner = self.lock();
+        inner.expire(now);
         inner.next += 1;
         let session = inner.next;
-        inner.open.insert((group, session), view);
+        inner
+            .open
+            .insert((group, session), Session { view, used: now });
         let of_group: Vec<(GroupId, u64)> = inner
             .open
             .range((group, 0)..=(group, u64::MAX))
@@ -129,7 +151,12 @@ impl Sessions {
     }
 
     pub fn get(&self, group: GroupId, session: u64) -> Option<Arc<dyn View>> {
-        self.lock().open.get(&(group, session)).cloned()
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.expire(now);
+        let s = inner.open.get_mut(&(group, session))?;
+        s.used = now;
+        Some(s.view.clone())
     }
 
     pub fn close(&self, group: GroupId, session: u64) {
@@ -139,6 +166,15 @@ impl Sessions {
     /// Drops every view of `group` (it stopped here).
     pub fn close_group(&self, group: GroupId) {
         self.lock().open.retain(|(g, _), _| *g != group);
+    }
+
+    /// Drops the views nobody used for [`Self::IDLE`].
+    pub fn expire_idle(&self) {
+        self.expire_at(Instant::now());
+    }
+
+    fn expire_at(&self, now: Instant) {
+        self.lock().expire(now);
     }
 
     /// How many views are open (all groups).
@@ -180,5 +216,23 @@ mod tests {
         assert_eq!(s.len(), Sessions::PER_GROUP);
         s.close_group(7);
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn sessions_nobody_uses_expire() {
+        let engine = MemEngine::new();
+        let s = Sessions::default();
+        let opened = Instant::now();
+        let a = s.open(1, engine.frozen().unwrap());
+        let b = s.open(2, engine.frozen().unwrap());
+        s.expire_at(opened + Sessions::IDLE / 2);
+        assert_eq!(s.len(), 2, "views in their idle allowance stay");
+        assert!(s.get(1, a).is_some());
+        s.expire_at(Instant::now() + Sessions::IDLE);
+        assert!(
+            s.get(1, a).is_none() && s.get(2, b).is_none(),
+            "abandoned views go"
+        );
+        assert!(s.is_empty());
     }
 }
