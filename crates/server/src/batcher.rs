@@ -114,17 +114,9 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let mut bytes = command_bytes(&first.cmd);
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += command_bytes(&p.cmd);
-                    batch.push(p);
-                }
-                Err(_) => break,
-            }
-        }
+        let batch = take_batch(first, &mut rx, MAX_BATCH_COMMANDS, MAX_BATCH_BYTES, |p| {
+            command_bytes(&p.cmd)
+        });
         let (cmds, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
         let req = Request::StreamBatch {
             cmds,
@@ -161,6 +153,30 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
             }
         });
     }
+}
+
+/// `first` and whatever is already queued behind it, up to `max_items` or
+/// until the items' `size` reaches `max_bytes` (a single larger item still
+/// goes alone). Never waits.
+pub(crate) fn take_batch<T>(
+    first: T,
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    max_items: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    let mut bytes = size(&first);
+    let mut batch = vec![first];
+    while batch.len() < max_items && bytes < max_bytes {
+        match rx.try_recv() {
+            Ok(item) => {
+                bytes += size(&item);
+                batch.push(item);
+            }
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 fn answer_all(replies: Vec<oneshot::Sender<Reply>>, result: &Reply) {

@@ -319,21 +319,16 @@ impl Cluster {
         op: &Op,
         req: &ApiRequest,
     ) -> Option<tokio::sync::oneshot::Receiver<crate::forwarder::Reply>> {
-        let Ok(Some(target @ Target::StreamLeader(_))) = jsapi::target(self, op) else {
+        let Ok(Some(target)) = jsapi::target(self, op) else {
             return None;
         };
-        let Target::StreamLeader(a) = &target else {
+        let (Target::StreamLeader(a), Route::Forward(peer)) = (&target, self.route(&target)) else {
             return None;
         };
-        match self.route(&target) {
-            Route::Forward(peer) => {
-                Some(
-                    self.forwarders
-                        .submit(&self.host.peers, peer, a.group, req.clone()),
-                )
-            }
-            Route::Here | Route::Nowhere => None,
-        }
+        Some(
+            self.forwarders
+                .submit(&self.host.peers, peer, a.group, req.clone()),
+        )
     }
 
     /// Waits until the stream's group has a leader, asking a replica when the

@@ -21,6 +21,7 @@ use jetraft_raft::network::Peers;
 use jetraft_raft::{GroupId, NodeId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::batcher::take_batch;
 use crate::cluster::{ApiRequest, WireOutbound};
 
 /// Publishes per forwarded batch.
@@ -77,17 +78,9 @@ impl Forwarders {
 
 async fn run(peers: Arc<Peers>, peer: NodeId, mut rx: mpsc::UnboundedReceiver<Pending>) {
     while let Some(first) = rx.recv().await {
-        let mut bytes = first.req.payload.len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_REQUESTS && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.req.payload.len();
-                    batch.push(p);
-                }
-                Err(_) => break,
-            }
-        }
+        let batch = take_batch(first, &mut rx, MAX_BATCH_REQUESTS, MAX_BATCH_BYTES, |p| {
+            p.req.payload.len()
+        });
         let (reqs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.req, p.reply)).unzip();
         match send(&peers, peer, &reqs).await {
             Ok(outs) if outs.len() == replies.len() => {

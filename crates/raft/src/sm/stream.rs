@@ -281,17 +281,29 @@ async fn mirror(
         }
         fetch_from = fetch_from.max(local_last.saturating_add(1));
     }
-    while fetch_from <= target.last_seq {
-        let msgs = catchup
-            .fetch(at, fetch_from, target.last_seq, CATCHUP_BATCH)
-            .await?;
+    copy_messages(at, fetch_from, target.last_seq, |_| true, engine, catchup).await
+}
+
+/// Fetches the messages stored at `at` in `from..=to`, page by page, and
+/// stores those whose sequence `wanted` accepts.
+async fn copy_messages(
+    at: Source,
+    from: u64,
+    to: u64,
+    wanted: impl Fn(u64) -> bool,
+    engine: &dyn Engine,
+    catchup: &dyn Catchup,
+) -> io::Result<()> {
+    let mut next = from;
+    while next <= to {
+        let msgs = catchup.fetch(at, next, to, CATCHUP_BATCH).await?;
         let mut batch = WriteBatch::new();
-        for m in &msgs {
-            put_message(group, m, &mut batch)?;
+        for m in msgs.iter().filter(|m| wanted(m.seq)) {
+            put_message(at.group, m, &mut batch)?;
         }
         engine.write(batch)?;
         match msgs.last() {
-            Some(last) if msgs.len() == CATCHUP_BATCH => fetch_from = last.seq + 1,
+            Some(last) if msgs.len() == CATCHUP_BATCH => next = last.seq + 1,
             _ => break,
         }
     }
@@ -315,28 +327,19 @@ async fn reconcile(
             batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
         }
     }
+    engine.write(batch)?;
     let lacking: Vec<u64> = theirs
         .iter()
         .copied()
         .filter(|s| ours.binary_search(s).is_err())
         .collect();
-    if let (Some(&lo), Some(&hi)) = (lacking.first(), lacking.last()) {
-        let mut next = lo;
-        while next <= hi {
-            let msgs = catchup.fetch(at, next, hi, CATCHUP_BATCH).await?;
-            for m in msgs
-                .iter()
-                .filter(|m| lacking.binary_search(&m.seq).is_ok())
-            {
-                put_message(group, m, &mut batch)?;
-            }
-            match msgs.last() {
-                Some(last) if msgs.len() == CATCHUP_BATCH => next = last.seq + 1,
-                _ => break,
-            }
+    match (lacking.first(), lacking.last()) {
+        (Some(&lo), Some(&hi)) => {
+            let wanted = |seq| lacking.binary_search(&seq).is_ok();
+            copy_messages(at, lo, hi, wanted, engine, catchup).await
         }
+        _ => Ok(()),
     }
-    engine.write(batch)
 }
 
 /// The lowest and highest sequence stored for `group`, if any.
