@@ -120,7 +120,7 @@ async fn start_node(mesh: &Arc<Mesh>, me: NodeId) -> io::Result<Arc<Host>> {
     }
     .normalize()
     .map_err(|e| io::Error::other(e.to_string()))?;
-    host.start_stream(GROUP, config, &[1, 2, 3]).await?;
+    host.start_stream(GROUP, config, &[1, 2, 3], true).await?;
     Ok(host)
 }
 

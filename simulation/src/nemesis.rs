@@ -38,10 +38,14 @@ pub enum Fault {
     LeaderKill,
     /// One bit of a stored message flips on one replica.
     BitFlip,
+    /// An operator changes the stream's replica count (R → R−1 → R …)
+    /// through `STREAM.UPDATE`, beside the other faults. Driven by its own
+    /// client ([`crate::workload::run_operator`]), not by the nemesis.
+    Rescale,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Partition,
         Fault::OneWay,
         Fault::Delay,
@@ -51,6 +55,7 @@ impl Fault {
         Fault::ClockJump,
         Fault::LeaderKill,
         Fault::BitFlip,
+        Fault::Rescale,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +69,7 @@ impl Fault {
             Fault::ClockJump => "clock-jump",
             Fault::LeaderKill => "leader-kill",
             Fault::BitFlip => "bit-flip",
+            Fault::Rescale => "rescale",
         }
     }
 
@@ -104,7 +110,12 @@ impl Nemesis {
     pub fn new(seed: u64, faults: &BTreeSet<Fault>) -> Self {
         Self {
             rng: SmallRng::seed_from_u64(seed ^ 0x006E_656D_6573_6973),
-            faults: faults.iter().copied().collect(),
+            // Rescale runs in its own client, beside the nemesis.
+            faults: faults
+                .iter()
+                .copied()
+                .filter(|f| *f != Fault::Rescale)
+                .collect(),
             active: None,
             next_at: Duration::from_secs(3),
         }
@@ -278,6 +289,7 @@ impl Nemesis {
                     ),
                 }
             }
+            Fault::Rescale => ("rescale: not the nemesis' job".to_string(), Undo::Nothing),
         };
         hist.borrow_mut()
             .event(sim.elapsed(), format!("nemesis: {text}"));

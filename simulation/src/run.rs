@@ -93,6 +93,18 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
         );
     }
 
+    if opts.faults.contains(&Fault::Rescale) && opts.replicas > 1 {
+        sim.client(
+            "op",
+            workload::run_operator(
+                names.clone(),
+                opts.seed,
+                opts.replicas,
+                opts.duration,
+                hist.clone(),
+            ),
+        );
+    }
     let mut nemesis = Nemesis::new(opts.seed, &opts.faults);
     let mut violations = Vec::new();
     let result = drive(&mut sim, &mut nodes, &mut nemesis, opts, &hist);

@@ -299,6 +299,70 @@ pub async fn run_client(
     Ok(())
 }
 
+/// The operator of [`Fault::Rescale`](crate::nemesis::Fault::Rescale):
+/// every few seconds until `stop_at` it moves the stream between
+/// `replicas` and `replicas - 1` replicas with `STREAM.UPDATE`, and it
+/// leaves the stream at `replicas` (retrying past `stop_at` if it must).
+pub async fn run_operator(
+    nodes: Vec<String>,
+    seed: u64,
+    replicas: usize,
+    stop_at: Duration,
+    hist: SharedHistory,
+) -> turmoil::Result {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x6F70_6572_6174_6F72);
+    let first = rng.random_range(0..nodes.len());
+    let mut conn = Conn::new("op".to_string(), nodes, first);
+    let low = replicas.saturating_sub(1).max(1);
+    let mut current = replicas;
+    loop {
+        let pause = rng.random_range(2_000..6_000);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if now() >= stop_at {
+            break;
+        }
+        let want = if current == replicas { low } else { replicas };
+        if set_replicas(&mut conn, want, &hist).await {
+            current = want;
+        }
+    }
+    // A request that timed out may still have been applied: end with one
+    // that is known to have been, whatever `current` believes.
+    let give_up = stop_at + Duration::from_secs(60);
+    while now() < give_up && !set_replicas(&mut conn, replicas, &hist).await {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+/// One `STREAM.UPDATE` to `replicas`; true when the catalog took it.
+async fn set_replicas(conn: &mut Conn, replicas: usize, hist: &SharedHistory) -> bool {
+    let subject = format!("$JS.API.STREAM.UPDATE.{STREAM}");
+    let body = stream_config(replicas);
+    let text = match conn.request(&subject, &[], body.as_bytes()).await {
+        Ok(m) => {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+            match api_error(&v) {
+                None => {
+                    hist.borrow_mut().event(
+                        now(),
+                        format!("op: stream now R{replicas} via {}", conn.node()),
+                    );
+                    return true;
+                }
+                Some((code, err)) => format!("{code}/{err}"),
+            }
+        }
+        Err(f) => {
+            conn.rotate();
+            format!("{f:?}")
+        }
+    };
+    hist.borrow_mut()
+        .event(now(), format!("op: R{replicas} failed: {text}"));
+    false
+}
+
 /// After the final heal: publishes through `node` until acknowledged and
 /// records how long that took from `healed_at`.
 pub async fn probe(

@@ -7,7 +7,7 @@ use jetraft_types::config::StreamConfig;
 use jetraft_types::subject;
 use serde::{Deserialize, Serialize};
 
-use crate::placement::place;
+use crate::placement::{place, replace};
 
 /// Where one stream lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +19,28 @@ pub struct StreamAssignment {
     pub peers: Vec<u64>,
     /// Creation time stamped by the meta leader, Unix ns.
     pub created_ns: i64,
+    /// The config the stream was created with: a replica that starts from
+    /// an empty store replays the group's log from its first entry, and
+    /// those entries must apply under the config they were proposed under
+    /// (later config changes are entries of the log themselves).
+    #[serde(default)]
+    pub initial_config: Option<StreamConfig>,
+    /// Whether the replica set is still the one the group was created
+    /// with. Only then may a fresh replica initialize the group; a replica
+    /// added later joins a running group and waits for its leader.
+    #[serde(default = "yes")]
+    pub founding: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl StreamAssignment {
+    /// The config a replica with an empty store starts from.
+    pub fn start_config(&self) -> &StreamConfig {
+        self.initial_config.as_ref().unwrap_or(&self.config)
+    }
 }
 
 /// A change to the catalog, proposed by the meta leader.
@@ -31,8 +53,16 @@ pub enum MetaCommand {
         nodes: Vec<u64>,
         now_ns: i64,
     },
+    /// A config change. When it changes `num_replicas`, the replica set
+    /// is placed again at apply: new replicas go to the least loaded of
+    /// `nodes`; a shrink keeps `keep` (the stream leader the proposer saw)
+    /// and then the lowest ids.
     UpdateStream {
         config: StreamConfig,
+        #[serde(default)]
+        nodes: Vec<u64>,
+        #[serde(default)]
+        keep: Option<u64>,
     },
     DeleteStream {
         name: String,
@@ -100,7 +130,11 @@ impl Catalog {
                 nodes,
                 now_ns,
             } => self.create(config, nodes, *now_ns),
-            MetaCommand::UpdateStream { config } => self.update(config),
+            MetaCommand::UpdateStream {
+                config,
+                nodes,
+                keep,
+            } => self.update(config, nodes, *keep),
             MetaCommand::DeleteStream { name } => match self.streams.remove(name) {
                 Some(assignment) => MetaReply::Deleted { assignment },
                 None => MetaReply::Error(ApiError::stream_not_found()),
@@ -131,6 +165,8 @@ impl Catalog {
             group: self.next_group,
             peers,
             created_ns: now_ns,
+            initial_config: Some(config.clone()),
+            founding: true,
         };
         self.next_group += 1;
         self.streams.insert(config.name.clone(), assignment.clone());
@@ -140,16 +176,29 @@ impl Catalog {
         }
     }
 
-    fn update(&mut self, config: &StreamConfig) -> MetaReply {
-        if !self.streams.contains_key(&config.name) {
+    fn update(&mut self, config: &StreamConfig, nodes: &[u64], keep: Option<u64>) -> MetaReply {
+        let Some(old) = self.streams.get(&config.name) else {
             return MetaReply::Error(ApiError::stream_not_found());
-        }
+        };
         if let Some(err) = self.overlap_error(&config.name, &config.subjects) {
             return MetaReply::Error(err);
         }
+        let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(usize::MAX);
+        let peers = if replicas == old.peers.len() {
+            old.peers.clone()
+        } else {
+            match replace(&old.peers, replicas, nodes, &self.load(), keep) {
+                Some(p) => p,
+                None => return MetaReply::Error(ApiError::no_suitable_peers()),
+            }
+        };
         let Some(a) = self.streams.get_mut(&config.name) else {
             return MetaReply::Error(ApiError::stream_not_found());
         };
+        if peers != a.peers {
+            a.peers = peers;
+            a.founding = false;
+        }
         a.config = config.clone();
         MetaReply::Stream {
             assignment: a.clone(),
@@ -267,13 +316,55 @@ mod tests {
         let MetaReply::Stream {
             assignment,
             created: false,
-        } = cat.apply(&MetaCommand::UpdateStream { config: c })
+        } = cat.apply(&MetaCommand::UpdateStream {
+            config: c,
+            nodes: vec![1, 2, 3],
+            keep: None,
+        })
         else {
             panic!()
         };
         assert_eq!(
-            (assignment.peers, assignment.config.max_msgs),
+            (assignment.peers.clone(), assignment.config.max_msgs),
             (vec![1, 2, 3], 10)
         );
+        assert!(assignment.founding);
+        assert_eq!(assignment.start_config().max_msgs, -1);
+    }
+
+    fn update(cat: &mut Catalog, c: StreamConfig, keep: Option<u64>) -> MetaReply {
+        cat.apply(&MetaCommand::UpdateStream {
+            config: c,
+            nodes: vec![1, 2, 3],
+            keep,
+        })
+    }
+
+    #[test]
+    fn replica_changes_place_again() {
+        let mut cat = Catalog::default();
+        create(&mut cat, cfg("A", &["a"], 1), &[1, 2, 3]);
+        create(&mut cat, cfg("B", &["b"], 1), &[1, 2, 3]);
+        assert_eq!(cat.stream("B").unwrap().peers, vec![2]);
+        let MetaReply::Stream { assignment: up, .. } = update(&mut cat, cfg("B", &["b"], 3), None)
+        else {
+            panic!()
+        };
+        assert_eq!(up.peers, vec![1, 2, 3]);
+        assert!(!up.founding, "added replicas must join, not initialize");
+        assert_eq!(up.start_config().num_replicas, 1);
+        let MetaReply::Stream {
+            assignment: down, ..
+        } = update(&mut cat, cfg("B", &["b"], 1), Some(3))
+        else {
+            panic!()
+        };
+        assert_eq!(down.peers, vec![3]);
+        assert_eq!(
+            update(&mut cat, cfg("B", &["b"], 5), None),
+            MetaReply::Error(ApiError::no_suitable_peers())
+        );
+        assert_eq!(cat.stream("B").unwrap().peers, vec![3]);
+        assert_eq!(cat.load(), BTreeMap::from([(1, 1), (3, 1)]));
     }
 }

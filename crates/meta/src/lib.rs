@@ -10,7 +10,7 @@ mod catalog;
 mod placement;
 
 pub use catalog::{Catalog, MetaCommand, MetaReply, StreamAssignment};
-pub use placement::place;
+pub use placement::{place, replace};
 
 /// Raft group id of the meta group. Stream groups are numbered from 1.
 pub const META_GROUP: u64 = 0;

@@ -19,6 +19,44 @@ pub fn place(nodes: &[u64], load: &BTreeMap<u64, usize>, replicas: usize) -> Opt
     Some(chosen)
 }
 
+/// A new replica set of size `replicas` for a stream now on `current`.
+/// Growing keeps every current replica and adds the least loaded of the
+/// other `nodes` ([`place`]); shrinking keeps `keep` when it is a current
+/// replica (the stream leader: no election needed) and then the lowest ids.
+/// Returns `None` when there are not enough nodes.
+pub fn replace(
+    current: &[u64],
+    replicas: usize,
+    nodes: &[u64],
+    load: &BTreeMap<u64, usize>,
+    keep: Option<u64>,
+) -> Option<Vec<u64>> {
+    if replicas == 0 {
+        return None;
+    }
+    let mut chosen: Vec<u64> = if replicas >= current.len() {
+        let others: Vec<u64> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !current.contains(n))
+            .collect();
+        let added = if replicas == current.len() {
+            Vec::new()
+        } else {
+            place(&others, load, replicas - current.len())?
+        };
+        current.iter().copied().chain(added).collect()
+    } else {
+        let mut order: Vec<u64> = current.to_vec();
+        order.sort_unstable_by_key(|n| (Some(*n) != keep, *n));
+        order.truncate(replicas);
+        order
+    };
+    chosen.sort_unstable();
+    chosen.dedup();
+    (chosen.len() == replicas).then_some(chosen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,6 +67,25 @@ mod tests {
         assert_eq!(place(&[1, 2, 3], &load, 1), Some(vec![2]));
         assert_eq!(place(&[3, 2, 1], &load, 2), Some(vec![2, 3]));
         assert_eq!(place(&[1, 2, 3], &BTreeMap::new(), 3), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn replace_grows_onto_least_loaded_and_shrinks_around_keep() {
+        let load = BTreeMap::from([(1, 1), (2, 5), (3, 0), (4, 2)]);
+        let nodes = [1, 2, 3, 4];
+        assert_eq!(replace(&[2], 3, &nodes, &load, None), Some(vec![1, 2, 3]));
+        assert_eq!(
+            replace(&[1, 2, 3], 1, &nodes, &load, Some(2)),
+            Some(vec![2])
+        );
+        assert_eq!(replace(&[1, 2, 3], 1, &nodes, &load, None), Some(vec![1]));
+        // A `keep` that is not a replica (leader moved meanwhile) is ignored.
+        assert_eq!(
+            replace(&[1, 2, 3], 2, &nodes, &load, Some(4)),
+            Some(vec![1, 2])
+        );
+        assert_eq!(replace(&[1, 3], 5, &nodes, &load, None), None);
+        assert_eq!(replace(&[1, 3], 0, &nodes, &load, None), None);
     }
 
     #[test]

@@ -192,16 +192,20 @@ impl Host {
             self.peers.clone(),
         )?;
         let ids: Vec<NodeId> = self.peers.addrs().keys().copied().collect();
-        let group = self.start(META_GROUP, "meta", sm, &ids).await?;
+        let group = self.start(META_GROUP, "meta", sm, &ids, true).await?;
         Ok((group, rx))
     }
 
     /// Starts (or reopens) a stream group with the given replicas.
+    /// `founding`: the replicas are the ones the group was created with, so
+    /// a fresh one may initialize the group; otherwise a fresh replica waits
+    /// until the group's leader adds it.
     pub async fn start_stream(
         &self,
         id: GroupId,
         config: StreamConfig,
         peers: &[NodeId],
+        founding: bool,
     ) -> io::Result<Group> {
         if let Some(g) = self.group(id) {
             return Ok(g);
@@ -213,7 +217,8 @@ impl Host {
             self.committer.clone(),
             self.peers.clone(),
         )?;
-        self.start(id, &format!("stream-{id}"), sm, peers).await
+        self.start(id, &format!("stream-{id}"), sm, peers, founding)
+            .await
     }
 
     async fn start(
@@ -222,6 +227,7 @@ impl Host {
         name: &str,
         sm: GroupSm,
         member_ids: &[NodeId],
+        founding: bool,
     ) -> io::Result<Group> {
         let config = Arc::new(self.timing.config(name)?);
         let log = LogStore::new(id, self.engine.clone(), self.committer.clone());
@@ -238,7 +244,7 @@ impl Host {
             .await
             .map(|init| !init)
             .unwrap_or(false);
-        if fresh {
+        if fresh && founding {
             // The lowest member initializes the group at once; the others only
             // if no leader showed up after a while (that member may be down).
             // Initializing everywhere at once makes the first elections race
@@ -265,6 +271,12 @@ impl Host {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, group.clone());
         Ok(group)
+    }
+
+    /// Whether this node's store holds a replica of the group (it may not
+    /// be running: a node restarted while leaving a group).
+    pub fn has_replica(&self, id: GroupId) -> io::Result<bool> {
+        LogStore::new(id, self.engine.clone(), self.committer.clone()).exists()
     }
 
     /// One scrub step over a stream group's message records: verifies up

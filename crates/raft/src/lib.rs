@@ -8,12 +8,14 @@
 //!   and catch-up from peers' stores.
 //! * [`network`] / [`service`] — the cluster protocol, client and server side.
 //! * [`host`] — a node's set of groups.
+//! * [`membership`] — changing a group's replica set without losing quorum.
 
 pub mod codec;
 pub mod commit;
 pub mod host;
 mod kv;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod service;
 pub mod sm;
@@ -21,6 +23,7 @@ pub mod types;
 
 pub use commit::{Committer, SyncMode};
 pub use host::{Group, Host, RaftTiming};
+pub use membership::{Members, Reshape};
 pub use network::{Connector, Peers};
 pub use service::{ClusterService, ForwardHandler};
 pub use types::{GroupId, NodeId, Request, Response};

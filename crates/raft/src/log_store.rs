@@ -116,6 +116,15 @@ impl LogStore {
         Ok(out)
     }
 
+    /// Whether this node has ever taken part in the group (it persisted a
+    /// vote, which a replica does as soon as it follows a leader).
+    pub fn exists(&self) -> io::Result<bool> {
+        Ok(self
+            .engine
+            .get(Cf::RaftMeta, &self.meta_key(RaftMetaKind::Vote))?
+            .is_some())
+    }
+
     /// Removes every log entry and mark of this group (stream deleted).
     pub fn destroy(&self, batch: &mut WriteBatch) {
         let (from, to) = keys::raft_log_bounds(self.group);

@@ -90,6 +90,9 @@ pub struct Cluster {
     names: BTreeMap<NodeId, String>,
     batchers: Batchers,
     forwarders: Forwarders,
+    /// Held while stream groups are started or removed here, so two tasks
+    /// never open one group twice ([`crate::node::sync_groups`]).
+    pub(crate) groups_lock: tokio::sync::Mutex<()>,
     this: Weak<Cluster>,
 }
 
@@ -116,6 +119,7 @@ impl Cluster {
             names,
             batchers: Batchers::default(),
             forwarders: Forwarders::default(),
+            groups_lock: tokio::sync::Mutex::new(()),
             this: this.clone(),
         })
     }
@@ -270,6 +274,22 @@ impl Cluster {
             .await?;
         let outs: Vec<WireOutbound> = jetraft_raft::codec::decode(&reply)?;
         Ok(outs.into_iter().map(Outbound::from).collect())
+    }
+
+    /// Sends a request to `peer` to run there (not forwarded further).
+    pub(crate) async fn forward_to(
+        &self,
+        peer: NodeId,
+        req: &ApiRequest,
+    ) -> io::Result<Vec<Outbound>> {
+        self.forward(peer, req, MAX_HOPS).await
+    }
+
+    /// The node id of a node name (as API replies name nodes).
+    pub fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.names
+            .iter()
+            .find_map(|(id, n)| (n == name).then_some(*id))
     }
 
     /// Proposes to the meta group (this node must be its leader).
@@ -432,6 +452,7 @@ impl Cluster {
                 continue;
             };
             let leader = g.leader();
+            let members = g.members();
             let state = view.state();
             let metrics = g.metrics();
             let purged = metrics.purged.map_or(0, |l| l.index + 1);
@@ -449,6 +470,8 @@ impl Cluster {
                 leader: leader.map(|l| self.name_of(l)),
                 applied: g.sm.applied().map(|l| l.index),
                 log_entries,
+                voters: members.voters.iter().map(|n| self.name_of(*n)).collect(),
+                learners: members.learners.iter().map(|n| self.name_of(*n)).collect(),
                 first_seq: state.first_seq,
                 last_seq: state.last_seq,
                 messages: state.messages,

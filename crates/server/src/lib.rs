@@ -9,6 +9,7 @@ pub mod dev;
 pub mod env;
 mod forwarder;
 pub mod jsapi;
+mod membership;
 pub mod monitor;
 #[cfg(feature = "standalone")]
 mod net;

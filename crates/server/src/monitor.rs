@@ -54,6 +54,10 @@ pub struct StreamReplica {
     /// Entries still in this replica's Raft log (not yet purged behind a
     /// snapshot): what a restart would replay at most.
     pub log_entries: u64,
+    /// The group's members as this replica's log has them (they differ from
+    /// the stream's placement while its replica count changes).
+    pub voters: Vec<String>,
+    pub learners: Vec<String>,
     pub first_seq: u64,
     pub last_seq: u64,
     pub messages: u64,

@@ -73,6 +73,9 @@ pub async fn assemble(
     tasks.push(tokio::spawn(accept_clients(env.client_incoming, gateway)));
     tasks.push(tokio::spawn(expire_loop(cluster.clone())));
     tasks.push(tokio::spawn(scrub_loop(cluster.clone())));
+    tasks.push(tokio::spawn(crate::membership::membership_loop(
+        cluster.clone(),
+    )));
     Ok((cluster, tasks))
 }
 
@@ -96,36 +99,53 @@ async fn accept_clients(mut incoming: Incoming, gateway: Arc<Gateway>) {
 }
 
 /// Keeps the locally hosted stream groups in line with the replicated
-/// catalog: start the groups this node is a replica of, stop and delete the
-/// ones the catalog no longer has.
+/// catalog, on every catalog change ([`sync_groups`]).
 async fn reconcile(cluster: Arc<Cluster>, mut catalog: watch::Receiver<Arc<Catalog>>) {
-    let host = cluster.host().clone();
     loop {
         let current = catalog.borrow_and_update().clone();
         cluster.catalog_changed(&current);
-        let me = host.me();
-        for a in current.streams() {
-            if a.peers.contains(&me)
-                && host.group(a.group).is_none()
-                && let Err(e) = host.start_stream(a.group, a.config.clone(), &a.peers).await
-            {
-                tracing::error!(stream = %a.config.name, error = %e, "starting stream group");
-            }
-        }
-        for id in host.group_ids() {
-            if id != META_GROUP && current.by_group(id).is_none_or(|a| !a.peers.contains(&me)) {
-                tracing::info!(
-                    group = id,
-                    "stream removed from the catalog; deleting local replica"
-                );
-                if let Err(e) = host.remove_group(id, true).await {
-                    tracing::error!(group = id, error = %e, "removing stream group");
-                }
-                cluster.group_removed(id);
-            }
-        }
+        sync_groups(&cluster, &current).await;
         if catalog.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Starts the groups this node is a replica of, and stops and deletes the
+/// ones the catalog no longer has. A replica the catalog moved elsewhere
+/// is kept running (and reopened after a restart) until the group has
+/// committed a membership without it ([`crate::membership`]).
+pub(crate) async fn sync_groups(cluster: &Cluster, current: &Catalog) {
+    let _starting = cluster.groups_lock.lock().await;
+    let host = cluster.host();
+    let me = host.me();
+    for a in current.streams() {
+        if host.group(a.group).is_some() {
+            continue;
+        }
+        let leaving = !a.peers.contains(&me);
+        if leaving && !host.has_replica(a.group).unwrap_or(false) {
+            continue;
+        }
+        let members = if leaving { &[][..] } else { &a.peers[..] };
+        let founding = a.founding && !leaving;
+        if let Err(e) = host
+            .start_stream(a.group, a.start_config().clone(), members, founding)
+            .await
+        {
+            tracing::error!(stream = %a.config.name, error = %e, "starting stream group");
+        }
+    }
+    for id in host.group_ids() {
+        if id != META_GROUP && current.by_group(id).is_none() {
+            tracing::info!(
+                group = id,
+                "stream removed from the catalog; deleting local replica"
+            );
+            if let Err(e) = host.remove_group(id, true).await {
+                tracing::error!(group = id, error = %e, "removing stream group");
+            }
+            cluster.group_removed(id);
         }
     }
 }

@@ -100,10 +100,6 @@ impl ApiError {
     pub fn stream_not_match() -> Self {
         Self::new(400, 10060, "expected stream does not match")
     }
-    /// 400/10061.
-    pub fn replicas_not_updatable() -> Self {
-        Self::new(400, 10061, "Replicas configuration can not be updated")
-    }
     /// 400/10065.
     pub fn subjects_overlap() -> Self {
         Self::new(400, 10065, "subjects overlap with an existing stream")

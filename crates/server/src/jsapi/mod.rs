@@ -38,6 +38,9 @@ pub const INTERNAL_STREAM_CONFIG: &str = "$JR.INTERNAL.STREAM.CONFIG.";
 pub const INTERNAL_STREAM_EXPIRE: &str = "$JR.INTERNAL.STREAM.EXPIRE.";
 /// Node-internal: does this node's catalog list the stream yet?
 pub const INTERNAL_CATALOG_HAS: &str = "$JR.INTERNAL.CATALOG.HAS.";
+/// Node-internal: this node's view of a stream group's membership (the
+/// token is the group id).
+pub const INTERNAL_GROUP_MEMBERS: &str = "$JR.INTERNAL.GROUP.MEMBERS.";
 
 /// One recognised operation, with the stream name it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,7 @@ pub(crate) enum Op {
     InternalConfig(String),
     InternalExpire(String),
     InternalCatalogHas(String),
+    InternalGroupMembers(String),
 }
 
 fn one_token(rest: &str) -> Option<String> {
@@ -70,7 +74,7 @@ fn one_token(rest: &str) -> Option<String> {
 /// answer (the client then gets no-responders).
 pub(crate) fn parse_api(subject: &str) -> Option<Op> {
     type MakeOp = fn(String) -> Op;
-    let table: [(&str, MakeOp); 10] = [
+    let table: [(&str, MakeOp); 11] = [
         (STREAM_CREATE, Op::Create),
         (STREAM_UPDATE, Op::Update),
         (STREAM_INFO, Op::StreamInfo),
@@ -81,6 +85,7 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
         (INTERNAL_STREAM_CONFIG, Op::InternalConfig),
         (INTERNAL_STREAM_EXPIRE, Op::InternalExpire),
         (INTERNAL_CATALOG_HAS, Op::InternalCatalogHas),
+        (INTERNAL_GROUP_MEMBERS, Op::InternalGroupMembers),
     ];
     match subject {
         INFO => return Some(Op::Info),
@@ -123,7 +128,10 @@ pub(crate) fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
 pub(crate) fn client_op(cluster: &Cluster, subject: &str) -> Option<Op> {
     let op = classify(cluster, subject)?;
     let taken = match &op {
-        Op::InternalConfig(_) | Op::InternalExpire(_) | Op::InternalCatalogHas(_) => false,
+        Op::InternalConfig(_)
+        | Op::InternalExpire(_)
+        | Op::InternalCatalogHas(_)
+        | Op::InternalGroupMembers(_) => false,
         // nats-server subscribes to direct gets only for allow_direct streams.
         Op::DirectGet { stream, .. } => cluster
             .catalog()
@@ -145,7 +153,11 @@ pub(crate) fn target(cluster: &Cluster, op: &Op) -> Result<Option<Target>, Vec<O
             .ok_or_else(|| error_reply(op, ApiError::stream_not_found()))
     };
     Ok(match op {
-        Op::Info | Op::Names | Op::List | Op::InternalCatalogHas(_) => None,
+        Op::Info
+        | Op::Names
+        | Op::List
+        | Op::InternalCatalogHas(_)
+        | Op::InternalGroupMembers(_) => None,
         Op::Create(_) | Op::Update(_) | Op::Delete(_) => Some(Target::MetaLeader),
         Op::StreamInfo(n)
         | Op::Purge(n)
@@ -182,6 +194,7 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
                 .to_string()
                 .into_bytes(),
         ),
+        Op::InternalGroupMembers(group) => json(crate::membership::members_reply(&cluster, &group)),
     }
 }
 
@@ -209,7 +222,7 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::StreamInfo(_) => types::STREAM_INFO,
         Op::Delete(_) => types::STREAM_DELETE,
         Op::Purge(_) | Op::InternalExpire(_) => types::STREAM_PURGE,
-        Op::InternalCatalogHas(_) => types::STREAM_INFO,
+        Op::InternalCatalogHas(_) | Op::InternalGroupMembers(_) => types::STREAM_INFO,
         Op::Names => types::STREAM_NAMES,
         Op::List => types::STREAM_LIST,
         Op::MsgGet(_) | Op::DirectGet { .. } => types::STREAM_MSG_GET,

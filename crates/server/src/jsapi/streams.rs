@@ -158,13 +158,22 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
         .ok_or_else(ApiError::stream_not_found)?;
     let mut config = StreamConfig::check_update(&old.config, config)?;
     config.set_static_metadata();
-    if config.num_replicas != old.config.num_replicas {
-        // Moving a stream between replica sets is not implemented yet.
-        return Err(ApiError::replicas_not_updatable());
-    }
+    // A replica change places the stream again; a shrink keeps the
+    // current leader when it can (no election), so ask who leads.
+    let keep = if config.num_replicas == old.config.num_replicas {
+        None
+    } else {
+        remote_info(cluster, &old)
+            .await?
+            .cluster
+            .and_then(|c| c.leader)
+            .and_then(|l| cluster.id_of(&l))
+    };
     let assignment = match cluster
         .propose_meta(MetaCommand::UpdateStream {
             config: config.clone(),
+            nodes: cluster.node_ids(),
+            keep,
         })
         .await?
     {

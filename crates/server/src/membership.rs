@@ -1,0 +1,140 @@
+//! Moving streams between replica sets (`STREAM.UPDATE` with a new
+//! `num_replicas`).
+//!
+//! The catalog says which nodes should hold a stream; the stream's Raft
+//! group says which do. Every node runs [`membership_loop`]:
+//! - as a stream's leader (also one the catalog dropped: it leads until
+//!   the change that removes it commits) it moves the group toward the catalog one
+//!   [`Group::reshape`] step at a time: new replicas join as learners and
+//!   catch up, then the voters are replaced in one joint-consensus change;
+//! - as a replica the catalog no longer lists, it keeps serving the group
+//!   (the old quorum may need it) until a membership without it is
+//!   committed, which it sees itself or learns from one of the stream's
+//!   replicas; only then does it delete its copy.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use jetraft_meta::{META_GROUP, StreamAssignment};
+use jetraft_raft::{Group, GroupId, Members, Reshape};
+
+use crate::cluster::{ApiRequest, Cluster};
+use crate::jsapi;
+
+const TICK: Duration = Duration::from_millis(250);
+
+/// Groups with a reshape step running, so a slow step (a voter change
+/// waits for its commits) is not started twice.
+#[derive(Default)]
+struct InFlight(Mutex<BTreeSet<GroupId>>);
+
+impl InFlight {
+    fn claim(&self, id: GroupId) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id)
+    }
+
+    fn release(&self, id: GroupId) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+}
+
+pub async fn membership_loop(cluster: Arc<Cluster>) {
+    let in_flight = Arc::new(InFlight::default());
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let me = cluster.host().me();
+        let catalog = cluster.catalog();
+        for a in catalog.streams() {
+            let Some(g) = cluster.host().group(a.group) else {
+                continue;
+            };
+            if g.leader() == Some(me) && in_flight.claim(a.group) {
+                let wanted: BTreeSet<u64> = a.peers.iter().copied().collect();
+                let cluster = cluster.clone();
+                let in_flight = in_flight.clone();
+                let name = a.config.name.clone();
+                tokio::spawn(async move {
+                    match g.reshape(&wanted, &cluster.host().peers).await {
+                        Ok(Reshape::Changed(what)) => {
+                            tracing::info!(stream = %name, "replicas: {what}");
+                        }
+                        Ok(Reshape::Waiting(why)) => {
+                            tracing::debug!(stream = %name, "replicas: {why}")
+                        }
+                        Ok(Reshape::Settled) => {}
+                        Err(e) => {
+                            tracing::info!(stream = %name, error = %e, "replica change step failed; retrying")
+                        }
+                    }
+                    in_flight.release(g.id);
+                });
+            } else if !a.peers.contains(&me)
+                && g.leader() != Some(me)
+                && leaving_done(&cluster, &g, a).await
+            {
+                leave(&cluster, a).await;
+            }
+        }
+    }
+}
+
+/// Deletes this node's copy of a stream it no longer holds (unless the
+/// catalog moved the stream back here meanwhile).
+async fn leave(cluster: &Cluster, a: &StreamAssignment) {
+    let _removing = cluster.groups_lock.lock().await;
+    let still_away = cluster
+        .catalog()
+        .by_group(a.group)
+        .is_some_and(|now| !now.peers.contains(&cluster.host().me()));
+    if !still_away {
+        return;
+    }
+    tracing::info!(stream = %a.config.name, group = a.group,
+        "replica moved off this node; deleting the local copy");
+    if let Err(e) = cluster.host().remove_group(a.group, true).await {
+        tracing::error!(group = a.group, error = %e, "removing stream group");
+    }
+    cluster.group_removed(a.group);
+}
+
+/// Whether the group goes on without this node: its own view of the
+/// membership says so, or one of the stream's replicas' does.
+async fn leaving_done(cluster: &Cluster, g: &Group, a: &StreamAssignment) -> bool {
+    let me = cluster.host().me();
+    if g.members().released(me) {
+        return true;
+    }
+    for peer in &a.peers {
+        let probe = ApiRequest {
+            subject: format!("{}{}", jsapi::INTERNAL_GROUP_MEMBERS, a.group),
+            headers: None,
+            payload: Bytes::new(),
+        };
+        let Ok(out) = cluster.forward_to(*peer, &probe).await else {
+            continue;
+        };
+        let seen: Option<Members> = out
+            .first()
+            .and_then(|o| serde_json::from_slice(&o.payload).ok());
+        if seen.is_some_and(|m| m.released(me)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The `INTERNAL_GROUP_MEMBERS` answer: this node's view of a group's
+/// membership (`null` when it does not run the group).
+pub(crate) fn members_reply(cluster: &Cluster, group: &str) -> Vec<u8> {
+    let members = group
+        .parse::<GroupId>()
+        .ok()
+        .filter(|id| *id != META_GROUP)
+        .and_then(|id| cluster.host().group(id))
+        .map(|g| g.members());
+    serde_json::to_vec(&members).unwrap_or_default()
+}
