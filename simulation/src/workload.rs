@@ -130,32 +130,46 @@ fn retryable(code: u64, err_code: u64) -> bool {
 
 /// Creates the stream, retrying until it exists.
 pub async fn create_stream(conn: &mut Conn, replicas: usize, hist: &SharedHistory) {
-    let subject = format!("$JS.API.STREAM.CREATE.{STREAM}");
-    let body = stream_config(replicas);
     loop {
-        match conn.request(&subject, &[], body.as_bytes()).await {
-            Ok(m) => {
-                let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
-                match api_error(&v) {
-                    None => {
-                        hist.borrow_mut().event(
-                            now(),
-                            format!("stream {STREAM} created via {}", conn.node()),
-                        );
-                        return;
-                    }
-                    Some((code, err)) => hist
-                        .borrow_mut()
-                        .event(now(), format!("stream create: {code}/{err}")),
-                }
+        match stream_request(conn, "CREATE", replicas).await {
+            Ok(()) => {
+                hist.borrow_mut().event(
+                    now(),
+                    format!("stream {STREAM} created via {}", conn.node()),
+                );
+                return;
             }
-            Err(f) => {
+            Err(Refused::Api(code, err)) => hist
+                .borrow_mut()
+                .event(now(), format!("stream create: {code}/{err}")),
+            Err(Refused::Transport(f)) => {
                 if f == Failure::Timeout {
                     conn.rotate();
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Why a stream request did not take effect (as far as the client knows).
+enum Refused {
+    Api(u64, u64),
+    Transport(Failure),
+}
+
+/// `$JS.API.STREAM.<verb>.<STREAM>` with the stream's config at `replicas`.
+async fn stream_request(conn: &mut Conn, verb: &str, replicas: usize) -> Result<(), Refused> {
+    let subject = format!("$JS.API.STREAM.{verb}.{STREAM}");
+    let body = stream_config(replicas);
+    let m = conn
+        .request(&subject, &[], body.as_bytes())
+        .await
+        .map_err(Refused::Transport)?;
+    let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
+    match api_error(&v) {
+        None => Ok(()),
+        Some((code, err)) => Err(Refused::Api(code, err)),
     }
 }
 
@@ -337,23 +351,16 @@ pub async fn run_operator(
 
 /// One `STREAM.UPDATE` to `replicas`; true when the catalog took it.
 async fn set_replicas(conn: &mut Conn, replicas: usize, hist: &SharedHistory) -> bool {
-    let subject = format!("$JS.API.STREAM.UPDATE.{STREAM}");
-    let body = stream_config(replicas);
-    let text = match conn.request(&subject, &[], body.as_bytes()).await {
-        Ok(m) => {
-            let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
-            match api_error(&v) {
-                None => {
-                    hist.borrow_mut().event(
-                        now(),
-                        format!("op: stream now R{replicas} via {}", conn.node()),
-                    );
-                    return true;
-                }
-                Some((code, err)) => format!("{code}/{err}"),
-            }
+    let text = match stream_request(conn, "UPDATE", replicas).await {
+        Ok(()) => {
+            hist.borrow_mut().event(
+                now(),
+                format!("op: stream now R{replicas} via {}", conn.node()),
+            );
+            return true;
         }
-        Err(f) => {
+        Err(Refused::Api(code, err)) => format!("{code}/{err}"),
+        Err(Refused::Transport(f)) => {
             conn.rotate();
             format!("{f:?}")
         }

@@ -12,15 +12,54 @@ use serde::{Deserialize, Serialize};
 pub type NodeId = u64;
 pub type GroupId = u64;
 
-openraft::declare_raft_types!(
-    /// jetraft's Raft types: u64 node ids, nodes addressed by their cluster address.
-    pub TypeConfig:
-        D = Request,
-        R = Response,
-        NodeId = NodeId,
-        Node = openraft::BasicNode,
-        AsyncRuntime = Runtime,
-);
+/// jetraft's Raft types: u64 node ids, nodes addressed by their cluster
+/// address, write answers as [`Callback`]s. (Written out rather than with
+/// `declare_raft_types!`, which cannot take a generic responder.)
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct TypeConfig {}
+
+impl openraft::RaftTypeConfig for TypeConfig {
+    type D = Request;
+    type R = Response;
+    type NodeId = NodeId;
+    type Node = openraft::BasicNode;
+    type Term = u64;
+    type LeaderId = openraft::impls::leader_id_adv::LeaderId<Self::Term, Self::NodeId>;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry = openraft::Entry<
+        <Self::LeaderId as openraft::vote::RaftLeaderId>::Committed,
+        Self::Payload,
+    >;
+    type Responder<T>
+        = Callback<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type AsyncRuntime = Runtime;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
+
+/// The answer to a write proposed with `client_write_ff`: a function run
+/// where openraft completes the write, so the answer reaches its waiters
+/// without a task of its own in between (a hop on every publish's path).
+/// It must be quick and must not block.
+pub struct Callback<T>(Box<dyn FnOnce(T) + Send>);
+
+impl<T> Callback<T> {
+    pub fn new(f: impl FnOnce(T) + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+}
+
+impl<T: Send + 'static> openraft::raft::responder::Responder<TypeConfig, T> for Callback<T> {
+    fn on_complete(self, result: T) {
+        (self.0)(result);
+    }
+}
 
 /// Tokio with openraft's task-local seeded RNG: every group's randomness
 /// derives from the seed it was started with ([`crate::Host`]), which the

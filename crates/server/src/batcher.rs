@@ -18,10 +18,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use jetraft_raft::host::{Group, ProposeError};
+use jetraft_raft::types::{Callback, TypeConfig};
 use jetraft_raft::{GroupId, Request, Response};
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
-use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResult;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::cluster::proposal_failed;
@@ -122,36 +123,38 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
             cmds,
             now_ns: clock.now_ns(),
         };
-        let (responder, applied) = ProgressResponder::complete_only();
-        if let Err(fatal) = group.raft.client_write_ff(req, Some(responder)).await {
-            tracing::warn!(group = group.id, error = %fatal, "stream group stopped");
-            answer_all(replies, &Err(ApiError::cluster_not_avail()));
-            return;
-        }
         let id = group.id;
-        tokio::spawn(async move {
-            let result = match applied.await {
-                Ok(Ok(resp)) => Ok(resp.data),
-                Ok(Err(e)) => Err(proposal_failed(id, ProposeError::from(e))),
-                // The group shut down before answering.
-                Err(_) => Err(ApiError::cluster_not_avail()),
-            };
+        // Answered where openraft completes the entry: no task in between.
+        let responder = Callback::new(move |result: ClientWriteResult<TypeConfig>| {
             drop(permit);
-            match result {
-                Ok(Response::StreamBatch(out)) if out.len() == replies.len() => {
-                    for (tx, r) in replies.into_iter().zip(out) {
-                        let _ = tx.send(Ok(r));
-                    }
-                }
-                Ok(other) => answer_all(
-                    replies,
-                    &Err(ApiError::stream_store_failed(format!(
-                        "unexpected response {other:?}"
-                    ))),
-                ),
+            match result.map_err(|e| proposal_failed(id, ProposeError::from(e))) {
+                Ok(resp) => answer_batch(replies, resp.data),
                 Err(e) => answer_all(replies, &Err(e)),
             }
         });
+        if let Err(fatal) = group.raft.client_write_ff(req, Some(responder)).await {
+            // The responder was dropped unanswered: its senders drop with
+            // it, and a dropped reply reads as "not available".
+            tracing::warn!(group = group.id, error = %fatal, "stream group stopped");
+            return;
+        }
+    }
+}
+
+/// One reply per command of the batch, in order.
+fn answer_batch(replies: Vec<oneshot::Sender<Reply>>, data: Response) {
+    match data {
+        Response::StreamBatch(out) if out.len() == replies.len() => {
+            for (tx, r) in replies.into_iter().zip(out) {
+                let _ = tx.send(Ok(r));
+            }
+        }
+        other => answer_all(
+            replies,
+            &Err(ApiError::stream_store_failed(format!(
+                "unexpected response {other:?}"
+            ))),
+        ),
     }
 }
 
