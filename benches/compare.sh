@@ -10,6 +10,7 @@
 #   benches/compare.sh                      # 128-byte messages, R3, 3 rounds
 #   ROUNDS=5 MSGS=20000 SIZE=1024 benches/compare.sh
 #   JETRAFT_BIN=target/release/jetraft MODES="sync async" benches/compare.sh
+#   BASELINE_BIN=/tmp/jetraft-before benches/compare.sh   # also an older build, in the same rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -94,13 +95,13 @@ EOF
   URL="nats://127.0.0.1:${ports[0]}"
 }
 
-start_jetraft() { # durability → sets CLUSTER_PIDS, URL
-  local dur="$1" ports; ports=($(free_ports 9)); CLUSTER_PIDS=()
+start_jetraft() { # durability [binary tag] → sets CLUSTER_PIDS, URL
+  local dur="$1" bin="${2:-$JETRAFT_BIN}" tag="${3:-jetraft}" ports; ports=($(free_ports 9)); CLUSTER_PIDS=()
   local sync=always; [ "$dur" = interval ] && sync=interval
   local peers="n1=127.0.0.1:${ports[3]},n2=127.0.0.1:${ports[4]},n3=127.0.0.1:${ports[5]}"
   for i in 0 1 2; do
-    local dir="$WORK/jetraft-$dur/n$((i+1))"; mkdir -p "$dir"
-    RUST_LOG=warn "$JETRAFT_BIN" server --name "n$((i+1))" --data-dir "$dir" \
+    local dir="$WORK/$tag-$dur/n$((i+1))"; mkdir -p "$dir"
+    RUST_LOG=warn "$bin" server --name "n$((i+1))" --data-dir "$dir" \
       --listen "127.0.0.1:${ports[$i]}" --cluster-listen "127.0.0.1:${ports[$((3+i))]}" \
       --http-listen "127.0.0.1:${ports[$((6+i))]}" --peers "$peers" --sync "$sync" >"$dir.log" 2>&1 &
     PIDS+=($!); CLUSTER_PIDS+=($!)
@@ -125,14 +126,22 @@ for dur in $DURABILITY; do
   log "== $dur =="
   start_nats "$dur"; NATS_URL="$URL"; NATS_PIDS=("${CLUSTER_PIDS[@]}")
   start_jetraft "$dur"; JR_URL="$URL"; JR_PIDS=("${CLUSTER_PIDS[@]}")
+  BASE_PIDS=()
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    start_jetraft "$dur" "$BASELINE_BIN" jetraft-base; BASE_URL="$URL"; BASE_PIDS=("${CLUSTER_PIDS[@]}")
+  fi
   for round in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
       log "round $round/$ROUNDS $mode: jetraft"; bench jetraft "$dur" "$mode" "$round" "$JR_URL"
       log "round $round/$ROUNDS $mode: nats-server"; bench nats-server "$dur" "$mode" "$round" "$NATS_URL"
+      if [ -n "${BASELINE_BIN:-}" ]; then
+        log "round $round/$ROUNDS $mode: jetraft-base"; bench jetraft-base "$dur" "$mode" "$round" "$BASE_URL"
+      fi
     done
   done
   CLUSTER_PIDS=("${JR_PIDS[@]}"); stop_cluster
   CLUSTER_PIDS=("${NATS_PIDS[@]}"); stop_cluster
+  if [ "${#BASE_PIDS[@]}" -gt 0 ]; then CLUSTER_PIDS=("${BASE_PIDS[@]}"); stop_cluster; fi
 done
 
 python3 benches/table.py "$WORK"

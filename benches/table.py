@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints the side-by-side table of benches/compare.sh: for each durability
 and mode, the median over rounds of each figure for jetraft and nats-server,
-and the ratio jetraft/nats-server."""
+and the ratio jetraft/nats-server; with a baseline build (BASELINE_BIN) also
+its median and the ratio jetraft/baseline."""
 import glob
 import json
 import os
@@ -30,15 +31,32 @@ def figure(r, key):
     return r["msgs_per_sec"] if key == "rate" else r["latency_us"][key]
 
 
-print(f"{'durability':<10} {'mode':<7} {'figure':<8} {'jetraft':>12} {'nats-server':>12} {'ratio':>7}  rounds")
+SYSTEMS = ["jetraft", "nats-server"]
+base = any("jetraft-base" in by for by in runs.values())
+if base:
+    SYSTEMS.append("jetraft-base")
+head = f"{'durability':<10} {'mode':<7} {'figure':<8} {'jetraft':>12} {'nats-server':>12} {'ratio':>7}"
+if base:
+    head += f" {'baseline':>12} {'vs base':>7}"
+print(head + "  rounds")
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+
 for (dur, mode), by in sorted(runs.items()):
     for name, key in FIGURES.get(mode, []):
         med = {}
-        for system in ("jetraft", "nats-server"):
+        for system in SYSTEMS:
             values = [figure(r, key) for r in by.get(system, [])]
             med[system] = statistics.median(values) if values else None
         j, n = med["jetraft"], med["nats-server"]
-        ratio = f"{j / n:.2f}" if j is not None and n else "-"
         fmt = lambda v: "-" if v is None else f"{v:,.0f}"
-        rounds = min(len(by.get("jetraft", [])), len(by.get("nats-server", [])))
-        print(f"{dur:<10} {mode:<7} {name:<8} {fmt(j):>12} {fmt(n):>12} {ratio:>7}  {rounds}")
+        rounds = min(len(by.get(s, [])) for s in SYSTEMS)
+        line = f"{dur:<10} {mode:<7} {name:<8} {fmt(j):>12} {fmt(n):>12} {ratio(j, n):>7}"
+        if base:
+            b = med["jetraft-base"]
+            line += f" {fmt(b):>12} {ratio(j, b):>7}"
+        print(f"{line}  {rounds}")

@@ -27,10 +27,8 @@ impl openraft::RaftTypeConfig for TypeConfig {
     type LeaderId = openraft::impls::leader_id_adv::LeaderId<Self::Term, Self::NodeId>;
     type Vote = openraft::impls::Vote<Self::LeaderId>;
     type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
-    type Entry = openraft::Entry<
-        <Self::LeaderId as openraft::vote::RaftLeaderId>::Committed,
-        Self::Payload,
-    >;
+    type Entry =
+        openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
     type Responder<T>
         = Callback<T>
     where
