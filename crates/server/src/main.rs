@@ -6,6 +6,12 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use jetraft_server::config::{NodeConfig, ServerArgs};
 
+/// mimalloc instead of glibc's malloc: under publish load glibc's
+/// allocator (with its consolidation passes) took about a fifth of the
+/// stream leader's CPU (`perf record`, docs/performance.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "jetraft",
