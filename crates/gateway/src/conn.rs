@@ -8,14 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use jetraft_types::subject;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::delivery::{Client, Subscription};
 use crate::outbox::CloseReason;
 use crate::proto::{ClientOp, ConnectOptions, Parser, ServerInfo, writer};
-use crate::{Gateway, Inbound, Outbound};
+use crate::{Gateway, Inbound, ReplyTo};
 
 /// Serves one accepted connection until it closes.
 pub async fn serve_connection<S>(io: S, gw: Arc<Gateway>)
@@ -254,10 +253,11 @@ impl Conn {
                 headers,
                 payload,
             };
-            if let Some(fut) = self.gw.backend.handle(&msg) {
-                tokio::spawn(respond(self.gw.clone(), msg.reply.clone(), fut));
-                taken = true;
-            }
+            let reply_to = ReplyTo {
+                gw: self.gw.clone(),
+                subject: msg.reply.clone(),
+            };
+            taken = self.gw.backend.take(&msg, &reply_to);
             (msg.subject, msg.reply)
         } else {
             (subject, reply)
@@ -330,16 +330,6 @@ impl Conn {
     fn unsubscribe_all(&mut self) {
         for sub in std::mem::take(&mut self.subs).values() {
             self.gw.remove_sub(sub);
-        }
-    }
-}
-
-/// Runs a taken publish and sends its responses to the reply subject.
-async fn respond(gw: Arc<Gateway>, reply: Option<String>, fut: BoxFuture<'static, Vec<Outbound>>) {
-    let outs = fut.await;
-    if let Some(reply) = reply {
-        for o in outs {
-            gw.publish(&reply, None, o.headers, o.payload);
         }
     }
 }

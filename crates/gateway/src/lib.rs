@@ -46,21 +46,64 @@ pub struct Outbound {
 
 /// What sits behind the gateway: the JetStream API and the streams.
 pub trait Backend: Send + Sync + 'static {
-    /// Offered every client publish. Return Some(future) to take it (the JetStream API on `$JS.API.>`, or a
-    /// publish to a stream's subjects); the gateway sends each Outbound of the result, in order, to
-    /// `reply` if there is one. The future runs on its own task; it must not block the connection.
-    fn handle(&self, msg: &Inbound) -> Option<BoxFuture<'static, Vec<Outbound>>>;
+    /// Offered every client publish (unless [`Backend::take`] is
+    /// overridden). Return Some(future) to take it (the JetStream API on
+    /// `$JS.API.>`, or a publish to a stream's subjects); the gateway runs
+    /// it on a task of its own and sends each Outbound of the result, in
+    /// order, to the publisher's reply subject if there is one.
+    fn handle(&self, _msg: &Inbound) -> Option<BoxFuture<'static, Vec<Outbound>>> {
+        None
+    }
+
+    /// Offered every client publish: take it (true) and answer through
+    /// `reply`, or leave it (false). A backend that knows where its answer
+    /// completes can send it from there, with no task waiting for it; it
+    /// must never block the connection. By default: [`Backend::handle`]'s
+    /// future on a task.
+    fn take(&self, msg: &Inbound, reply: &ReplyTo) -> bool {
+        match self.handle(msg) {
+            Some(fut) => {
+                reply.clone().spawn(fut);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Where the answers to a taken publish go: its reply subject, delivered
+/// through this node's gateway.
+#[derive(Debug, Clone)]
+pub struct ReplyTo {
+    gw: Arc<Gateway>,
+    subject: Option<String>,
+}
+
+impl ReplyTo {
+    /// Sends each response, in order (nothing if the publish had no reply
+    /// subject).
+    pub fn send(&self, outs: Vec<Outbound>) {
+        if let Some(subject) = &self.subject {
+            for o in outs {
+                self.gw.publish(subject, None, o.headers, o.payload);
+            }
+        }
+    }
+
+    /// Runs `fut` on a task of its own and sends what it returns.
+    pub fn spawn(self, fut: BoxFuture<'static, Vec<Outbound>>) {
+        tokio::spawn(async move {
+            let outs = fut.await;
+            self.send(outs);
+        });
+    }
 }
 
 /// A backend that takes nothing: plain core NATS.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoBackend;
 
-impl Backend for NoBackend {
-    fn handle(&self, _msg: &Inbound) -> Option<BoxFuture<'static, Vec<Outbound>>> {
-        None
-    }
-}
+impl Backend for NoBackend {}
 
 /// Limits and identity of the client listener. Units are in the names.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use jetraft_raft::{GroupId, Request, Response};
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use openraft::raft::ClientWriteResult;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::cluster::proposal_failed;
 use crate::env::Clock;
@@ -41,9 +41,34 @@ pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 pub type Reply = Result<StreamReply, ApiError>;
 
+/// Takes a command's reply where the batch completes (in openraft's task),
+/// so it must be quick and must not block. One dropped unanswered (the
+/// group shut down first) answers `cluster_not_avail` (10008).
+pub struct Answer(Option<Box<dyn FnOnce(Reply) + Send>>);
+
+impl Answer {
+    pub fn new(f: impl FnOnce(Reply) + Send + 'static) -> Self {
+        Self(Some(Box::new(f)))
+    }
+
+    pub fn send(mut self, reply: Reply) {
+        if let Some(f) = self.0.take() {
+            f(reply);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(ApiError::cluster_not_avail()));
+        }
+    }
+}
+
 struct Pending {
     cmd: StreamCommand,
-    reply: oneshot::Sender<Reply>,
+    reply: Answer,
 }
 
 /// The queue of one stream group led (or believed led) by this node.
@@ -58,17 +83,11 @@ pub struct Batchers {
 }
 
 impl Batchers {
-    /// Queues `cmd` for `group` at once (so queue order is call order) and
-    /// returns where its reply will arrive. If this node does not lead the
-    /// group, the reply is `cluster_not_leader` (10009) and nothing was
+    /// Queues `cmd` for `group` at once (so queue order is call order);
+    /// `reply` is called with its outcome. If this node does not lead the
+    /// group, that is `cluster_not_leader` (10009) and nothing was
     /// proposed.
-    pub fn submit(
-        &self,
-        group: &Group,
-        clock: &Arc<dyn Clock>,
-        cmd: StreamCommand,
-    ) -> oneshot::Receiver<Reply> {
-        let (reply, rx) = oneshot::channel();
+    pub fn submit(&self, group: &Group, clock: &Arc<dyn Clock>, cmd: StreamCommand, reply: Answer) {
         let mut pending = Pending { cmd, reply };
         let mut map = self.by_group.lock().unwrap_or_else(|p| p.into_inner());
         for _ in 0..2 {
@@ -76,7 +95,7 @@ impl Batchers {
                 .entry(group.id)
                 .or_insert_with(|| Batcher::start(group.clone(), clock.clone()));
             match batcher.tx.send(pending) {
-                Ok(()) => return rx,
+                Ok(()) => return,
                 // The group's task stopped (the group shut down and was
                 // opened again): start a new one.
                 Err(mpsc::error::SendError(p)) => {
@@ -85,8 +104,7 @@ impl Batchers {
                 }
             }
         }
-        let _ = pending.reply.send(Err(ApiError::cluster_not_avail()));
-        rx
+        pending.reply.send(Err(ApiError::cluster_not_avail()));
     }
 
     /// Forgets the batcher of a group that is gone (its task ends once the
@@ -133,8 +151,8 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
             }
         });
         if let Err(fatal) = group.raft.client_write_ff(req, Some(responder)).await {
-            // The responder was dropped unanswered: its senders drop with
-            // it, and a dropped reply reads as "not available".
+            // The responder was dropped, and its answers with it: each
+            // answers "not available" as it drops.
             tracing::warn!(group = group.id, error = %fatal, "stream group stopped");
             return;
         }
@@ -142,11 +160,11 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
 }
 
 /// One reply per command of the batch, in order.
-fn answer_batch(replies: Vec<oneshot::Sender<Reply>>, data: Response) {
+fn answer_batch(replies: Vec<Answer>, data: Response) {
     match data {
         Response::StreamBatch(out) if out.len() == replies.len() => {
-            for (tx, r) in replies.into_iter().zip(out) {
-                let _ = tx.send(Ok(r));
+            for (answer, r) in replies.into_iter().zip(out) {
+                answer.send(Ok(r));
             }
         }
         other => answer_all(
@@ -182,12 +200,38 @@ pub(crate) fn take_batch<T>(
     batch
 }
 
-fn answer_all(replies: Vec<oneshot::Sender<Reply>>, result: &Reply) {
-    for tx in replies {
-        let _ = tx.send(result.clone());
+fn answer_all(replies: Vec<Answer>, result: &Reply) {
+    for answer in replies {
+        answer.send(result.clone());
     }
 }
 
 fn command_bytes(cmd: &StreamCommand) -> usize {
     cmd.message_bytes().unwrap_or(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder() -> (Answer, std::sync::mpsc::Receiver<Reply>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let answer = Answer::new(move |r| {
+            let _ = tx.send(r);
+        });
+        (answer, rx)
+    }
+
+    #[test]
+    fn an_answer_is_called_once_and_a_dropped_one_says_not_available() {
+        let (answer, rx) = recorder();
+        answer.send(Err(ApiError::cluster_not_leader()));
+        let got: Vec<Reply> = rx.try_iter().collect();
+        assert_eq!(got, vec![Err(ApiError::cluster_not_leader())]);
+
+        let (answer, rx) = recorder();
+        drop(answer);
+        let got: Vec<Reply> = rx.try_iter().collect();
+        assert_eq!(got, vec![Err(ApiError::cluster_not_avail())]);
+    }
 }

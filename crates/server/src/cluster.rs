@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use jetraft_gateway::{Backend, Inbound, Outbound};
+use jetraft_gateway::{Backend, Inbound, Outbound, ReplyTo};
 use jetraft_meta::{Catalog, MetaCommand, MetaReply, StreamAssignment};
 use jetraft_raft::host::{Group, ProposeError};
 use jetraft_raft::{ForwardHandler, Host, NodeId, Request, Response};
@@ -317,7 +317,26 @@ impl Cluster {
         group: &Group,
         cmd: jetraft_stream::StreamCommand,
     ) -> tokio::sync::oneshot::Receiver<batcher::Reply> {
-        self.batchers.submit(group, &self.clock, cmd)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.propose_stream_then(
+            group,
+            cmd,
+            batcher::Answer::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx
+    }
+
+    /// [`Cluster::propose_stream`], with the reply handed to `then` where
+    /// the batch completes (no task waits for it).
+    pub fn propose_stream_then(
+        &self,
+        group: &Group,
+        cmd: jetraft_stream::StreamCommand,
+        then: batcher::Answer,
+    ) {
+        self.batchers.submit(group, &self.clock, cmd, then);
     }
 
     /// Forgets what this node kept for a group it no longer hosts.
@@ -507,37 +526,52 @@ enum Route {
 }
 
 impl Backend for Cluster {
-    fn handle(&self, msg: &Inbound) -> Option<BoxFuture<'static, Vec<Outbound>>> {
-        let op = jsapi::client_op(self, &msg.subject)?;
+    fn take(&self, msg: &Inbound, reply_to: &ReplyTo) -> bool {
+        let Some(op) = jsapi::client_op(self, &msg.subject) else {
+            return false;
+        };
+        let Some(me) = self.self_arc() else {
+            return false;
+        };
         let req = ApiRequest {
             subject: msg.subject.clone(),
             headers: msg.headers.clone(),
             payload: msg.payload.clone(),
         };
-        let me = self.self_arc()?;
         let Op::Publish(stream) = &op else {
-            return Some(me.dispatch(op, req, 0));
+            reply_to.clone().spawn(me.dispatch(op, req, 0));
+            return true;
         };
         // A publish is queued right now, before this returns, so one
         // connection's publishes keep their order: on the batcher when
         // this node leads the stream, else on the queue to its leader.
-        if let Ok((no_ack, reply)) = publish::queue(self, stream, req.clone()) {
-            let stream = stream.clone();
-            return Some(
-                async move {
-                    match reply.await {
-                        // Leadership moved before it was proposed: route it.
-                        Err(e) if e.err_code == ApiError::cluster_not_leader().err_code => {
-                            me.dispatch(op, req, 0).await
-                        }
-                        result => publish::answer(&stream, no_ack, result),
-                    }
-                }
-                .boxed(),
+        let queued = {
+            let (name, me, op, retry, reply_to) = (
+                stream.clone(),
+                me.clone(),
+                op.clone(),
+                req.clone(),
+                reply_to.clone(),
             );
+            // Answered where the batch completes: no task waits for it.
+            publish::queue_then(
+                self,
+                stream,
+                req.clone(),
+                move |no_ack, result| match result {
+                    // Leadership moved before it was proposed: route it.
+                    Err(e) if e.err_code == ApiError::cluster_not_leader().err_code => {
+                        reply_to.spawn(me.dispatch(op, retry, 0));
+                    }
+                    result => reply_to.send(publish::answer(&name, no_ack, result)),
+                },
+            )
+        };
+        if queued.is_ok() {
+            return true;
         }
         if let Some(reply) = self.forward_in_order(&op, &req) {
-            return Some(
+            reply_to.clone().spawn(
                 async move {
                     match reply.await {
                         Ok(Ok(out)) if !out.first().is_some_and(|o| retryable(&o.payload)) => out,
@@ -551,8 +585,10 @@ impl Backend for Cluster {
                 }
                 .boxed(),
             );
+            return true;
         }
-        Some(me.dispatch(op, req, 0))
+        reply_to.clone().spawn(me.dispatch(op, req, 0));
+        true
     }
 }
 

@@ -29,17 +29,34 @@ pub(crate) fn queue(
     stream: &str,
     req: ApiRequest,
 ) -> Result<(bool, impl Future<Output = Reply> + use<>), ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let no_ack = queue_then(cluster, stream, req, move |_, r| {
+        let _ = tx.send(r);
+    })?;
+    Ok((no_ack, async move {
+        rx.await
+            .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
+    }))
+}
+
+/// [`queue`], with the outcome (and the stream's `no_ack`) handed to
+/// `then` where the batch completes (`cluster_not_avail` if the group shuts
+/// down first).
+pub(crate) fn queue_then(
+    cluster: &Cluster,
+    stream: &str,
+    req: ApiRequest,
+    then: impl FnOnce(bool, Reply) + Send + 'static,
+) -> Result<bool, ApiError> {
     let (no_ack, g) = led_group_with(cluster, stream, |a| a.config.no_ack)?;
     let cmd = StreamCommand::Publish {
         subject: req.subject,
         headers: req.headers,
         payload: req.payload,
     };
-    let rx = cluster.propose_stream(&g, cmd);
-    Ok((no_ack, async move {
-        rx.await
-            .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
-    }))
+    let answer = crate::batcher::Answer::new(move |r| then(no_ack, r));
+    cluster.propose_stream_then(&g, cmd, answer);
+    Ok(no_ack)
 }
 
 /// The PubAck JSON (or nats-server's error form) for a publish's outcome.
