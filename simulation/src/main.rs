@@ -45,7 +45,8 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     duration: u64,
     /// Faults to inject (comma-separated), default all: partition, one-way,
-    /// delay, conn-fail, crash, pause, clock-jump, leader-kill, bit-flip.
+    /// delay, conn-fail, crash, pause, clock-jump, leader-kill, bit-flip,
+    /// rescale.
     #[arg(long)]
     faults: Option<String>,
     /// Faults to leave out (comma-separated).
