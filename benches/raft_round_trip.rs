@@ -17,8 +17,8 @@ use futures::future::BoxFuture;
 use hyper_util::rt::TokioIo;
 use jetraft_raft::host::Group;
 use jetraft_raft::{
-    ClusterService, Committer, Connector, ForwardHandler, Fsyncs, Host, NodeId, Peers, RaftTiming,
-    Request, SyncMode,
+    ClusterService, Committer, Connector, ForwardHandler, Host, NodeId, Peers, RaftTiming, Request,
+    SyncMode,
 };
 use jetraft_server::env::Conn;
 use jetraft_store::mem::MemEngine;
@@ -92,8 +92,7 @@ impl ForwardHandler for NoForward {
 async fn start_node(mesh: &Arc<Mesh>, me: NodeId) -> io::Result<Arc<Host>> {
     let addrs: BTreeMap<NodeId, String> = (1..=3).map(|n| (n, format!("n{n}:6222"))).collect();
     let engine = Arc::new(MemEngine::new());
-    let committer = Committer::start(engine.clone(), SyncMode::Always, Fsyncs::Inline)
-        .expect("an inline committer starts no thread");
+    let committer = Committer::start(engine.clone(), SyncMode::Always, false);
     let peers = Arc::new(Peers::new(me, addrs, Arc::new(MeshConnector(mesh.clone()))));
     let host = Arc::new(Host::new(
         peers,

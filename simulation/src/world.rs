@@ -104,7 +104,7 @@ pub fn add_nodes(sim: &mut Sim<'_>, n: usize, seed: u64) -> Vec<SimNode> {
             async move {
                 let env = NodeEnv {
                     engine: Arc::new(engine),
-                    fsyncs: jetraft_raft::Fsyncs::Inline,
+                    blocking_sync: false,
                     clock: Arc::new(clock),
                     connector: Arc::new(SimConnector),
                     seed: node_seed,

@@ -2,8 +2,7 @@
 //! fsync acknowledges all of them.
 //!
 //! `append` writes its batch (visible at once) and hands its completion
-//! callback here. The committer (a thread of its own on real disks, a task
-//! under simulation) takes every callback queued so far,
+//! callback here. The committer task takes every callback queued so far,
 //! runs one `Engine::sync`, and completes them all. While that fsync runs,
 //! new callbacks queue up for the next one, so under load each fsync covers
 //! many appends of many groups.
@@ -28,21 +27,6 @@ pub enum SyncMode {
     /// lose up to `interval` of acknowledged writes.
     Interval(Duration),
 }
-
-/// Where the committer runs its fsyncs.
-#[derive(Clone)]
-pub enum Fsyncs {
-    /// In the committer's task: the in-memory engine under simulation
-    /// (its sync is instant; another thread would escape simulated time).
-    Inline,
-    /// On a thread of their own, started by this function (real disks).
-    /// The caller owns threads: engine crates take them from the node's
-    /// environment.
-    Thread(Arc<SpawnThread>),
-}
-
-/// Starts `f` on a new OS thread.
-pub type SpawnThread = dyn Fn(Box<dyn FnOnce() + Send>) -> io::Result<()> + Send + Sync;
 
 enum Waiter {
     Raft(IOFlushed<TypeConfig>),
@@ -72,25 +56,17 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the committer: its fsyncs run as `fsyncs` says, and in
-    /// interval mode a periodic fsync runs on the current tokio runtime.
-    /// Fails only if a fsync thread could not be started.
-    pub fn start(engine: Arc<dyn Engine>, mode: SyncMode, fsyncs: Fsyncs) -> io::Result<Self> {
+    /// Starts the committer on the current tokio runtime. With
+    /// `blocking_sync`, each fsync runs on tokio's blocking pool (real disks);
+    /// otherwise inline (the in-memory engine under simulation, where a
+    /// blocking pool would stall simulated time).
+    pub fn start(engine: Arc<dyn Engine>, mode: SyncMode, blocking_sync: bool) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let blocking = matches!(fsyncs, Fsyncs::Thread(_));
-        match fsyncs {
-            Fsyncs::Inline => {
-                tokio::spawn(run_inline(engine.clone(), rx));
-            }
-            Fsyncs::Thread(spawn) => {
-                let engine = engine.clone();
-                spawn(Box::new(move || run_thread(&engine, rx)))?;
-            }
-        }
+        tokio::spawn(run(engine.clone(), rx, blocking_sync));
         if let SyncMode::Interval(every) = mode {
-            tokio::spawn(sync_every(engine, every, blocking));
+            tokio::spawn(sync_every(engine, every, blocking_sync));
         }
-        Ok(Self { tx, mode })
+        Self { tx, mode }
     }
 
     pub fn mode(&self) -> SyncMode {
@@ -122,41 +98,20 @@ impl Committer {
     }
 }
 
-/// The committer in a task: the in-memory engine's sync is instant.
-async fn run_inline(engine: Arc<dyn Engine>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn run(engine: Arc<dyn Engine>, mut rx: mpsc::UnboundedReceiver<Waiter>, blocking: bool) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
-        sync_batch(engine.as_ref(), first, &mut rx, &mut batch);
-    }
-}
-
-/// The committer on a thread of its own: an append's fsync request wakes
-/// this thread, which fsyncs and completes the callbacks itself, with no
-/// task or blocking-pool hand-off in between.
-fn run_thread(engine: &Arc<dyn Engine>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
-    let mut batch = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
-        sync_batch(engine.as_ref(), first, &mut rx, &mut batch);
-    }
-}
-
-/// One fsync for `first` and every waiter queued behind it.
-fn sync_batch(
-    engine: &dyn Engine,
-    first: Waiter,
-    rx: &mut mpsc::UnboundedReceiver<Waiter>,
-    batch: &mut Vec<Waiter>,
-) {
-    batch.push(first);
-    while let Ok(w) = rx.try_recv() {
-        batch.push(w);
-    }
-    let res = engine.sync();
-    if let Err(e) = &res {
-        tracing::error!(error = %e, waiters = batch.len(), "WAL fsync failed");
-    }
-    for w in batch.drain(..) {
-        w.complete(&res);
+        batch.push(first);
+        while let Ok(w) = rx.try_recv() {
+            batch.push(w);
+        }
+        let res = sync_once(&engine, blocking).await;
+        if let Err(e) = &res {
+            tracing::error!(error = %e, waiters = batch.len(), "WAL fsync failed");
+        }
+        for w in batch.drain(..) {
+            w.complete(&res);
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use jetraft_raft::commit::{Committer, Fsyncs, SyncMode};
+use jetraft_raft::commit::{Committer, SyncMode};
 use jetraft_raft::log_store::LogStore;
 use jetraft_raft::sm::{Catchup, Frozen, GroupSm, Source};
 use jetraft_raft::types::TypeConfig;
@@ -48,7 +48,7 @@ impl Catchup for NoPeers {
 }
 
 fn build(engine: Arc<dyn Engine>) -> (LogStore, GroupSm) {
-    let committer = Committer::start(engine.clone(), SyncMode::Always, Fsyncs::Inline).unwrap();
+    let committer = Committer::start(engine.clone(), SyncMode::Always, false);
     let (sm, _) = GroupSm::open_meta(engine.clone(), committer.clone(), Arc::new(NoPeers)).unwrap();
     (
         LogStore::new(jetraft_meta::META_GROUP, engine, committer),

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use jetraft_raft::commit::{Committer, Fsyncs, SyncMode};
+use jetraft_raft::commit::{Committer, SyncMode};
 use jetraft_raft::sm::stream::{read_messages, read_seqs};
 use jetraft_raft::sm::{Catchup, Frozen, GroupSm, Sessions, Snapshot, Source};
 use jetraft_raft::types::{Entry, NodeId, Request, SnapshotMeta, StoredMembership, TypeConfig};
@@ -120,7 +120,7 @@ fn config() -> StreamConfig {
 
 fn open(local: &Arc<Local>, node: NodeId, engine: &MemEngine) -> GroupSm {
     let engine: Arc<dyn Engine> = Arc::new(engine.clone());
-    let committer = Committer::start(engine.clone(), SyncMode::Always, Fsyncs::Inline).unwrap();
+    let committer = Committer::start(engine.clone(), SyncMode::Always, false);
     let sm = GroupSm::open_stream(GROUP, config(), engine, committer, local.clone()).unwrap();
     local.sms.lock().unwrap().insert(node, sm.clone());
     sm

@@ -34,18 +34,6 @@ impl Clock for SystemClock {
 }
 
 /// A byte stream of any network.
-/// WAL fsyncs on a thread of their own, for real disks: the production
-/// environment's one OS thread (the simulation runs fsyncs inline).
-#[allow(clippy::disallowed_methods)] // the production environment owns threads
-pub fn fsync_thread() -> jetraft_raft::Fsyncs {
-    jetraft_raft::Fsyncs::Thread(Arc::new(|f| {
-        std::thread::Builder::new()
-            .name("jetraft-fsync".into())
-            .spawn(f)
-            .map(drop)
-    }))
-}
-
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
@@ -116,9 +104,9 @@ pub type Incoming = BoxStream<'static, io::Result<Conn>>;
 pub struct NodeEnv {
     /// The node's store (RocksDB in production, `MemEngine` in simulation).
     pub engine: Arc<dyn Engine>,
-    /// Where WAL fsyncs run: a thread of their own (real disks) or inline
-    /// (the in-memory engine, where a thread would escape simulated time).
-    pub fsyncs: jetraft_raft::Fsyncs,
+    /// Run fsyncs on tokio's blocking pool (real disks) or inline (the
+    /// in-memory engine, where a blocking pool would stall simulated time).
+    pub blocking_sync: bool,
     pub clock: Arc<dyn Clock>,
     /// Opens channels to peers' cluster addresses.
     pub connector: Arc<dyn Connector>,

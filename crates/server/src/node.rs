@@ -33,8 +33,7 @@ pub async fn assemble(
         Sync::Always => SyncMode::Always,
         Sync::Interval { every_ms } => SyncMode::Interval(Duration::from_millis(every_ms)),
     };
-    let committer = Committer::start(env.engine.clone(), mode, env.fsyncs)
-        .context("starting the fsync thread")?;
+    let committer = Committer::start(env.engine.clone(), mode, env.blocking_sync);
     let ids = config.node_ids();
     let addrs: BTreeMap<u64, String> = config
         .peers

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::Cluster;
 use crate::config::NodeConfig;
-use crate::env::{Clock, Conn, Incoming, NodeEnv, SystemClock, fsync_thread};
+use crate::env::{Clock, Conn, Incoming, NodeEnv, SystemClock};
 use crate::monitor;
 use crate::net::TcpConnector;
 use crate::node::assemble;
@@ -54,7 +54,7 @@ impl Node {
         let clock = Arc::new(SystemClock);
         let env = NodeEnv {
             engine,
-            fsyncs: fsync_thread(),
+            blocking_sync: true,
             seed: u64::try_from(clock.now_ns()).unwrap_or_default() ^ config.node_id(),
             raft: jetraft_raft::RaftTiming::default(),
             clock,
