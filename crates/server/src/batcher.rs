@@ -51,6 +51,23 @@ impl Answer {
         Self(Some(Box::new(f)))
     }
 
+    /// An answer and the reply it will deliver, for a caller that awaits it.
+    pub fn channel() -> (
+        Self,
+        impl std::future::Future<Output = Reply> + Send + use<>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let answer = Self::new(move |r| {
+            let _ = tx.send(r);
+        });
+        // The sender always sends (dropped unanswered, it says so first).
+        let reply = async move {
+            rx.await
+                .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
+        };
+        (answer, reply)
+    }
+
     pub fn send(mut self, reply: Reply) {
         if let Some(f) = self.0.take() {
             f(reply);

@@ -311,21 +311,15 @@ impl Cluster {
     }
 
     /// Queues a stream command on the group's batcher (see [`batcher`]);
-    /// the receiver gets its reply once applied.
+    /// the returned future gives its reply once applied.
     pub fn propose_stream(
         &self,
         group: &Group,
         cmd: jetraft_stream::StreamCommand,
-    ) -> tokio::sync::oneshot::Receiver<batcher::Reply> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.propose_stream_then(
-            group,
-            cmd,
-            batcher::Answer::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        rx
+    ) -> impl std::future::Future<Output = batcher::Reply> + Send + use<> {
+        let (answer, reply) = batcher::Answer::channel();
+        self.propose_stream_then(group, cmd, answer);
+        reply
     }
 
     /// [`Cluster::propose_stream`], with the reply handed to `then` where

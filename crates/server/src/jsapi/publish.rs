@@ -29,14 +29,9 @@ pub(crate) fn queue(
     stream: &str,
     req: ApiRequest,
 ) -> Result<(bool, impl Future<Output = Reply> + use<>), ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let no_ack = queue_then(cluster, stream, req, move |_, r| {
-        let _ = tx.send(r);
-    })?;
-    Ok((no_ack, async move {
-        rx.await
-            .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
-    }))
+    let (answer, reply) = crate::batcher::Answer::channel();
+    let no_ack = queue_then(cluster, stream, req, move |_, r| answer.send(r))?;
+    Ok((no_ack, reply))
 }
 
 /// [`queue`], with the outcome (and the stream's `no_ack`) handed to

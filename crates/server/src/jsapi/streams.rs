@@ -297,10 +297,7 @@ pub(crate) async fn propose(
     g: &Group,
     cmd: StreamCommand,
 ) -> Result<StreamReply, ApiError> {
-    cluster
-        .propose_stream(g, cmd)
-        .await
-        .unwrap_or_else(|_| Err(ApiError::cluster_not_avail()))
+    cluster.propose_stream(g, cmd).await
 }
 
 pub fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
