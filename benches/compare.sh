@@ -7,20 +7,21 @@
 # Prints one table (medians over rounds) with the ratio jetraft/nats-server.
 # Stops only the processes it started.
 #
-#   benches/compare.sh                      # 128-byte messages, R3, 3 rounds
+#   benches/compare.sh                      # 128-byte messages, R3, 4 rounds
 #   ROUNDS=5 MSGS=20000 SIZE=1024 benches/compare.sh
 #   JETRAFT_BIN=target/release/jetraft MODES="sync async" benches/compare.sh
 #   BASELINE_BIN=/tmp/jetraft-before benches/compare.sh   # also an older build, in the same rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-4}"
 MSGS="${MSGS:-5000}"
 ASYNC_MSGS="${ASYNC_MSGS:-50000}"
 SIZE="${SIZE:-128}"
 REPLICAS="${REPLICAS:-3}"
 WINDOW="${WINDOW:-256}"
 MODES="${MODES:-sync async}"
+SETTLE="${SETTLE:-1}" # seconds of quiet before each run
 DURABILITY="${DURABILITY:-durable interval}"
 WORK="$(mktemp -d /tmp/jetraft-compare.XXXXXX)"
 PIDS=()
@@ -130,13 +131,26 @@ for dur in $DURABILITY; do
   if [ -n "${BASELINE_BIN:-}" ]; then
     start_jetraft "$dur" "$BASELINE_BIN" jetraft-base; BASE_URL="$URL"; BASE_PIDS=("${CLUSTER_PIDS[@]}")
   fi
+  # Who goes first rotates from round to round: a run pays for the
+  # background work (memtable flushes, compactions, Go's GC) the run before
+  # it left behind, and with a fixed order that cost always fell on the
+  # same system (an A/A run of two identical jetraft builds differed by
+  # 12% in async throughput). Use a multiple of the number of systems as
+  # ROUNDS for every system to take every slot equally often.
+  SYSTEMS=(jetraft nats-server)
+  [ -n "${BASELINE_BIN:-}" ] && SYSTEMS+=(jetraft-base)
   for round in $(seq 1 "$ROUNDS"); do
     for mode in $MODES; do
-      log "round $round/$ROUNDS $mode: jetraft"; bench jetraft "$dur" "$mode" "$round" "$JR_URL"
-      log "round $round/$ROUNDS $mode: nats-server"; bench nats-server "$dur" "$mode" "$round" "$NATS_URL"
-      if [ -n "${BASELINE_BIN:-}" ]; then
-        log "round $round/$ROUNDS $mode: jetraft-base"; bench jetraft-base "$dur" "$mode" "$round" "$BASE_URL"
-      fi
+      for k in $(seq 0 $((${#SYSTEMS[@]} - 1))); do
+        sys="${SYSTEMS[$(( (round - 1 + k) % ${#SYSTEMS[@]} ))]}"
+        case "$sys" in
+          jetraft) url="$JR_URL" ;;
+          nats-server) url="$NATS_URL" ;;
+          jetraft-base) url="$BASE_URL" ;;
+        esac
+        sleep "$SETTLE"
+        log "round $round/$ROUNDS $mode: $sys"; bench "$sys" "$dur" "$mode" "$round" "$url"
+      done
     done
   done
   CLUSTER_PIDS=("${JR_PIDS[@]}"); stop_cluster

@@ -234,6 +234,8 @@ impl Host {
         let net = GroupNetwork {
             group: id,
             peers: self.peers.clone(),
+            appended: log.appended(),
+            heartbeat: Duration::from_millis(config.heartbeat_interval),
         };
         let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let raft = Runtime::scope(seed, Raft::new(self.me(), config, net, log, sm.clone()))

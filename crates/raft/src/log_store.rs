@@ -16,6 +16,7 @@ use jetraft_store::{Cf, Dir, Engine, WriteBatch};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
+use tokio::sync::watch;
 
 use crate::commit::Committer;
 use crate::kv;
@@ -35,6 +36,10 @@ pub struct LogStore {
     /// The newest appended entries, contiguous by index (shared with the
     /// readers replication uses). Always a suffix of the stored log.
     tail: Arc<Mutex<VecDeque<Entry>>>,
+    /// Index of the newest entry appended by this process (0: none yet).
+    /// Replication watches it to tell that a real append is about to follow
+    /// (`network::GroupConn`, commit piggybacking).
+    appended: Arc<watch::Sender<u64>>,
 }
 
 impl LogStore {
@@ -44,7 +49,13 @@ impl LogStore {
             engine,
             committer,
             tail: Arc::new(Mutex::new(VecDeque::new())),
+            appended: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Follows the index of the newest entry this process appended.
+    pub fn appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     fn tail(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
@@ -257,6 +268,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             )?;
         }
         self.engine.write(batch)?;
+        if let Some(last) = entries.last() {
+            self.appended.send_replace(last.index());
+        }
         {
             let mut tail = self.tail();
             for entry in entries {
@@ -281,6 +295,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::new();
         batch.delete_range(Cf::RaftLog, keys::raft_log(self.group, from), to);
         self.tail().retain(|e| e.index() < from);
+        let kept = from.saturating_sub(1);
+        self.appended.send_if_modified(|last| {
+            let lowered = *last > kept;
+            if lowered {
+                *last = kept;
+            }
+            lowered
+        });
         self.engine.write(batch)
     }
 
