@@ -115,12 +115,28 @@ stop_cluster() {
   for p in "${CLUSTER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 }
 
-bench() { # system durability mode round url
-  local sys="$1" dur="$2" mode="$3" round="$4" url="$5" n="$MSGS"
+cpu_ticks() { # pids... → their user + system CPU so far, in clock ticks
+  local t=0 p f
+  for p in "$@"; do
+    f=($(sed 's/.*) //' "/proc/$p/stat"))
+    t=$((t + f[11] + f[12]))
+  done
+  echo "$t"
+}
+
+bench() { # system durability mode round url pids...
+  local sys="$1" dur="$2" mode="$3" round="$4" url="$5" n="$MSGS" before after
+  shift 5
   [ "$mode" = async ] && n="$ASYNC_MSGS"
+  before=$(cpu_ticks "$@")
   "$JETRAFT_BIN" bench --url "$url" --mode "$mode" --msgs "$n" --size "$SIZE" \
     --replicas "$REPLICAS" --window "$WINDOW" --label "$sys" \
     --json "$WORK/result-$sys-$dur-$mode-$round.json" 2>>"$WORK/bench.log" >&2
+  after=$(cpu_ticks "$@")
+  # The three servers' CPU per publish (creating and deleting the stream
+  # included), in µs.
+  echo "$(( (after - before) * 1000000 / $(getconf CLK_TCK) / n ))" \
+    >"$WORK/cpu-$sys-$dur-$mode-$round.txt"
 }
 
 for dur in $DURABILITY; do
@@ -144,12 +160,12 @@ for dur in $DURABILITY; do
       for k in $(seq 0 $((${#SYSTEMS[@]} - 1))); do
         sys="${SYSTEMS[$(( (round - 1 + k) % ${#SYSTEMS[@]} ))]}"
         case "$sys" in
-          jetraft) url="$JR_URL" ;;
-          nats-server) url="$NATS_URL" ;;
-          jetraft-base) url="$BASE_URL" ;;
+          jetraft) url="$JR_URL"; pids=("${JR_PIDS[@]}") ;;
+          nats-server) url="$NATS_URL"; pids=("${NATS_PIDS[@]}") ;;
+          jetraft-base) url="$BASE_URL"; pids=("${BASE_PIDS[@]}") ;;
         esac
         sleep "$SETTLE"
-        log "round $round/$ROUNDS $mode: $sys"; bench "$sys" "$dur" "$mode" "$round" "$url"
+        log "round $round/$ROUNDS $mode: $sys"; bench "$sys" "$dur" "$mode" "$round" "$url" "${pids[@]}"
       done
     done
   done

@@ -17,17 +17,24 @@ for path in glob.glob(os.path.join(work, "result-*.json")):
     system = r["label"]
     rest = rest[len(system) + 1:]  # "<dur>-<mode>-<round>.json"
     dur, mode, _round = rest[:-5].split("-")
+    cpu = os.path.join(work, f"cpu-{system}-{dur}-{mode}-{_round}.txt")
+    if os.path.exists(cpu):
+        r["cpu_us_per_msg"] = int(open(cpu).read())
     runs.setdefault((dur, mode), {}).setdefault(system, []).append(r)
 
+# "cpu µs": the three servers' CPU time per publish (compare.sh reads it
+# from /proc around each run).
 FIGURES = {
-    "sync": [("p50 µs", "p50"), ("p90 µs", "p90"), ("p99 µs", "p99"), ("msgs/s", "rate")],
-    "async": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate")],
+    "sync": [("p50 µs", "p50"), ("p90 µs", "p90"), ("p99 µs", "p99"), ("msgs/s", "rate"), ("cpu µs", "cpu")],
+    "async": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate"), ("cpu µs", "cpu")],
     "multi": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate")],
     "consume": [("msgs/s", "rate")],
 }
 
 
 def figure(r, key):
+    if key == "cpu":
+        return r.get("cpu_us_per_msg")
     return r["msgs_per_sec"] if key == "rate" else r["latency_us"][key]
 
 
@@ -50,7 +57,7 @@ for (dur, mode), by in sorted(runs.items()):
     for name, key in FIGURES.get(mode, []):
         med = {}
         for system in SYSTEMS:
-            values = [figure(r, key) for r in by.get(system, [])]
+            values = [v for r in by.get(system, []) if (v := figure(r, key)) is not None]
             med[system] = statistics.median(values) if values else None
         j, n = med["jetraft"], med["nats-server"]
         fmt = lambda v: "-" if v is None else f"{v:,.0f}"
