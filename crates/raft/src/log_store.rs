@@ -39,7 +39,7 @@ pub struct LogStore {
     /// Index of the newest entry appended by this process (0: none yet).
     /// Replication watches it to tell that a real append is about to follow
     /// (`network::GroupConn`, commit piggybacking).
-    appended: Arc<watch::Sender<u64>>,
+    appended: watch::Sender<u64>,
 }
 
 impl LogStore {
@@ -49,7 +49,7 @@ impl LogStore {
             engine,
             committer,
             tail: Arc::new(Mutex::new(VecDeque::new())),
-            appended: Arc::new(watch::Sender::new(0)),
+            appended: watch::Sender::new(0),
         }
     }
 
@@ -296,13 +296,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_range(Cf::RaftLog, keys::raft_log(self.group, from), to);
         self.tail().retain(|e| e.index() < from);
         let kept = from.saturating_sub(1);
-        self.appended.send_if_modified(|last| {
-            let lowered = *last > kept;
-            if lowered {
-                *last = kept;
-            }
-            lowered
-        });
+        self.appended.send_modify(|last| *last = (*last).min(kept));
         self.engine.write(batch)
     }
 

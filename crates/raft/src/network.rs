@@ -247,18 +247,18 @@ impl Piggyback {
         )
     }
 
-    /// Records the follower's real reply to `rpc`.
+    /// Records the follower's real reply to `rpc` (`None`: no reply came).
     fn replied(
         &mut self,
         rpc: &AppendEntriesRequest<TypeConfig>,
-        resp: &AppendEntriesResponse<TypeConfig>,
+        resp: Option<&AppendEntriesResponse<TypeConfig>>,
     ) {
         let matching = match resp {
-            AppendEntriesResponse::Success => rpc
+            Some(AppendEntriesResponse::Success) => rpc
                 .entries
                 .last()
                 .map_or(rpc.prev_log_id, |e| Some(e.log_id())),
-            AppendEntriesResponse::PartialSuccess(m) => *m,
+            Some(AppendEntriesResponse::PartialSuccess(m)) => *m,
             _ => {
                 self.confirmed = None;
                 return;
@@ -415,10 +415,7 @@ impl RaftNetworkV2<TypeConfig> for GroupConn {
             return Ok(AppendEntriesResponse::Success);
         }
         let resp = self.call(RaftKind::Append, &rpc, option.soft_ttl()).await;
-        match &resp {
-            Ok(r) => self.piggyback.replied(&rpc, r),
-            Err(_) => self.piggyback.confirmed = None,
-        }
+        self.piggyback.replied(&rpc, resp.as_ref().ok());
         resp
     }
 
@@ -654,7 +651,7 @@ mod tests {
         // The follower confirmed index 10 under this vote, and entry 11 is
         // appended while the commit update waits: answered here.
         appended.send_replace(10);
-        p.replied(&req, &AppendEntriesResponse::Success);
+        p.replied(&req, Some(&AppendEntriesResponse::Success));
         append_later(&appended, 11, Duration::from_millis(1));
         let t = Instant::now();
         assert!(p.covered(&req).await);
@@ -679,7 +676,7 @@ mod tests {
         assert_eq!(t.elapsed(), PIGGYBACK_WAIT);
 
         // The confirmation grows stale after a heartbeat interval.
-        p.replied(&req, &AppendEntriesResponse::Success);
+        p.replied(&req, Some(&AppendEntriesResponse::Success));
         tokio::time::advance(Duration::from_millis(200)).await;
         let t = Instant::now();
         assert!(!p.covered(&req).await);
@@ -687,8 +684,8 @@ mod tests {
 
         // A conflict forgets it.
         appended.send_replace(10);
-        p.replied(&req, &AppendEntriesResponse::Success);
-        p.replied(&req, &AppendEntriesResponse::Conflict);
+        p.replied(&req, Some(&AppendEntriesResponse::Success));
+        p.replied(&req, Some(&AppendEntriesResponse::Conflict));
         let t = Instant::now();
         assert!(!p.covered(&req).await);
         assert_eq!(t.elapsed(), Duration::ZERO);
@@ -700,7 +697,7 @@ mod tests {
         appended.send_replace(11);
         let mut req = empty_append(2, 10);
         req.entries = vec![Entry::new_blank(log_id::<TypeConfig>(2, 1, 11))];
-        p.replied(&req, &AppendEntriesResponse::Success);
+        p.replied(&req, Some(&AppendEntriesResponse::Success));
         append_later(&appended, 12, Duration::from_millis(1));
         assert!(!p.covered(&empty_append(2, 10)).await);
         appended.send_replace(11);
