@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use jetraft_raft::host::Group;
 use jetraft_raft::{
     ClusterService, Committer, Connector, ForwardHandler, Host, NodeId, Peers, RaftTiming, Request,
-    SyncMode,
+    Roster, SyncMode,
 };
 use jetraft_server::env::Conn;
 use jetraft_store::mem::MemEngine;
@@ -100,7 +100,8 @@ async fn start_node(mesh: &Arc<Mesh>, me: NodeId) -> io::Result<Arc<Host>> {
         committer,
         RaftTiming::default(),
         me,
-    ));
+        me,
+    )?);
     let incoming = mesh.listen(&format!("n{me}"));
     let incoming = futures::stream::unfold(incoming, |mut rx| async move {
         let pipe = rx.recv().await?;
@@ -112,6 +113,11 @@ async fn start_node(mesh: &Arc<Mesh>, me: NodeId) -> io::Result<Arc<Host>> {
             .add_service(service)
             .serve_with_incoming(incoming),
     );
+    Ok(host)
+}
+
+/// Starts the stream group on every host, all of them founding replicas.
+async fn start_stream(hosts: &[Arc<Host>]) -> io::Result<()> {
     let config = StreamConfig {
         name: "BENCH".into(),
         subjects: vec!["bench.>".into()],
@@ -120,8 +126,12 @@ async fn start_node(mesh: &Arc<Mesh>, me: NodeId) -> io::Result<Arc<Host>> {
     }
     .normalize()
     .map_err(|e| io::Error::other(e.to_string()))?;
-    host.start_stream(GROUP, config, &[1, 2, 3], true).await?;
-    Ok(host)
+    let roster: Roster = hosts.iter().map(|h| (h.me(), h.incarnation())).collect();
+    for h in hosts {
+        h.start_stream(GROUP, config.clone(), Some(roster.clone()))
+            .await?;
+    }
+    Ok(())
 }
 
 /// The three nodes and the stream group on its leader.
@@ -130,6 +140,7 @@ async fn cluster(mesh: &Arc<Mesh>) -> io::Result<(Vec<Arc<Host>>, Group)> {
     for me in 1..=3 {
         hosts.push(start_node(mesh, me).await?);
     }
+    start_stream(&hosts).await?;
     for _ in 0..200 {
         for h in &hosts {
             if let Some(g) = h.group(GROUP)

@@ -30,6 +30,14 @@ pub struct StreamAssignment {
     /// added later joins a running group and waits for its leader.
     #[serde(default = "yes")]
     pub founding: bool,
+    /// The incarnation of each founding replica's data directory when the
+    /// stream was placed (node id -> incarnation, from the meta group's
+    /// membership). A replica may found the group, or vote before it holds
+    /// any of the group's state, only while its data directory is still
+    /// that incarnation: one that lost its disk since must be re-admitted
+    /// by the leader (ARCHITECTURE decision 29).
+    #[serde(default)]
+    pub incarnations: BTreeMap<u64, u64>,
 }
 
 fn yes() -> bool {
@@ -52,6 +60,10 @@ pub enum MetaCommand {
         config: StreamConfig,
         nodes: Vec<u64>,
         now_ns: i64,
+        /// The incarnation the meta group's membership records for each
+        /// of `nodes` (copied into the assignment of the chosen ones).
+        #[serde(default)]
+        incarnations: BTreeMap<u64, u64>,
     },
     /// A config change. When it changes `num_replicas`, the replica set
     /// is placed again at apply: new replicas go to the least loaded of
@@ -129,7 +141,8 @@ impl Catalog {
                 config,
                 nodes,
                 now_ns,
-            } => self.create(config, nodes, *now_ns),
+                incarnations,
+            } => self.create(config, nodes, *now_ns, incarnations),
             MetaCommand::UpdateStream {
                 config,
                 nodes,
@@ -142,7 +155,13 @@ impl Catalog {
         }
     }
 
-    fn create(&mut self, config: &StreamConfig, nodes: &[u64], now_ns: i64) -> MetaReply {
+    fn create(
+        &mut self,
+        config: &StreamConfig,
+        nodes: &[u64],
+        now_ns: i64,
+        incarnations: &BTreeMap<u64, u64>,
+    ) -> MetaReply {
         if let Some(existing) = self.streams.get(&config.name) {
             if existing.config == *config {
                 return MetaReply::Stream {
@@ -160,6 +179,10 @@ impl Catalog {
             return MetaReply::Error(ApiError::no_suitable_peers());
         };
         self.next_group = self.next_group.max(1);
+        let incarnations = peers
+            .iter()
+            .filter_map(|p| incarnations.get(p).map(|i| (*p, *i)))
+            .collect();
         let assignment = StreamAssignment {
             config: config.clone(),
             group: self.next_group,
@@ -167,6 +190,7 @@ impl Catalog {
             created_ns: now_ns,
             initial_config: Some(config.clone()),
             founding: true,
+            incarnations,
         };
         self.next_group += 1;
         self.streams.insert(config.name.clone(), assignment.clone());
@@ -237,6 +261,7 @@ mod tests {
             config: c,
             nodes: nodes.to_vec(),
             now_ns: 7,
+            incarnations: nodes.iter().map(|n| (*n, 100 + n)).collect(),
         })
     }
 
@@ -264,6 +289,12 @@ mod tests {
         };
         assert_eq!(c.peers, vec![1, 2, 3]);
         assert_eq!(cat.load(), BTreeMap::from([(1, 2), (2, 2), (3, 1)]));
+        // Each replica's data-directory incarnation is recorded with it.
+        assert_eq!(a.incarnations, BTreeMap::from([(1, 101)]));
+        assert_eq!(
+            c.incarnations,
+            BTreeMap::from([(1, 101), (2, 102), (3, 103)])
+        );
     }
 
     #[test]

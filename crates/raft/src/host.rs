@@ -9,14 +9,15 @@ use std::time::Duration;
 use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_store::{Engine, WriteBatch};
 use jetraft_types::config::StreamConfig;
-use openraft::{BasicNode, Config, SnapshotPolicy};
+use openraft::{Config, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::commit::Committer;
 use crate::log_store::LogStore;
 use crate::network::{GroupNetwork, Peers};
 use crate::sm::{GroupSm, Sessions};
-use crate::types::{GroupId, NodeId, Raft, Request, Response, Runtime, TypeConfig};
+use crate::standing::{Identity, Roster, Standing};
+use crate::types::{GroupId, Member, NodeId, Raft, Request, Response, Runtime, TypeConfig};
 
 /// Raft timing for every group. Stream groups are many per node, so
 /// heartbeats are not too frequent; elections still finish in about a second.
@@ -76,6 +77,8 @@ pub struct Group {
     pub id: GroupId,
     pub raft: Raft<GroupSm>,
     pub sm: GroupSm,
+    /// Whether this node counts in the group (decision 29).
+    pub standing: Arc<Standing>,
 }
 
 /// Why a proposal was not applied.
@@ -130,17 +133,30 @@ pub struct Host {
     groups: Mutex<BTreeMap<GroupId, Group>>,
     /// Stream replicas frozen here for followers copying them.
     pub sessions: Sessions,
+    /// The data directory's identity (decision 29).
+    pub identity: Identity,
 }
 
 impl Host {
+    /// `entropy` makes the data directory's incarnation if the store has
+    /// none yet (a new or wiped disk).
     pub fn new(
         peers: Arc<Peers>,
         engine: Arc<dyn Engine>,
         committer: Committer,
         timing: RaftTiming,
         seed: u64,
-    ) -> Self {
-        Self {
+        entropy: u64,
+    ) -> io::Result<Self> {
+        let (identity, created) = Identity::load_or_create(engine.as_ref(), entropy)?;
+        if created {
+            tracing::info!(
+                incarnation = %format!("{:016x}", identity.incarnation()),
+                "new data directory: this node counts in no group until the group's leader \
+                 admits this incarnation (or it founds the cluster with its peers)"
+            );
+        }
+        Ok(Self {
             peers,
             engine,
             committer,
@@ -148,11 +164,28 @@ impl Host {
             seed,
             groups: Mutex::new(BTreeMap::new()),
             sessions: Sessions::default(),
-        }
+            identity,
+        })
     }
 
     pub fn me(&self) -> NodeId {
         self.peers.me()
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.identity.incarnation()
+    }
+
+    /// The incarnation a group's latest membership records for each node.
+    pub fn recorded_incarnations(&self, id: GroupId) -> Roster {
+        self.group(id).map_or_else(Roster::new, |g| {
+            g.metrics()
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(n, m)| (*n, m.incarnation))
+                .collect()
+        })
     }
 
     pub fn group(&self, id: GroupId) -> Option<Group> {
@@ -172,40 +205,49 @@ impl Host {
             .collect()
     }
 
-    fn members(&self, ids: &[NodeId]) -> io::Result<BTreeMap<NodeId, BasicNode>> {
-        ids.iter()
-            .map(|id| {
+    fn members(&self, roster: &Roster) -> io::Result<BTreeMap<NodeId, Member>> {
+        roster
+            .iter()
+            .map(|(id, inc)| {
                 let node = self
                     .peers
-                    .node(*id)
+                    .node(*id, *inc)
                     .ok_or_else(|| io::Error::other(format!("unknown node {id}")))?;
                 Ok((*id, node))
             })
             .collect()
     }
 
-    /// Starts the meta group over all configured nodes.
-    pub async fn start_meta(&self) -> io::Result<(Group, watch::Receiver<Arc<Catalog>>)> {
+    /// Starts the meta group over all configured nodes. A node with no
+    /// meta state founds it only with the cluster's founding roster
+    /// ([`crate::founding`]).
+    pub async fn start_meta(
+        self: &Arc<Self>,
+    ) -> io::Result<(Group, watch::Receiver<Arc<Catalog>>)> {
         let (sm, rx) = GroupSm::open_meta(
             self.engine.clone(),
             self.committer.clone(),
             self.peers.clone(),
         )?;
-        let ids: Vec<NodeId> = self.peers.addrs().keys().copied().collect();
-        let group = self.start(META_GROUP, "meta", sm, &ids, true).await?;
+        let founding = self.identity.meta_founding();
+        let group = self.start(META_GROUP, "meta", sm, founding).await?;
+        if !self.has_replica(META_GROUP)? && group.standing.founding().is_none() {
+            tokio::spawn(crate::founding::found_meta(self.clone(), group.clone()));
+        }
         Ok((group, rx))
     }
 
-    /// Starts (or reopens) a stream group with the given replicas.
-    /// `founding`: the replicas are the ones the group was created with, so
-    /// a fresh one may initialize the group; otherwise a fresh replica waits
-    /// until the group's leader adds it.
+    /// Starts (or reopens) a stream group. `founding`: the roster the
+    /// group was created with (node → data-directory incarnation), when
+    /// this node is one of those replicas; a replica with no state for the
+    /// group may then initialize it and vote in it if the roster records
+    /// this node's current incarnation. Otherwise a fresh replica waits
+    /// until the group's leader admits it.
     pub async fn start_stream(
         &self,
         id: GroupId,
         config: StreamConfig,
-        peers: &[NodeId],
-        founding: bool,
+        founding: Option<Roster>,
     ) -> io::Result<Group> {
         if let Some(g) = self.group(id) {
             return Ok(g);
@@ -217,8 +259,7 @@ impl Host {
             self.committer.clone(),
             self.peers.clone(),
         )?;
-        self.start(id, &format!("stream-{id}"), sm, peers, founding)
-            .await
+        self.start(id, &format!("stream-{id}"), sm, founding).await
     }
 
     async fn start(
@@ -226,53 +267,77 @@ impl Host {
         id: GroupId,
         name: &str,
         sm: GroupSm,
-        member_ids: &[NodeId],
-        founding: bool,
+        founding: Option<Roster>,
     ) -> io::Result<Group> {
         let config = Arc::new(self.timing.config(name)?);
         let log = LogStore::new(id, self.engine.clone(), self.committer.clone());
+        let standing = Arc::new(Standing::new(
+            self.me(),
+            self.incarnation(),
+            founding.clone(),
+            sm.roster(),
+        ));
         let net = GroupNetwork {
             group: id,
             peers: self.peers.clone(),
             appended: log.appended(),
             heartbeat: Duration::from_millis(config.heartbeat_interval),
+            standing: standing.clone(),
         };
         let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let raft = Runtime::scope(seed, Raft::new(self.me(), config, net, log, sm.clone()))
             .await
             .map_err(|e| io::Error::other(format!("group {id}: {e}")))?;
-        let fresh = raft
-            .is_initialized()
-            .await
-            .map(|init| !init)
-            .unwrap_or(false);
-        if fresh && founding {
-            // The lowest member initializes the group at once; the others only
-            // if no leader showed up after a while (that member may be down).
-            // Initializing everywhere at once makes the first elections race
-            // and discards proposals of a leader that wins and then loses.
-            let members = self.members(member_ids)?;
-            let rank = member_ids.iter().filter(|m| **m < self.me()).count() as u64;
-            let raft2 = raft.clone();
-            let delay = Duration::from_millis(self.timing.election_max_ms * 3 * rank);
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let uninit = raft2
-                    .is_initialized()
-                    .await
-                    .map(|init| !init)
-                    .unwrap_or(false);
-                if uninit && let Err(e) = raft2.initialize(members).await {
-                    tracing::debug!(group = id, error = %e, "initialize");
-                }
-            });
+        standing.attach(raft.clone());
+        let group = Group {
+            id,
+            raft,
+            sm,
+            standing,
+        };
+        if let Some(roster) = founding {
+            self.found(&group, roster).await?;
         }
-        let group = Group { id, raft, sm };
         self.groups
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, group.clone());
         Ok(group)
+    }
+
+    /// Initializes `group` with `roster` if this node holds none of its
+    /// state and the roster records this node's current incarnation. The
+    /// lowest member does so at once; the others only if no leader showed
+    /// up after a while (that member may be down). Initializing everywhere
+    /// at once makes the first elections race and discards proposals of a
+    /// leader that wins and then loses.
+    pub(crate) async fn found(&self, group: &Group, roster: Roster) -> io::Result<()> {
+        let fresh = group
+            .raft
+            .is_initialized()
+            .await
+            .map(|init| !init)
+            .unwrap_or(false);
+        if !fresh || roster.get(&self.me()) != Some(&self.incarnation()) {
+            return Ok(());
+        }
+        let id = group.id;
+        let members = self.members(&roster)?;
+        let rank = roster.keys().filter(|m| **m < self.me()).count() as u64;
+        let raft = group.raft.clone();
+        let delay = Duration::from_millis(self.timing.election_max_ms * 3 * rank);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let uninit = raft
+                .is_initialized()
+                .await
+                .map(|init| !init)
+                .unwrap_or(false);
+            if uninit && let Err(e) = raft.initialize(members).await {
+                tracing::debug!(group = id, error = %e, "initialize");
+            }
+        });
+        Ok(())
     }
 
     /// Whether this node's store holds a replica of the group (it may not

@@ -9,9 +9,13 @@
 //! * [`network`] / [`service`] — the cluster protocol, client and server side.
 //! * [`host`] — a node's set of groups.
 //! * [`membership`] — changing a group's replica set without losing quorum.
+//! * [`standing`] — the data directory's incarnation, and the gates that
+//!   keep a node that lost its state out of every quorum until re-admitted.
+//! * [`founding`] — founding the meta group only with every peer's word.
 
 pub mod codec;
 pub mod commit;
+pub mod founding;
 pub mod host;
 mod kv;
 pub mod log_store;
@@ -19,6 +23,7 @@ pub mod membership;
 pub mod network;
 pub mod service;
 pub mod sm;
+pub mod standing;
 pub mod types;
 
 pub use commit::{Committer, SyncMode};
@@ -26,4 +31,5 @@ pub use host::{Group, Host, RaftTiming};
 pub use membership::{Members, Reshape};
 pub use network::{Connector, Peers};
 pub use service::{ClusterService, ForwardHandler};
+pub use standing::{NotCounted, Roster};
 pub use types::{GroupId, NodeId, Request, Response};

@@ -79,6 +79,9 @@ impl Group {
         if !now.committed {
             return Ok(Reshape::Waiting("a membership change is committing".into()));
         }
+        if let Some(step) = self.readmit(&now, peers).await? {
+            return Ok(step);
+        }
         let strays: BTreeSet<NodeId> = now.learners.difference(wanted).copied().collect();
         if now.voters == *wanted && strays.is_empty() && !now.joint {
             return Ok(Reshape::Settled);
@@ -96,8 +99,22 @@ impl Group {
         if !missing.is_empty() {
             let mut nodes = BTreeMap::new();
             for id in &missing {
+                let incarnation = match peers.seen_incarnation(*id) {
+                    Some(i) => i,
+                    None => {
+                        peers
+                            .identify(*id, self.id)
+                            .await
+                            .map_err(|e| {
+                                ProposeError::Unavailable(format!(
+                                    "node {id} did not say who it is: {e}"
+                                ))
+                            })?
+                            .incarnation
+                    }
+                };
                 let node = peers
-                    .node(*id)
+                    .node(*id, incarnation)
                     .ok_or_else(|| ProposeError::Unavailable(format!("unknown node {id}")))?;
                 nodes.insert(*id, node);
             }
@@ -123,9 +140,92 @@ impl Group {
         Ok(Reshape::Changed(format!("voters are now {wanted:?}")))
     }
 
+    /// Re-admission of a node whose data directory is not the incarnation
+    /// the membership records (it lost its state, decision 29): a voter is
+    /// removed (a majority of the others must agree: its own replies do
+    /// not count), then, like any new replica, it is added as a learner
+    /// with its new incarnation, catches up, and becomes a voter again.
+    /// One membership change per step.
+    async fn readmit(&self, now: &Members, peers: &Peers) -> Result<Option<Reshape>, ProposeError> {
+        let me = peers.me();
+        let recorded: BTreeMap<NodeId, u64> = self
+            .metrics()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, m)| (*id, m.incarnation))
+            .collect();
+        if self.standing.accepting_loss() {
+            return self.accept_loss(&recorded, peers).await;
+        }
+        for (id, was) in &recorded {
+            let Some(is) = peers.seen_incarnation(*id).filter(|i| i != was) else {
+                continue;
+            };
+            if *id == me {
+                continue;
+            }
+            let what = format!(
+                "node {id} lost its state (data directory {is:016x}, admitted as {was:016x})"
+            );
+            if now.voters.contains(id) {
+                self.change(ChangeMembers::RemoveVoters(BTreeSet::from([*id])))
+                    .await?;
+                return Ok(Some(Reshape::Changed(format!(
+                    "{what}: removed as a voter; it rejoins as a learner"
+                ))));
+            }
+            self.change(ChangeMembers::RemoveNodes(BTreeSet::from([*id])))
+                .await?;
+            return Ok(Some(Reshape::Changed(format!(
+                "{what}: removed as a learner; it rejoins with its new data directory"
+            ))));
+        }
+        Ok(None)
+    }
+
+    /// Under an operator's accept-loss (`jetraft admin accept-loss`): a
+    /// majority that kept its state is gone for good, so the nodes that
+    /// answer are admitted as they are now, in one change, instead of
+    /// being re-admitted through a quorum that no longer exists. Then the
+    /// gates close again.
+    async fn accept_loss(
+        &self,
+        recorded: &BTreeMap<NodeId, u64>,
+        peers: &Peers,
+    ) -> Result<Option<Reshape>, ProposeError> {
+        let me = peers.me();
+        let mut nodes = BTreeMap::new();
+        for (id, was) in recorded {
+            let is = if *id == me {
+                Some(self.standing.incarnation())
+            } else {
+                peers.seen_incarnation(*id)
+            };
+            if let Some(is) = is.filter(|i| i != was)
+                && let Some(node) = peers.node(*id, is)
+            {
+                nodes.insert(*id, node);
+            }
+        }
+        if nodes.is_empty() {
+            self.standing.clear_accept_loss();
+            tracing::warn!(
+                group = self.id,
+                "accept-loss done: every answering node is admitted"
+            );
+            return Ok(None);
+        }
+        let ids: Vec<NodeId> = nodes.keys().copied().collect();
+        self.change(ChangeMembers::SetNodes(nodes)).await?;
+        Ok(Some(Reshape::Changed(format!(
+            "accept-loss: admitted nodes {ids:?} with the data directories they have now"
+        ))))
+    }
+
     async fn change(
         &self,
-        change: ChangeMembers<NodeId, openraft::BasicNode>,
+        change: ChangeMembers<NodeId, crate::types::Member>,
     ) -> Result<(), ProposeError> {
         use openraft::error::RaftError;
         match self.raft.change_membership(change, false).await {

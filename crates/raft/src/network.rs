@@ -11,8 +11,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use jetraft_proto::cluster_client::ClusterClient;
 use jetraft_proto::{
-    BeginCatchupRequest, EndCatchupRequest, FetchRequest, ForwardRequest, RaftKind, RaftReply,
-    RaftRequest,
+    BeginCatchupRequest, EndCatchupRequest, FetchRequest, ForwardRequest, IdentifyReply,
+    IdentifyRequest, RaftKind, RaftReply, RaftRequest,
 };
 use jetraft_types::StoredMessage;
 use openraft::entry::RaftEntry;
@@ -21,7 +21,7 @@ use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{AnyError, BasicNode, RaftNetworkV2};
+use openraft::{AnyError, RaftNetworkV2};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,7 +30,8 @@ use tonic::transport::Channel;
 
 use crate::codec;
 use crate::sm::{Catchup, Frozen, Snapshot, Source};
-use crate::types::{GroupId, LogId, NodeId, TypeConfig, Vote};
+use crate::standing::Standing;
+use crate::types::{GroupId, LogId, Member, NodeId, TypeConfig, Vote};
 
 /// Makes a (lazily connecting) channel to a peer's cluster address. The
 /// server supplies TCP; the simulation supplies turmoil's network.
@@ -47,6 +48,8 @@ pub struct Peers {
     /// The `RaftStream` to each peer, opened on first use and again after
     /// it broke.
     pipes: Mutex<BTreeMap<NodeId, Arc<RaftPipe>>>,
+    /// The data-directory incarnation each peer last replied with.
+    seen: Mutex<BTreeMap<NodeId, u64>>,
     /// Bound on each RPC that has no openraft deadline.
     pub rpc_timeout: Duration,
 }
@@ -59,6 +62,7 @@ impl Peers {
             addrs,
             channels: Mutex::new(BTreeMap::new()),
             pipes: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(BTreeMap::new()),
             rpc_timeout: Duration::from_secs(5),
         }
     }
@@ -71,8 +75,42 @@ impl Peers {
         &self.addrs
     }
 
-    pub fn node(&self, id: NodeId) -> Option<BasicNode> {
-        self.addrs.get(&id).map(|a| BasicNode { addr: a.clone() })
+    /// The membership record of node `id` with data directory `incarnation`.
+    pub fn node(&self, id: NodeId, incarnation: u64) -> Option<Member> {
+        self.addrs.get(&id).map(|a| Member {
+            addr: a.clone(),
+            incarnation,
+        })
+    }
+
+    /// The incarnation `id` last replied with (None: no reply yet).
+    pub fn seen_incarnation(&self, id: NodeId) -> Option<u64> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()
+    }
+
+    fn saw(&self, id: NodeId, incarnation: u64) {
+        if incarnation != 0 {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, incarnation);
+        }
+    }
+
+    /// Asks `peer` who it is and what it holds of `group`.
+    pub async fn identify(&self, peer: NodeId, group: GroupId) -> io::Result<IdentifyReply> {
+        let mut c = self.client(peer)?;
+        let reply = tokio::time::timeout(self.rpc_timeout, c.identify(IdentifyRequest { group }))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "identify timed out"))?
+            .map_err(status_to_io)?
+            .into_inner();
+        self.saw(peer, reply.incarnation);
+        Ok(reply)
     }
 
     pub fn client(&self, id: NodeId) -> io::Result<ClusterClient<Channel>> {
@@ -158,16 +196,20 @@ pub struct GroupNetwork {
     /// The group's heartbeat interval: how long a peer's last real reply
     /// vouches for it (see [`Piggyback`]).
     pub heartbeat: Duration,
+    /// Whose replies count ([`Standing::counts`]), and whether this node
+    /// may ask for votes ([`Standing::may_vote`]).
+    pub standing: Arc<Standing>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = GroupConn;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, target: NodeId, _node: &Member) -> Self::Network {
         GroupConn {
             group: self.group,
             target,
             peers: self.peers.clone(),
+            standing: self.standing.clone(),
             piggyback: Piggyback {
                 appended: self.appended.clone(),
                 fresh_for: self.heartbeat,
@@ -182,6 +224,7 @@ pub struct GroupConn {
     group: GroupId,
     target: NodeId,
     peers: Arc<Peers>,
+    standing: Arc<Standing>,
     piggyback: Piggyback,
 }
 
@@ -269,12 +312,37 @@ impl Piggyback {
 }
 
 impl GroupConn {
+    /// Sends one Raft RPC. A reply counts only if the target's data
+    /// directory is the incarnation this group admitted ([`Standing`]):
+    /// otherwise it is reported as unreachable, so neither a commit nor an
+    /// election counts a node that forgot what it acknowledged.
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         kind: RaftKind,
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))
+        };
+        let (resp, incarnation) = self.send(kind, req, timeout).await?;
+        self.peers.saw(self.target, incarnation);
+        if !self.standing.counts(self.target, incarnation) {
+            return Err(unreachable(&format!(
+                "node {} answers with data directory {incarnation:016x}, not the one group {} \
+                 admitted: it lost its state and does not count until re-admitted",
+                self.target, self.group
+            )));
+        }
+        Ok(resp)
+    }
+
+    async fn send<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        kind: RaftKind,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<(Resp, u64), RPCError<TypeConfig>> {
         let unreachable = |e: &dyn std::fmt::Display| {
             RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))
         };
@@ -311,10 +379,23 @@ impl GroupConn {
                 Ok(Ok(r)) => r.into_inner(),
             }
         };
+        self.peers.saw(self.target, reply.incarnation);
         if !reply.error.is_empty() {
             return Err(unreachable(&reply.error));
         }
-        codec::decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        let resp =
+            codec::decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        Ok((resp, reply.incarnation))
+    }
+
+    /// A candidate that does not count in the group asks nobody for votes.
+    fn may_campaign(&self) -> Result<(), RPCError<TypeConfig>> {
+        self.standing.may_vote().map_err(|why| {
+            RPCError::Unreachable(Unreachable::new(&AnyError::error(format!(
+                "not asking node {} for a vote in group {}: {why}",
+                self.target, self.group
+            ))))
+        })
     }
 }
 
@@ -424,6 +505,7 @@ impl RaftNetworkV2<TypeConfig> for GroupConn {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.may_campaign()?;
         self.call(RaftKind::Vote, &rpc, option.soft_ttl()).await
     }
 
@@ -432,6 +514,7 @@ impl RaftNetworkV2<TypeConfig> for GroupConn {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.may_campaign()?;
         self.call(RaftKind::PreVote, &rpc, option.soft_ttl()).await
     }
 

@@ -11,7 +11,8 @@ use futures::future::BoxFuture;
 use jetraft_proto::cluster_server::{Cluster, ClusterServer};
 use jetraft_proto::{
     BeginCatchupReply, BeginCatchupRequest, EndCatchupReply, EndCatchupRequest, FetchChunk,
-    FetchRequest, ForwardReply, ForwardRequest, RaftKind, RaftReply, RaftRequest,
+    FetchRequest, ForwardReply, ForwardRequest, IdentifyReply, IdentifyRequest, RaftKind,
+    RaftReply, RaftRequest,
 };
 use jetraft_store::View;
 use tonic::{Request, Response, Status};
@@ -71,15 +72,21 @@ impl ClusterService {
                 let resp = raft.append_entries(rpc).await.map_err(|e| e.to_string())?;
                 enc(codec::encode(&resp))
             }
-            RaftKind::Vote => {
+            RaftKind::Vote | RaftKind::PreVote => {
+                // A node that forgot its state (or never had the group's)
+                // grants no vote: it may have granted one already in this
+                // term, or acknowledged entries the candidate lacks.
+                group
+                    .standing
+                    .may_vote()
+                    .map_err(|why| format!("node {} refuses to vote: {why}", self.host.me()))?;
                 let rpc = codec::decode(&req.payload).map_err(|e| e.to_string())?;
-                let resp = raft.vote(rpc).await.map_err(|e| e.to_string())?;
-                enc(codec::encode(&resp))
-            }
-            RaftKind::PreVote => {
-                let rpc = codec::decode(&req.payload).map_err(|e| e.to_string())?;
-                let resp = raft.pre_vote(rpc).await.map_err(|e| e.to_string())?;
-                enc(codec::encode(&resp))
+                let resp = if req.kind == RaftKind::PreVote as i32 {
+                    raft.pre_vote(rpc).await
+                } else {
+                    raft.vote(rpc).await
+                };
+                enc(codec::encode(&resp.map_err(|e| e.to_string())?))
             }
             RaftKind::Snapshot => {
                 let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) =
@@ -108,16 +115,19 @@ type RaftReplies = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>
 impl ClusterService {
     async fn raft_reply(&self, req: RaftRequest) -> RaftReply {
         let id = req.id;
+        let incarnation = self.host.incarnation();
         match self.raft(req).await {
             Ok(payload) => RaftReply {
                 payload: Bytes::from(payload),
                 error: String::new(),
                 id,
+                incarnation,
             },
             Err(error) => RaftReply {
                 payload: Bytes::new(),
                 error,
                 id,
+                incarnation,
             },
         }
     }
@@ -177,6 +187,29 @@ impl Cluster for ClusterService {
     }
 
     type FetchMessagesStream = FetchStream;
+
+    async fn identify(
+        &self,
+        request: Request<IdentifyRequest>,
+    ) -> Result<Response<IdentifyReply>, Status> {
+        let group = request.into_inner().group;
+        let has_state = self
+            .host
+            .has_replica(group)
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let founding = match self.host.identity.meta_founding() {
+            Some(r) if group == jetraft_meta::META_GROUP => {
+                codec::encode(&r).map_err(|e| Status::internal(e.to_string()))?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Response::new(IdentifyReply {
+            node: self.host.me(),
+            incarnation: self.host.incarnation(),
+            has_state,
+            founding: Bytes::from(founding),
+        }))
+    }
 
     async fn begin_catchup(
         &self,

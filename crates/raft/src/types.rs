@@ -22,7 +22,7 @@ impl openraft::RaftTypeConfig for TypeConfig {
     type D = Request;
     type R = Response;
     type NodeId = NodeId;
-    type Node = openraft::BasicNode;
+    type Node = Member;
     type Term = u64;
     type LeaderId = openraft::impls::leader_id_adv::LeaderId<Self::Term, Self::NodeId>;
     type Vote = openraft::impls::Vote<Self::LeaderId>;
@@ -39,6 +39,22 @@ impl openraft::RaftTypeConfig for TypeConfig {
         T: openraft::OptionalSend + 'static;
     type AsyncRuntime = Runtime;
     type ErrorSource = openraft::impls::BoxedErrorSource;
+}
+
+/// What a group's membership records for each node: its cluster address
+/// and the incarnation of its data directory (created once with it; a node
+/// that lost its disk comes back as a new incarnation, which the group
+/// must re-admit before it counts: ARCHITECTURE decision 29). 0: unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub addr: String,
+    pub incarnation: u64,
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{:016x}", self.addr, self.incarnation)
+    }
 }
 
 /// The answer to a write proposed with `client_write_ff`: a function run
@@ -70,6 +86,7 @@ pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type Membership = openraft::Membership<NodeId, Member>;
 
 /// A proposal. The leader stamps `now_ns` from its injected clock; replicas
 /// never read their own clock while applying.

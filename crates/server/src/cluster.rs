@@ -133,6 +133,52 @@ impl Cluster {
         self.this.upgrade()
     }
 
+    pub fn meta_group(&self) -> Group {
+        self.meta.clone()
+    }
+
+    /// An operator accepts losing what only forgetful or lost replicas of
+    /// `name` (a stream, or `meta`) held: this node's gates open until
+    /// the group has a leader again and has admitted the nodes that
+    /// answer ([`jetraft_raft::standing`]). Says what may be lost.
+    pub fn accept_loss(&self, name: &str) -> Result<serde_json::Value, String> {
+        let g = if name == "meta" {
+            self.meta.clone()
+        } else {
+            let a = self
+                .catalog()
+                .stream(name)
+                .cloned()
+                .ok_or_else(|| format!("stream {name} is not in this node's catalog"))?;
+            self.host
+                .group(a.group)
+                .ok_or_else(|| format!("stream {name} has no replica on this node"))?
+        };
+        g.standing.accept_loss();
+        let m = g.metrics();
+        let last = m.last_log_index;
+        let term = m.vote.leader_id().term;
+        tracing::warn!(
+            group = g.id,
+            ?last,
+            term,
+            "accept-loss: this node will vote and count replies without checking that their \
+             data directories kept their state"
+        );
+        Ok(serde_json::json!({
+            "node": self.name_of(self.host.me()),
+            "group": g.id,
+            "accepting_loss": true,
+            "last_log_index": last,
+            "term": term,
+            "leader": m.current_leader.map(|l| self.name_of(l)),
+            "warning": "acknowledged writes that only replicas which are gone or lost their \
+                disks held are lost for good: the replica with the longest log among the \
+                accepting nodes becomes leader and the others follow it; a returning replica \
+                with a longer, diverging log has its extra entries replaced",
+        }))
+    }
+
     pub fn host(&self) -> &Arc<Host> {
         &self.host
     }
@@ -428,7 +474,10 @@ impl Cluster {
 
     pub fn health(&self) -> Result<(), String> {
         if self.meta.leader().is_none() {
-            return Err("no meta leader".into());
+            return Err(match self.meta.standing.may_vote() {
+                Ok(()) => "no meta leader".into(),
+                Err(why) => format!("no meta leader; {why}"),
+            });
         }
         let me = self.host.me();
         for a in self.catalog().streams() {
@@ -442,7 +491,13 @@ impl Cluster {
             };
             let m = g.metrics();
             if m.current_leader.is_none() {
-                return Err(format!("group {id} has no leader"));
+                return Err(match g.standing.may_vote() {
+                    Ok(()) => format!(
+                        "group {id} has no leader (a quorum of replicas that kept their \
+                         state is needed to elect one)"
+                    ),
+                    Err(why) => format!("group {id} has no leader; {why}"),
+                });
             }
             let applied = m.last_applied.map(|l| l.index);
             let last_log = m.last_log_index;

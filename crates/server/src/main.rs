@@ -1,4 +1,4 @@
-//! The `jetraft` binary: `server`, `dev`. All logic lives in the library.
+//! The `jetraft` binary: `server`, `dev`, `bench`, `admin`. All logic lives in the library.
 
 use std::path::PathBuf;
 
@@ -36,6 +36,64 @@ enum Cmd {
     /// Measure publish latency and throughput of any JetStream endpoint
     /// (jetraft or nats-server).
     Bench(jetraft_bench::BenchArgs),
+    /// Operator requests to running nodes (over their monitoring port).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// When a majority of a group's replicas is gone for good or lost
+    /// their disks, let the nodes that remain form the group again,
+    /// accepting that acknowledged writes only the lost replicas held are
+    /// gone. Run it against every node that remains.
+    AcceptLoss {
+        /// Monitoring addresses of the nodes that remain (host:port, comma
+        /// separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        http: Vec<String>,
+        /// The stream whose group to recover.
+        #[arg(long, conflicts_with = "meta", required_unless_present = "meta")]
+        stream: Option<String>,
+        /// Recover the meta group (the catalog of streams) instead.
+        #[arg(long)]
+        meta: bool,
+    },
+}
+
+/// POSTs to `path` on each node and prints what it answers.
+fn admin(cmd: &AdminCmd) -> Result<()> {
+    use std::io::{Read, Write};
+    let AdminCmd::AcceptLoss { http, stream, meta } = cmd;
+    let group = if *meta {
+        "meta".to_string()
+    } else {
+        stream.clone().unwrap_or_default()
+    };
+    eprintln!(
+        "accept-loss for {group}: acknowledged writes that only lost replicas held will be \
+         gone for good; the remaining replica with the longest log leads"
+    );
+    let mut failed = false;
+    for addr in http {
+        let mut conn =
+            std::net::TcpStream::connect(addr).map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
+        write!(
+            conn,
+            "POST /admin/accept-loss/{group} HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)?;
+        let ok = answer.starts_with("HTTP/1.1 200");
+        failed |= !ok;
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+        println!("{addr}: {body}");
+    }
+    if failed {
+        anyhow::bail!("some nodes refused");
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -57,5 +115,6 @@ fn main() -> Result<()> {
         }
         Cmd::Dev { data_dir } => rt.block_on(jetraft_server::dev::run(&data_dir)),
         Cmd::Bench(args) => rt.block_on(jetraft_bench::run(&args)).map(|_| ()),
+        Cmd::Admin(cmd) => admin(&cmd),
     }
 }

@@ -48,6 +48,19 @@ pub async fn membership_loop(cluster: Arc<Cluster>) {
         tick.tick().await;
         let me = cluster.host().me();
         let catalog = cluster.catalog();
+        close_accepted_losses(&cluster);
+        let meta = cluster.meta_group();
+        if meta.leader() == Some(me) && in_flight.claim(META_GROUP) {
+            // The meta group's voters are every configured node; a node
+            // that lost its state is re-admitted like a stream's replica.
+            let wanted: BTreeSet<u64> = cluster.host().peers.addrs().keys().copied().collect();
+            let cluster = cluster.clone();
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                step(&meta, &wanted, &cluster, "meta").await;
+                in_flight.release(META_GROUP);
+            });
+        }
         for a in catalog.streams() {
             let Some(g) = cluster.host().group(a.group) else {
                 continue;
@@ -58,18 +71,7 @@ pub async fn membership_loop(cluster: Arc<Cluster>) {
                 let in_flight = in_flight.clone();
                 let name = a.config.name.clone();
                 tokio::spawn(async move {
-                    match g.reshape(&wanted, &cluster.host().peers).await {
-                        Ok(Reshape::Changed(what)) => {
-                            tracing::info!(stream = %name, "replicas: {what}");
-                        }
-                        Ok(Reshape::Waiting(why)) => {
-                            tracing::debug!(stream = %name, "replicas: {why}")
-                        }
-                        Ok(Reshape::Settled) => {}
-                        Err(e) => {
-                            tracing::info!(stream = %name, error = %e, "replica change step failed; retrying")
-                        }
-                    }
+                    step(&g, &wanted, &cluster, &name).await;
                     in_flight.release(g.id);
                 });
             } else if !a.peers.contains(&me)
@@ -78,6 +80,39 @@ pub async fn membership_loop(cluster: Arc<Cluster>) {
             {
                 leave(&cluster, a).await;
             }
+        }
+    }
+}
+
+/// One [`Group::reshape`] step, logged.
+async fn step(g: &Group, wanted: &BTreeSet<u64>, cluster: &Cluster, name: &str) {
+    match g.reshape(wanted, &cluster.host().peers).await {
+        Ok(Reshape::Changed(what)) => tracing::info!(group = %name, "replicas: {what}"),
+        Ok(Reshape::Waiting(why)) => tracing::debug!(group = %name, "replicas: {why}"),
+        Ok(Reshape::Settled) => {}
+        Err(e) => {
+            tracing::info!(group = %name, error = %e, "replica change step failed; retrying")
+        }
+    }
+}
+
+/// A follower's accept-loss ends once a leader has admitted it (its
+/// leader's ends in [`Group::reshape`]).
+fn close_accepted_losses(cluster: &Cluster) {
+    let me = cluster.host().me();
+    for id in cluster.host().group_ids() {
+        let Some(g) = cluster.host().group(id) else {
+            continue;
+        };
+        if g.standing.accepting_loss()
+            && g.leader().is_some_and(|l| l != me)
+            && g.standing.may_vote_strictly().is_ok()
+        {
+            g.standing.clear_accept_loss();
+            tracing::warn!(
+                group = id,
+                "accept-loss done: the leader admitted this node"
+            );
         }
     }
 }

@@ -1,12 +1,13 @@
-//! Monitoring HTTP: `/healthz` and `/jsz`.
+//! Monitoring HTTP: `/healthz`, `/jsz`, and the operator's
+//! `POST /admin/accept-loss/{stream|meta}`.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -16,6 +17,7 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/jsz", get(jsz))
+        .route("/admin/accept-loss/{group}", post(accept_loss))
         .with_state(cluster);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "monitoring server stopped");
@@ -31,6 +33,17 @@ async fn healthz(State(cluster): State<Arc<Cluster>>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"status": "unavailable", "error": why})),
         ),
+    }
+}
+
+/// `POST /admin/accept-loss/{stream|meta}` (`jetraft admin accept-loss`).
+async fn accept_loss(
+    State(cluster): State<Arc<Cluster>>,
+    Path(group): Path<String>,
+) -> impl IntoResponse {
+    match cluster.accept_loss(&group) {
+        Ok(v) => (StatusCode::OK, Json(v)),
+        Err(e) => (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": e}))),
     }
 }
 

@@ -43,7 +43,13 @@ pub async fn assemble(
     let names: BTreeMap<u64, String> = ids.iter().map(|(n, id)| (*id, n.clone())).collect();
     let me = config.node_id();
     let peers = Arc::new(Peers::new(me, addrs, env.connector));
-    let host = Arc::new(Host::new(peers, env.engine, committer, env.raft, env.seed));
+    // A new data directory's incarnation: the node's seed and the time it
+    // was first started (a wiped disk restarted later gets another).
+    let entropy = env.seed ^ (env.clock.now_ns() as u64).rotate_left(17);
+    let host = Arc::new(
+        Host::new(peers, env.engine, committer, env.raft, env.seed, entropy)
+            .context("opening the node's identity")?,
+    );
     let (meta, catalog) = host.start_meta().await.context("starting the meta group")?;
     let cluster = Cluster::new(host.clone(), meta, catalog.clone(), env.clock, names);
 
@@ -127,10 +133,11 @@ pub(crate) async fn sync_groups(cluster: &Cluster, current: &Catalog) {
         if leaving && !host.has_replica(a.group).unwrap_or(false) {
             continue;
         }
-        let members = if leaving { &[][..] } else { &a.peers[..] };
-        let founding = a.founding && !leaving;
+        // Only a founding replica may initialize the group, and only with
+        // the data directory the catalog recorded for it (decision 29).
+        let founding = (a.founding && !leaving).then(|| a.incarnations.clone());
         if let Err(e) = host
-            .start_stream(a.group, a.start_config().clone(), members, founding)
+            .start_stream(a.group, a.start_config().clone(), founding)
             .await
         {
             tracing::error!(stream = %a.config.name, error = %e, "starting stream group");

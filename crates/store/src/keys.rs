@@ -15,7 +15,9 @@
 //! | [`Cf::State`]        | group · kind (1 byte) [· name bytes]            |
 //!
 //! Group id `u64::MAX` is reserved: its keys would have no upper bound that
-//! fits the engines' half-open `[from, to)` ranges.
+//! fits the engines' half-open `[from, to)` ranges. Group id
+//! [`NODE_GROUP`] (`u64::MAX - 1`) holds the node's own records (the data
+//! directory's identity, [`StateKind::Identity`]).
 //!
 //! [`Cf::RaftLog`]: crate::Cf::RaftLog
 //! [`Cf::RaftMeta`]: crate::Cf::RaftMeta
@@ -71,7 +73,13 @@ pub enum StateKind {
     /// A stream replica's catch-up mark: a copy from a peer in progress,
     /// and the log index its state is at (entries up to it are in it).
     Catchup,
+    /// The data directory's identity (its incarnation and the meta
+    /// group's founding roster), under [`NODE_GROUP`].
+    Identity,
 }
+
+/// The pseudo group id of the node's own records; never a stream's.
+pub const NODE_GROUP: u64 = u64::MAX - 1;
 
 impl StateKind {
     /// Stable on-disk tags: never renumber, only append. Tags 0x80.. are
@@ -83,6 +91,7 @@ impl StateKind {
             StateKind::Catalog => 3,
             StateKind::Config => 4,
             StateKind::Catchup => 5,
+            StateKind::Identity => 6,
         }
     }
 }

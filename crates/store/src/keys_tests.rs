@@ -161,6 +161,7 @@ fn state_families_do_not_overlap() {
         StateKind::Catalog,
         StateKind::Config,
         StateKind::Catchup,
+        StateKind::Identity,
     ] {
         let k = state(5, kind);
         assert!(!within(&k, &dedups) && !within(&k, &consumers));

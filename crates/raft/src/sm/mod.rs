@@ -27,6 +27,7 @@ pub use self::catchup::{Catchup, Frozen, Sessions, Source};
 pub use self::stream::StreamView;
 use crate::commit::Committer;
 use crate::kv;
+use crate::standing::Roster;
 use crate::types::{GroupId, LogId, NodeId, Response, SnapshotMeta, StoredMembership, TypeConfig};
 
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
@@ -88,6 +89,16 @@ pub struct GroupSm {
     /// The node that sent the snapshot being installed (its leader): asked
     /// first for the messages the snapshot refers to.
     snapshot_source: Arc<Mutex<Option<NodeId>>>,
+    /// The incarnations the applied membership records (what
+    /// [`crate::standing::Standing::counts`] checks replies against).
+    roster: Arc<watch::Sender<Arc<Roster>>>,
+}
+
+fn roster_of(m: &StoredMembership) -> Roster {
+    m.membership()
+        .nodes()
+        .map(|(id, n)| (*id, n.incarnation))
+        .collect()
 }
 
 impl GroupSm {
@@ -149,6 +160,7 @@ impl GroupSm {
             Cf::State,
             &keys::state(group, StateKind::Catchup),
         )?;
+        let (roster, _) = watch::channel(Arc::new(roster_of(&membership)));
         let inner = Inner {
             applied,
             membership,
@@ -162,7 +174,24 @@ impl GroupSm {
             catchup,
             inner: Arc::new(Mutex::new(inner)),
             snapshot_source: Arc::new(Mutex::new(None)),
+            roster: Arc::new(roster),
         })
+    }
+
+    /// The incarnations the applied membership records, as it changes.
+    pub fn roster(&self) -> watch::Receiver<Arc<Roster>> {
+        self.roster.subscribe()
+    }
+
+    fn publish_roster(&self, membership: &StoredMembership) {
+        let now = roster_of(membership);
+        self.roster.send_if_modified(|r| {
+            if **r == now {
+                return false;
+            }
+            *r = Arc::new(now);
+            true
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -390,6 +419,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                     EntryPayload::Blank => Response::None,
                     EntryPayload::Membership(m) => {
                         inner.membership = StoredMembership::new(Some(entry.log_id), m);
+                        self.publish_roster(&inner.membership);
                         Response::None
                     }
                     // Already in a state copied from a peer.
@@ -444,6 +474,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             self.copy_stream(min_index, &peers, |inner, batch| {
                 inner.applied = meta.last_log_id;
                 inner.membership = meta.last_membership.clone();
+                self.publish_roster(&inner.membership);
                 Self::applied_record(inner, batch, self.group)?;
                 self.put_snapshot(batch, meta, &data)
             })
@@ -458,6 +489,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             }
             inner.applied = meta.last_log_id;
             inner.membership = meta.last_membership.clone();
+            self.publish_roster(&inner.membership);
             Self::applied_record(&inner, &mut batch, self.group)?;
             self.put_snapshot(&mut batch, meta, &data)?;
             self.engine.write(batch)?;

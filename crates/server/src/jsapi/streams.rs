@@ -94,6 +94,9 @@ async fn create_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
         config,
         nodes: cluster.node_ids(),
         now_ns: cluster.now_ns(),
+        incarnations: cluster
+            .host()
+            .recorded_incarnations(jetraft_meta::META_GROUP),
     };
     let (assignment, created) = match cluster.propose_meta(cmd).await? {
         MetaReply::Stream {
