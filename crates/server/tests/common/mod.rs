@@ -219,3 +219,29 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .ok()
         .flatten()
 }
+
+/// Pausing and wiping a node (the lost-disk tests).
+impl NodeProc {
+    /// SIGSTOP: the process keeps its sockets but answers nothing.
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("node is running");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// Deletes the node's data directory (a replaced disk); the node must
+    /// be stopped.
+    pub fn wipe(&self) {
+        assert!(self.child.is_none(), "{} is running", self.name);
+        std::fs::remove_dir_all(&self.data_dir).unwrap();
+    }
+}

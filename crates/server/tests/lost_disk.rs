@@ -1,0 +1,199 @@
+//! A node that lost its disk never helps elect a leader that lacks acked
+//! writes (issue 11, ARCHITECTURE decision 29). Real processes, the
+//! operator events of the issue:
+//!
+//! 1. three nodes, an R3 stream, `sync = "always"`; 100 acked publishes;
+//! 2. one follower paused (SIGSTOP); 100 more acked by the leader and the
+//!    other follower;
+//! 3. that other follower killed and its data directory deleted; the
+//!    leader killed;
+//! 4. the paused follower resumes and the wiped one restarts empty.
+//!
+//! The two must not elect a leader (no publish is acked while only they
+//! run). Once the old leader is back, every acked message reads back with
+//! its content, the wiped node is re-admitted, and all replicas are
+//! identical.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use common::{Cluster, NodeProc};
+
+const STREAM: &str = "ORDERS";
+
+async fn js(url: &str) -> jetstream::Context {
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .unwrap();
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .build(client)
+}
+
+/// The stream's replica on `node` as its `/jsz` shows it.
+async fn replica(node: &NodeProc) -> Option<serde_json::Value> {
+    let (status, body) = node.http_get("/jsz").await?;
+    if status != 200 {
+        return None;
+    }
+    let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
+    jsz["streams"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == STREAM)
+        .cloned()
+}
+
+async fn leader_of(c: &Cluster) -> Option<usize> {
+    for (i, n) in c.nodes.iter().enumerate() {
+        if let Some(r) = replica(n).await
+            && r["role"] == "leader"
+        {
+            return Some(i);
+        }
+    }
+    None
+}
+
+async fn publish_acked(ctx: &jetstream::Context, i: usize) -> u64 {
+    for _ in 0..50 {
+        match ctx
+            .publish(format!("orders.{i}"), format!("m-{i}").into())
+            .await
+        {
+            Ok(f) => match f.await {
+                Ok(ack) => return ack.sequence,
+                Err(e) => eprintln!("publish {i}: {e}"),
+            },
+            Err(e) => eprintln!("publish {i}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("publish {i} never acked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost() {
+    let mut c = Cluster::start(3, &["--sync", "always"]).await;
+    let ctx = js(&c.nodes[0].url()).await;
+    ctx.create_stream(stream::Config {
+        name: STREAM.into(),
+        subjects: vec!["orders.>".into()],
+        num_replicas: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut leader = None;
+    for _ in 0..100 {
+        leader = leader_of(&c).await;
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = leader.expect("a stream leader");
+    let paused = (leader + 1) % 3;
+    let wiped = (leader + 2) % 3;
+    let ctx = js(&c.nodes[leader].url()).await;
+
+    let mut acked = Vec::new();
+    for i in 1..=100 {
+        acked.push((publish_acked(&ctx, i).await, i));
+    }
+    c.nodes[paused].pause();
+    for i in 101..=200 {
+        acked.push((publish_acked(&ctx, i).await, i));
+    }
+    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    drop(ctx);
+
+    c.nodes[wiped].kill();
+    c.nodes[wiped].wipe();
+    c.nodes[leader].kill();
+    c.nodes[paused].resume();
+    c.nodes[wiped].start();
+
+    // Only the stale node and the forgetful one run: nothing may be acked.
+    let survivor = js(&c.nodes[paused].url()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    let mut tries = 0;
+    while tokio::time::Instant::now() < deadline {
+        tries += 1;
+        let sent = survivor
+            .publish("orders.x", format!("intruder-{tries}").into())
+            .await;
+        if let Ok(f) = sent
+            && let Ok(ack) = f.await
+        {
+            panic!(
+                "a stale node and a wiped node acked a publish at seq {} (acked writes \
+                 101..=200 would be overwritten)",
+                ack.sequence
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{tries} publishes refused while only the stale and the wiped node ran");
+    // The wiped node says why it is not healthy. (The stale one may still
+    // name the dead leader it last followed: its pre-votes change no vote.)
+    let (status, wiped_health) = c.nodes[wiped].http_get("/healthz").await.unwrap();
+    eprintln!("{} /healthz while forgetful: {wiped_health}", c.nodes[wiped].name);
+    assert_eq!(status, 503, "{wiped_health}");
+    assert!(
+        wiped_health.contains("lost its state") || wiped_health.contains("not one of its founding"),
+        "{wiped_health}"
+    );
+    drop(survivor);
+
+    // The old leader returns: it holds every acked write.
+    c.nodes[leader].start();
+    c.wait_healthy(Duration::from_secs(60)).await;
+
+    // The wiped node is re-admitted and catches up; all replicas agree.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let digests = loop {
+        let mut seen = Vec::new();
+        for n in &c.nodes {
+            seen.push(replica(n).await);
+        }
+        let settled = seen.iter().all(|r| {
+            r.as_ref().is_some_and(|r| {
+                r["last_seq"].as_u64() >= Some(200) && r["voters"].as_array().map(Vec::len) == Some(3)
+            })
+        });
+        let digests: Vec<String> = seen
+            .iter()
+            .map(|r| r.as_ref().map_or(String::new(), |r| r["digest"].to_string()))
+            .collect();
+        if settled && digests.iter().all(|d| *d == digests[0]) {
+            break digests;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("replicas did not converge: {seen:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!("replica digests after re-admission: {digests:?}");
+
+    // Every acked message reads back at its sequence with its content,
+    // through each node.
+    for n in &c.nodes {
+        let ctx = js(&n.url()).await;
+        let s = ctx.get_stream(STREAM).await.unwrap();
+        for (seq, i) in &acked {
+            let m = s.get_raw_message(*seq).await.unwrap();
+            assert_eq!(m.subject.as_str(), format!("orders.{i}"), "seq {seq} via {}", n.name);
+            assert_eq!(&m.payload[..], format!("m-{i}").as_bytes(), "seq {seq} via {}", n.name);
+        }
+    }
+    // And the group takes writes again.
+    let ctx = js(&c.nodes[wiped].url()).await;
+    assert_eq!(publish_acked(&ctx, 201).await, 201);
+}
