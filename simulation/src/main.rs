@@ -79,7 +79,7 @@ impl Args {
     fn options(&self, seed: u64) -> Result<Options> {
         let mut faults = match &self.faults {
             Some(list) => fault_list(list)?,
-            None => Fault::ALL.into_iter().collect(),
+            None => Fault::default_set(),
         };
         if let Some(list) = &self.no_faults {
             for f in fault_list(list)? {

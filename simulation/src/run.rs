@@ -43,7 +43,7 @@ impl Default for Options {
             replicas: 3,
             clients: 3,
             duration: Duration::from_secs(30),
-            faults: Fault::ALL.into_iter().collect(),
+            faults: Fault::default_set(),
             bug: None,
         }
     }

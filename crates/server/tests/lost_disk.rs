@@ -144,7 +144,10 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
     // The wiped node says why it is not healthy. (The stale one may still
     // name the dead leader it last followed: its pre-votes change no vote.)
     let (status, wiped_health) = c.nodes[wiped].http_get("/healthz").await.unwrap();
-    eprintln!("{} /healthz while forgetful: {wiped_health}", c.nodes[wiped].name);
+    eprintln!(
+        "{} /healthz while forgetful: {wiped_health}",
+        c.nodes[wiped].name
+    );
     assert_eq!(status, 503, "{wiped_health}");
     assert!(
         wiped_health.contains("lost its state") || wiped_health.contains("not one of its founding"),
@@ -165,12 +168,16 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
         }
         let settled = seen.iter().all(|r| {
             r.as_ref().is_some_and(|r| {
-                r["last_seq"].as_u64() >= Some(200) && r["voters"].as_array().map(Vec::len) == Some(3)
+                r["last_seq"].as_u64() >= Some(200)
+                    && r["voters"].as_array().map(Vec::len) == Some(3)
             })
         });
         let digests: Vec<String> = seen
             .iter()
-            .map(|r| r.as_ref().map_or(String::new(), |r| r["digest"].to_string()))
+            .map(|r| {
+                r.as_ref()
+                    .map_or(String::new(), |r| r["digest"].to_string())
+            })
             .collect();
         if settled && digests.iter().all(|d| *d == digests[0]) {
             break digests;
@@ -189,8 +196,18 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
         let s = ctx.get_stream(STREAM).await.unwrap();
         for (seq, i) in &acked {
             let m = s.get_raw_message(*seq).await.unwrap();
-            assert_eq!(m.subject.as_str(), format!("orders.{i}"), "seq {seq} via {}", n.name);
-            assert_eq!(&m.payload[..], format!("m-{i}").as_bytes(), "seq {seq} via {}", n.name);
+            assert_eq!(
+                m.subject.as_str(),
+                format!("orders.{i}"),
+                "seq {seq} via {}",
+                n.name
+            );
+            assert_eq!(
+                &m.payload[..],
+                format!("m-{i}").as_bytes(),
+                "seq {seq} via {}",
+                n.name
+            );
         }
     }
     // And the group takes writes again.

@@ -123,6 +123,15 @@ impl MemEngine {
         inner.crashes += 1;
     }
 
+    /// The disk is replaced: everything, synced or not, is gone (the
+    /// node must be down).
+    pub fn wipe(&self) {
+        let mut inner = self.lock();
+        let crashes = inner.crashes + 1;
+        *inner = Inner::default();
+        inner.crashes = crashes;
+    }
+
     /// Batches written since the last completed sync.
     pub fn unsynced_batches(&self) -> usize {
         self.lock().unsynced.len()
