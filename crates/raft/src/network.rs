@@ -325,6 +325,18 @@ impl GroupConn {
         let unreachable = |e: &dyn std::fmt::Display| {
             RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))
         };
+        // Known not to count: send nothing. A node that lost its state gets
+        // nothing from this group (no appends it would store, no snapshot
+        // it would copy) until the leader has re-admitted it as a learner.
+        if let Some(seen) = self.peers.seen_incarnation(self.target)
+            && !self.standing.counts(self.target, seen)
+        {
+            return Err(unreachable(&format!(
+                "node {} has data directory {seen:016x}, not the one group {} admitted: \
+                 nothing is sent to it until it is re-admitted",
+                self.target, self.group
+            )));
+        }
         let (resp, incarnation) = self.send(kind, req, timeout).await?;
         self.peers.saw(self.target, incarnation);
         if !self.standing.counts(self.target, incarnation) {

@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use jetraft_store::keys::{self, NODE_GROUP, StateKind};
@@ -151,6 +151,9 @@ pub struct Standing {
     /// An operator accepted the loss of what forgetful replicas held
     /// (`jetraft admin accept-loss`): every gate is open for this group.
     accept_loss: AtomicBool,
+    /// The term in which the loss was accepted: only a leader of a later
+    /// term can have admitted the nodes that answer.
+    accepted_in: AtomicU64,
 }
 
 impl Standing {
@@ -167,6 +170,7 @@ impl Standing {
             applied,
             raft: OnceLock::new(),
             accept_loss: AtomicBool::new(false),
+            accepted_in: AtomicU64::new(0),
         }
     }
 
@@ -189,8 +193,15 @@ impl Standing {
         *self.founding.lock().unwrap_or_else(|p| p.into_inner()) = Some(roster);
     }
 
-    pub fn accept_loss(&self) {
+    /// Opens the gates; `term` is the group's current term here.
+    pub fn accept_loss(&self, term: u64) {
+        self.accepted_in.store(term, Ordering::SeqCst);
         self.accept_loss.store(true, Ordering::SeqCst);
+    }
+
+    /// The term in which the loss was accepted.
+    pub fn accepted_in(&self) -> u64 {
+        self.accepted_in.load(Ordering::SeqCst)
     }
 
     pub fn clear_accept_loss(&self) {

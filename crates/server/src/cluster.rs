@@ -154,10 +154,10 @@ impl Cluster {
                 .group(a.group)
                 .ok_or_else(|| format!("stream {name} has no replica on this node"))?
         };
-        g.standing.accept_loss();
         let m = g.metrics();
         let last = m.last_log_index;
         let term = m.vote.leader_id().term;
+        g.standing.accept_loss(term);
         tracing::warn!(
             group = g.id,
             ?last,
@@ -174,8 +174,8 @@ impl Cluster {
             "leader": m.current_leader.map(|l| self.name_of(l)),
             "warning": "acknowledged writes that only replicas which are gone or lost their \
                 disks held are lost for good: the replica with the longest log among the \
-                accepting nodes becomes leader and the others follow it; a returning replica \
-                with a longer, diverging log has its extra entries replaced",
+                accepting nodes becomes leader and the others follow it; a node that took no \
+                part holds the abandoned history: wipe its data directory before it returns",
         }))
     }
 

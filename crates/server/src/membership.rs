@@ -96,8 +96,9 @@ async fn step(g: &Group, wanted: &BTreeSet<u64>, cluster: &Cluster, name: &str) 
     }
 }
 
-/// A follower's accept-loss ends once a leader has admitted it (its
-/// leader's ends in [`Group::reshape`]).
+/// A follower's accept-loss ends once a leader elected after it (a later
+/// term: not the dead leader it may still name) has admitted it; the
+/// leader's own ends in [`Group::reshape`].
 fn close_accepted_losses(cluster: &Cluster) {
     let me = cluster.host().me();
     for id in cluster.host().group_ids() {
@@ -105,6 +106,7 @@ fn close_accepted_losses(cluster: &Cluster) {
             continue;
         };
         if g.standing.accepting_loss()
+            && g.metrics().vote.leader_id().term > g.standing.accepted_in()
             && g.leader().is_some_and(|l| l != me)
             && g.standing.may_vote_strictly().is_ok()
         {

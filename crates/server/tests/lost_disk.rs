@@ -60,12 +60,14 @@ async fn leader_of(c: &Cluster) -> Option<usize> {
     None
 }
 
+/// Publishes message `i` until acked; its `Nats-Msg-Id` makes a retry of
+/// a publish whose ack was lost safe (dedup).
 async fn publish_acked(ctx: &jetstream::Context, i: usize) -> u64 {
     for _ in 0..50 {
-        match ctx
-            .publish(format!("orders.{i}"), format!("m-{i}").into())
-            .await
-        {
+        let msg = jetstream::context::Publish::build()
+            .message_id(format!("msg-{i}"))
+            .payload(format!("m-{i}").into());
+        match ctx.send_publish(format!("orders.{i}"), msg).await {
             Ok(f) => match f.await {
                 Ok(ack) => return ack.sequence,
                 Err(e) => eprintln!("publish {i}: {e}"),
@@ -213,4 +215,146 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
     // And the group takes writes again.
     let ctx = js(&c.nodes[wiped].url()).await;
     assert_eq!(publish_acked(&ctx, 201).await, 201);
+}
+
+/// Runs `jetraft admin accept-loss` for `group` (`--meta` or a stream)
+/// against the given nodes' monitoring ports.
+fn accept_loss(nodes: &[&NodeProc], group: &str) -> String {
+    let http: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.http_port))
+        .collect();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jetraft"));
+    cmd.args(["admin", "accept-loss", "--http", &http.join(",")]);
+    if group == "meta" {
+        cmd.arg("--meta");
+    } else {
+        cmd.args(["--stream", group]);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "accept-loss {group}: {text}");
+    text
+}
+
+/// The way out when a majority is gone for good: the operator accepts the
+/// loss on the two nodes that remain, they form the groups again and take
+/// writes; the old leader, back with a new disk, is re-admitted and every
+/// replica ends identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_loss_lets_the_remaining_nodes_go_on_and_a_new_disk_rejoins_them() {
+    let mut c = Cluster::start(3, &["--sync", "always"]).await;
+    let ctx = js(&c.nodes[0].url()).await;
+    ctx.create_stream(stream::Config {
+        name: STREAM.into(),
+        subjects: vec!["orders.>".into()],
+        num_replicas: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut leader = None;
+    for _ in 0..100 {
+        leader = leader_of(&c).await;
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = leader.expect("a stream leader");
+    let paused = (leader + 1) % 3;
+    let wiped = (leader + 2) % 3;
+    let ctx = js(&c.nodes[leader].url()).await;
+    for i in 1..=50 {
+        assert_eq!(publish_acked(&ctx, i).await, i as u64);
+    }
+    c.nodes[paused].pause();
+    for i in 51..=60 {
+        assert_eq!(publish_acked(&ctx, i).await, i as u64);
+    }
+    drop(ctx);
+    c.nodes[wiped].kill();
+    c.nodes[wiped].wipe();
+    c.nodes[leader].kill();
+    c.nodes[paused].resume();
+    c.nodes[wiped].start();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The meta group first: the wiped node learns the catalog from it.
+    let said = accept_loss(&[&c.nodes[paused], &c.nodes[wiped]], "meta");
+    eprintln!("{said}");
+    assert!(said.contains("lost for good"), "{said}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, jsz) = c.nodes[wiped].http_get("/jsz").await.unwrap_or_default();
+        if jsz.contains(STREAM) || jsz.contains("\"meta_leader\":\"n") {
+            let has_stream = replica(&c.nodes[wiped]).await.is_some();
+            if has_stream {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the wiped node never got the catalog back: {jsz}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    accept_loss(&[&c.nodes[paused], &c.nodes[wiped]], STREAM);
+
+    // The two take writes again, after what the stale node held.
+    let ctx = js(&c.nodes[wiped].url()).await;
+    // The stale node holds the first 50 and perhaps a few of 51..=60 that
+    // sat in its socket while it was stopped; the rest is the loss the
+    // operator accepted.
+    let seq = publish_acked(&ctx, 1000).await;
+    assert!(
+        (51..=61).contains(&seq),
+        "first write after accept-loss at {seq}"
+    );
+    eprintln!("accepted loss: acked 51..=60, kept {} of them", seq - 51);
+    drop(ctx);
+
+    // The old leader's data is the history the operator gave up (it
+    // applied 51..=60 too); as the README says, its data directory is
+    // wiped before it comes back, and it is re-admitted like any new disk.
+    // Everyone ends identical.
+    c.nodes[leader].wipe();
+    c.nodes[leader].start();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut seen = Vec::new();
+        for n in &c.nodes {
+            seen.push(replica(n).await);
+        }
+        let ok = seen.iter().all(|r| {
+            r.as_ref().is_some_and(|r| {
+                r["last_seq"].as_u64() == Some(seq)
+                    && r["voters"].as_array().map(Vec::len) == Some(3)
+                    && r["digest"] == seen[0].as_ref().unwrap()["digest"]
+            })
+        });
+        if ok {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicas did not converge after accept-loss: {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let ctx = js(&c.nodes[leader].url()).await;
+    let s = ctx.get_stream(STREAM).await.unwrap();
+    assert_eq!(
+        &s.get_raw_message(seq).await.unwrap().payload[..],
+        b"m-1000"
+    );
+    for q in 1..seq {
+        let m = s.get_raw_message(q).await.unwrap();
+        assert_eq!(m.payload, format!("m-{q}").as_bytes(), "seq {q}");
+    }
+    assert_eq!(publish_acked(&ctx, 1001).await, seq + 1);
 }
