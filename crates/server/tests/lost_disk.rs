@@ -64,7 +64,7 @@ async fn leader_of(c: &Cluster) -> Option<usize> {
 /// a publish whose ack was lost safe (dedup).
 async fn publish_acked(ctx: &jetstream::Context, i: usize) -> u64 {
     for _ in 0..50 {
-        let msg = jetstream::context::Publish::build()
+        let msg = jetstream::message::PublishMessage::build()
             .message_id(format!("msg-{i}"))
             .payload(format!("m-{i}").into());
         match ctx.send_publish(format!("orders.{i}"), msg).await {
