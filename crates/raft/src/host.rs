@@ -296,15 +296,10 @@ impl Host {
             .copied()
             .filter(|m| *m != self.me())
             .collect();
-        crate::sm::stream::scrub(
-            id,
-            from,
-            limit,
-            &others,
-            self.engine.as_ref(),
-            self.peers.as_ref(),
-        )
-        .await
+        let Some(group) = self.group(id) else {
+            return Ok((0, 0));
+        };
+        crate::sm::stream::scrub(&group.sm, from, limit, &others, self.peers.as_ref()).await
     }
 
     /// Stops a group; with `destroy`, also deletes its log and state.

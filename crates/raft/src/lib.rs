@@ -21,7 +21,7 @@ pub mod service;
 pub mod sm;
 pub mod types;
 
-pub use commit::{Committer, SyncMode};
+pub use commit::{Committer, SyncFor, SyncMode};
 pub use host::{Group, Host, RaftTiming};
 pub use membership::{Members, Reshape};
 pub use network::{Connector, Peers};

@@ -12,6 +12,8 @@ use futures::StreamExt;
 use jetraft_gateway::{Gateway, GatewayConfig};
 use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_raft::{ClusterService, Committer, Host, Peers, SyncMode};
+use jetraft_store::Engine;
+use jetraft_store::failstop::{Fatal, FailStop};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -33,7 +35,19 @@ pub async fn assemble(
         Sync::Always => SyncMode::Always,
         Sync::Interval { every_ms } => SyncMode::Interval(Duration::from_millis(every_ms)),
     };
-    let committer = Committer::start(env.engine.clone(), mode, env.blocking_sync);
+    // Every fsync runs in the committer, which names the one that failed;
+    // every other use of the store goes through `FailStop`, so a failed
+    // write (RocksDB in a background-error state fails them all) is fatal
+    // too, and nothing writes or syncs once the latch is up. Whoever runs
+    // the node watches `committer.fatal()` and stops it.
+    let fatal = Fatal::new();
+    let committer = Committer::start_with(
+        env.engine.clone(),
+        mode,
+        env.blocking_sync,
+        fatal.clone(),
+    );
+    let engine: Arc<dyn Engine> = Arc::new(FailStop::new(env.engine, fatal));
     let ids = config.node_ids();
     let addrs: BTreeMap<u64, String> = config
         .peers
@@ -43,7 +57,7 @@ pub async fn assemble(
     let names: BTreeMap<u64, String> = ids.iter().map(|(n, id)| (*id, n.clone())).collect();
     let me = config.node_id();
     let peers = Arc::new(Peers::new(me, addrs, env.connector));
-    let host = Arc::new(Host::new(peers, env.engine, committer, env.raft, env.seed));
+    let host = Arc::new(Host::new(peers, engine, committer, env.raft, env.seed));
     let (meta, catalog) = host.start_meta().await.context("starting the meta group")?;
     let cluster = Cluster::new(host.clone(), meta, catalog.clone(), env.clock, names);
 

@@ -18,6 +18,7 @@ use futures::{Stream, TryStreamExt};
 use jetraft_meta::Catalog;
 use jetraft_store::keys::{self, RaftMetaKind, StateKind};
 use jetraft_store::{Cf, Engine, View, WriteBatch};
+use jetraft_types::StoredMessage;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 
 pub use self::catchup::{Catchup, Frozen, Sessions, Source};
 pub use self::stream::StreamView;
-use crate::commit::Committer;
+use crate::commit::{Committer, SyncFor};
 use crate::kv;
 use crate::types::{GroupId, LogId, NodeId, Response, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -191,6 +192,52 @@ impl GroupSm {
         }
     }
 
+    /// Puts `m`, a peer's copy of a message record that failed its
+    /// checksum here, in place of the corrupt record, if the message is
+    /// still live here. Checked under the state machine lock, which every
+    /// apply and every catch-up switch holds while it writes, so nothing
+    /// removes the message between the check and the write: the corrupt
+    /// record is still stored (a delete, purge, rollup or limit applied
+    /// since the scrubber read it removed it), still corrupt (a catch-up
+    /// copy may have replaced it), within the stream's first..=last, the
+    /// subject index still lists `m`'s subject at its sequence (the peer's
+    /// copy is the same message), and no catch-up copy is under way. A
+    /// message record never changes once written, so any peer's copy of a
+    /// message live here is this message, however far the peer applied.
+    /// Returns whether it wrote the repair.
+    pub fn repair_message(&self, m: &StoredMessage) -> io::Result<bool> {
+        let inner = self.lock();
+        let Kind::Stream(s) = &inner.kind else {
+            return Ok(false);
+        };
+        if inner.catchup.copying.is_some() {
+            return Ok(false);
+        }
+        let key = keys::message(self.group, m.seq);
+        let live = match self.engine.get(Cf::Messages, &key)? {
+            None => false,
+            Some(value) => {
+                let (first, last) = s.live_range();
+                jetraft_store::record::decode_for(&key, &value).is_err()
+                    && (first..=last).contains(&m.seq)
+                    && self
+                        .engine
+                        .get(
+                            Cf::SubjectIndex,
+                            &keys::subject(self.group, &m.subject, m.seq),
+                        )?
+                        .is_some()
+            }
+        };
+        if !live {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::new();
+        stream::put_message(self.group, m, &mut batch)?;
+        self.engine.write(batch)?;
+        Ok(true)
+    }
+
     /// Freezes this stream replica for a follower to copy: the applied
     /// index, the state there, and a view of the store at that very point
     /// (applies write under the same lock, so the three agree).
@@ -340,7 +387,7 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupSm {
         };
         // The log may be purged up to this snapshot only once the state it
         // summarises is durable.
-        self.committer.sync().await?;
+        self.committer.sync_for(SyncFor::Snapshot).await?;
         let mut batch = WriteBatch::new();
         self.put_snapshot(&mut batch, &meta, &data)?;
         self.engine.write(batch)?;
@@ -462,7 +509,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             self.put_snapshot(&mut batch, meta, &data)?;
             self.engine.write(batch)?;
         }
-        self.committer.sync().await
+        self.committer.sync_for(SyncFor::Install).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
