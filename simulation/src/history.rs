@@ -38,8 +38,12 @@ pub struct PubOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoveOutcome {
     /// `purged`: how many a purge removed (1 for a delete).
-    Acked { purged: u64 },
-    Refused { err_code: u64 },
+    Acked {
+        purged: u64,
+    },
+    Refused {
+        err_code: u64,
+    },
     Unknown,
 }
 

@@ -393,7 +393,15 @@ pub async fn run_client(
         let pick = rng.random_range(0..100);
         match pick {
             0..45 => {
-                let op = publish(&mut conn, idx, &format!("s.c{idx}"), &format!("c{idx}-{n}"), false, give_up_at).await;
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &format!("s.c{idx}"),
+                    &format!("c{idx}-{n}"),
+                    false,
+                    give_up_at,
+                )
+                .await;
                 record_pub(&hist, op);
             }
             45..65 => {
@@ -407,7 +415,15 @@ pub async fn run_client(
                 }
             }
             65..72 => {
-                let op = publish(&mut conn, idx, &format!("d.c{idx}"), &format!("c{idx}-d{n}"), false, give_up_at).await;
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &format!("d.c{idx}"),
+                    &format!("c{idx}-d{n}"),
+                    false,
+                    give_up_at,
+                )
+                .await;
                 if let PubOutcome::Acked { seq, .. } = op.outcome {
                     deletable.push(seq);
                 }
@@ -422,7 +438,15 @@ pub async fn run_client(
                 hist.borrow_mut().deletes.push(op);
             }
             76..83 => {
-                let op = publish(&mut conn, idx, &format!("p.c{idx}"), &format!("c{idx}-p{n}"), false, give_up_at).await;
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &format!("p.c{idx}"),
+                    &format!("c{idx}-p{n}"),
+                    false,
+                    give_up_at,
+                )
+                .await;
                 record_pub(&hist, op);
             }
             83..86 => {
@@ -437,13 +461,29 @@ pub async fn run_client(
             86..93 => {
                 let subject = format!("r.{}", rng.random_range(0..ROLLUP_SUBJECTS));
                 let rollup = rng.random_bool(0.4);
-                let op = publish(&mut conn, idx, &subject, &format!("c{idx}-r{n}"), rollup, give_up_at).await;
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &subject,
+                    &format!("c{idx}-r{n}"),
+                    rollup,
+                    give_up_at,
+                )
+                .await;
                 record_pub(&hist, op);
             }
             93..100 => {
                 let subject = format!("l.{}", rng.random_range(0..LIMIT_SUBJECTS));
                 let until = give_up_at.min(now() + LIMITS_RETRY);
-                let op = publish(&mut conn, idx, &subject, &format!("c{idx}-l{n}"), false, until).await;
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &subject,
+                    &format!("c{idx}-l{n}"),
+                    false,
+                    until,
+                )
+                .await;
                 record_pub(&hist, op);
             }
             _ => {}

@@ -178,7 +178,10 @@ async fn run(
         let res = match fatal.check() {
             Err(e) => Err(e),
             Ok(()) => sync_once(&engine, blocking).await.inspect_err(|e| {
-                fatal.raise(format!("WAL fsync failed (covering {}): {e}", covering(&batch)));
+                fatal.raise(format!(
+                    "WAL fsync failed (covering {}): {e}",
+                    covering(&batch)
+                ));
             }),
         };
         for w in batch.drain(..) {

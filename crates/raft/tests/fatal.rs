@@ -126,7 +126,10 @@ async fn acks(n: &Node, req: AppendEntriesRequest<TypeConfig>) -> bool {
 /// though the disk would now take writes (the fault fired once).
 async fn stays_stopped(n: &Node, term: u64) {
     assert!(n.fatal.is_raised());
-    assert!(!n.faulty.armed(), "the fault fired once; later syncs would pass");
+    assert!(
+        !n.faulty.armed(),
+        "the fault fired once; later syncs would pass"
+    );
     let syncs = n.faulty.syncs();
     assert!(!grants(n, term + 1).await, "no vote after the failed fsync");
     assert!(
@@ -142,9 +145,15 @@ async fn a_failed_vote_fsync_stops_voting_and_acking() {
     let n = node(SyncMode::Always).await;
     assert!(grants(&n, 2).await, "a healthy node grants the vote");
     n.faulty.fail_sync_after(0);
-    assert!(!grants(&n, 3).await, "the vote whose fsync failed is not granted");
+    assert!(
+        !grants(&n, 3).await,
+        "the vote whose fsync failed is not granted"
+    );
     let why = n.fatal.reason().unwrap().to_string();
-    assert!(why.contains("WAL fsync failed") && why.contains("a vote"), "{why}");
+    assert!(
+        why.contains("WAL fsync failed") && why.contains("a vote"),
+        "{why}"
+    );
     assert!(why.contains("injected fsync failure"), "{why}");
     stays_stopped(&n, 3).await;
 }
@@ -159,7 +168,10 @@ async fn a_failed_append_fsync_stops_acking_and_voting() {
         "the append whose fsync failed is not acknowledged"
     );
     let why = n.fatal.reason().unwrap().to_string();
-    assert!(why.contains("WAL fsync failed") && why.contains("Raft append"), "{why}");
+    assert!(
+        why.contains("WAL fsync failed") && why.contains("Raft append"),
+        "{why}"
+    );
     stays_stopped(&n, 2).await;
 }
 
@@ -183,8 +195,8 @@ async fn a_failed_periodic_fsync_in_interval_mode_stops_the_node() {
 
 #[tokio::test]
 async fn a_failed_fsync_before_a_snapshot_is_built_stops_the_node() {
-    use openraft::storage::RaftStateMachine;
     use openraft::RaftSnapshotBuilder;
+    use openraft::storage::RaftStateMachine;
     let n = node(SyncMode::Always).await;
     assert!(acks(&n, append(2, None, 0, 2)).await);
     n.faulty.fail_sync_after(0);

@@ -19,7 +19,7 @@ use jetraft_raft::sm::{Catchup, Frozen, GroupSm, Source};
 use jetraft_raft::types::{Entry, NodeId, Request, TypeConfig};
 use jetraft_store::keys;
 use jetraft_store::mem::MemEngine;
-use jetraft_store::{Cf, Engine};
+use jetraft_store::{Cf, Engine, View};
 use jetraft_stream::StreamCommand;
 use jetraft_types::StoredMessage;
 use jetraft_types::api::PurgeRequest;
@@ -52,11 +52,13 @@ impl Catchup for HeldPeer {
         to: u64,
         limit: usize,
     ) -> BoxFuture<'static, io::Result<Vec<StoredMessage>>> {
-        // Read now (the peer has the message), answer later.
+        // Read now (the peer has the message); the first answer (the
+        // scrubber's) is held back, later ones come at once.
         let answer = read_messages(&self.engine, at.group, from, to, limit);
-        if let Some(tx) = self.asked.lock().unwrap().take() {
-            let _ = tx.send(());
-        }
+        let Some(tx) = self.asked.lock().unwrap().take() else {
+            return Box::pin(async move { answer });
+        };
+        let _ = tx.send(());
         let release = self.release.clone();
         Box::pin(async move {
             release.notified().await;
@@ -64,7 +66,13 @@ impl Catchup for HeldPeer {
         })
     }
 
-    fn fetch_seqs(&self, _: Source, _: u64, _: u64, _: usize) -> BoxFuture<'static, io::Result<Vec<u64>>> {
+    fn fetch_seqs(
+        &self,
+        _: Source,
+        _: u64,
+        _: u64,
+        _: usize,
+    ) -> BoxFuture<'static, io::Result<Vec<u64>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
@@ -104,7 +112,9 @@ fn entry(index: u64, cmds: Vec<StreamCommand>) -> Entry {
 }
 
 async fn apply(sm: &mut GroupSm, e: Entry) {
-    sm.apply(futures::stream::iter([Ok((e, None))])).await.unwrap();
+    sm.apply(futures::stream::iter([Ok((e, None))]))
+        .await
+        .unwrap();
 }
 
 fn open(engine: &MemEngine, peer: Arc<HeldPeer>) -> GroupSm {
@@ -120,10 +130,22 @@ fn subject_indexed(engine: &MemEngine, subject: &str, seq: u64) -> bool {
         .is_some()
 }
 
-/// Seq 1..=4: r.a, r.a, r.b (the one that rots), r.c.
+/// Entry 1: the voters, nodes 1 (this replica) and 2 (the peer).
+fn members() -> Entry {
+    let voters: std::collections::BTreeSet<NodeId> = [1, 2].into();
+    Entry {
+        log_id: openraft::testing::log_id::<TypeConfig>(1, 1, 1),
+        payload: EntryPayload::Membership(openraft::Membership::new_with_defaults(
+            vec![voters],
+            [],
+        )),
+    }
+}
+
+/// Entry 2, seq 1..=4: r.a, r.a, r.b (the one that rots), r.c.
 fn first_entry() -> Entry {
     entry(
-        1,
+        2,
         vec![
             publish("r.a", "a1"),
             publish("r.a", "a2"),
@@ -133,7 +155,7 @@ fn first_entry() -> Entry {
     )
 }
 
-/// Runs one case: `removal` (entry 2) removes seq 3 while the scrubber
+/// Runs one case: `removal` (entry 3) removes seq 3 while the scrubber
 /// waits for the peer's copy of it.
 async fn removed_while_repairing(removal: Vec<StreamCommand>) -> (Option<StoredMessage>, bool) {
     let local_disk = MemEngine::new();
@@ -147,22 +169,24 @@ async fn removed_while_repairing(removal: Vec<StreamCommand>) -> (Option<StoredM
     let mut local = open(&local_disk, held.clone());
     let mut peer = open(&peer_disk, held.clone());
     for sm in [&mut local, &mut peer] {
+        apply(sm, members()).await;
         apply(sm, first_entry()).await;
     }
     assert!(local_disk.corrupt(Cf::Messages, &keys::message(GROUP, ROTTEN), 77));
 
+    let mut applier = local.clone();
     let scrubbing = scrub(&local, 0, 1024, &[2], held.as_ref());
     let meanwhile = async {
         asked.await.unwrap();
         // The removal commits; the local replica applies it before the
         // peer's answer arrives (the peer applies it too, later).
-        apply(&mut local, entry(2, removal.clone())).await;
+        apply(&mut applier, entry(3, removal.clone())).await;
         held.release.notify_one();
     };
     let (scrubbed, ()) = futures::join!(scrubbing, meanwhile);
     let (_, repaired) = scrubbed.unwrap();
     assert_eq!(repaired, 0, "nothing to repair: the message is gone");
-    apply(&mut peer, entry(2, removal)).await;
+    apply(&mut peer, entry(3, removal)).await;
 
     let view = local.stream_view().unwrap();
     let after = view.message(ROTTEN).unwrap();
@@ -172,7 +196,10 @@ async fn removed_while_repairing(removal: Vec<StreamCommand>) -> (Option<StoredM
         peer.stream_view().unwrap().digest().unwrap(),
         "the scrubbed replica equals its peer"
     );
-    assert_eq!(view.state().messages, peer.stream_view().unwrap().state().messages);
+    assert_eq!(
+        view.state().messages,
+        peer.stream_view().unwrap().state().messages
+    );
     (after, indexed)
 }
 
@@ -220,7 +247,9 @@ async fn a_rollup_applied_during_a_repair_stays_rolled_up() {
 #[tokio::test]
 async fn a_limit_trim_applied_during_a_repair_stays_trimmed() {
     // Four more r.b: the per-subject limit (4) drops the oldest, seq 3.
-    let removal = (0..4).map(|i| publish("r.b", &format!("b{}", i + 2))).collect();
+    let removal = (0..4)
+        .map(|i| publish("r.b", &format!("b{}", i + 2)))
+        .collect();
     assert_eq!(removed_while_repairing(removal).await, (None, false));
 }
 
@@ -236,6 +265,7 @@ async fn a_corrupt_record_still_live_is_repaired() {
     let mut local = open(&local_disk, held.clone());
     let mut peer = open(&peer_disk, held.clone());
     for sm in [&mut local, &mut peer] {
+        apply(sm, members()).await;
         apply(sm, first_entry()).await;
     }
     assert!(local_disk.corrupt(Cf::Messages, &keys::message(GROUP, ROTTEN), 77));
@@ -243,10 +273,53 @@ async fn a_corrupt_record_still_live_is_repaired() {
     held.release.notify_one();
     let (_, repaired) = scrub(&local, 0, 1024, &[2], held.as_ref()).await.unwrap();
     assert_eq!(repaired, 1);
-    let m = local.stream_view().unwrap().message(ROTTEN).unwrap().unwrap();
+    let m = local
+        .stream_view()
+        .unwrap()
+        .message(ROTTEN)
+        .unwrap()
+        .unwrap();
     assert_eq!(m.payload.as_ref(), b"b1");
     assert_eq!(
         local.stream_view().unwrap().digest().unwrap(),
         peer.stream_view().unwrap().digest().unwrap()
     );
+}
+
+/// Found by the first version of these tests: a delete (or purge, or
+/// limit) of a message whose record had rotted failed its apply (it must
+/// read the message to remove it), which stopped the group on that
+/// replica. Now the apply repairs the record from a voter first.
+#[tokio::test]
+async fn removing_a_corrupt_record_repairs_it_first_instead_of_stopping_the_group() {
+    let local_disk = MemEngine::new();
+    let peer_disk = MemEngine::new();
+    let held = Arc::new(HeldPeer {
+        engine: peer_disk.clone(),
+        asked: Mutex::new(None),
+        release: Arc::new(Notify::new()),
+    });
+    let mut local = open(&local_disk, held.clone());
+    let mut peer = open(&peer_disk, held.clone());
+    for sm in [&mut local, &mut peer] {
+        apply(sm, members()).await;
+        apply(sm, first_entry()).await;
+    }
+    assert!(local_disk.corrupt(Cf::Messages, &keys::message(GROUP, ROTTEN), 77));
+    let delete = vec![StreamCommand::DeleteMsg {
+        seq: ROTTEN,
+        no_erase: true,
+    }];
+    apply(&mut local, entry(3, delete.clone())).await;
+    apply(&mut peer, entry(3, delete)).await;
+    let (mine, theirs) = (local.stream_view().unwrap(), peer.stream_view().unwrap());
+    assert_eq!(mine.message(ROTTEN).unwrap(), None);
+    assert_eq!(mine.state().messages, 3);
+    assert_eq!(
+        mine.state().bytes,
+        theirs.state().bytes,
+        "the same accounting"
+    );
+    assert_eq!(mine.digest().unwrap(), theirs.digest().unwrap());
+    assert_eq!(local.applied().unwrap().index, 3);
 }

@@ -13,7 +13,7 @@ use jetraft_gateway::{Gateway, GatewayConfig};
 use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_raft::{ClusterService, Committer, Host, Peers, SyncMode};
 use jetraft_store::Engine;
-use jetraft_store::failstop::{Fatal, FailStop};
+use jetraft_store::failstop::{FailStop, Fatal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -41,12 +41,8 @@ pub async fn assemble(
     // too, and nothing writes or syncs once the latch is up. Whoever runs
     // the node watches `committer.fatal()` and stops it.
     let fatal = Fatal::new();
-    let committer = Committer::start_with(
-        env.engine.clone(),
-        mode,
-        env.blocking_sync,
-        fatal.clone(),
-    );
+    let committer =
+        Committer::start_with(env.engine.clone(), mode, env.blocking_sync, fatal.clone());
     let engine: Arc<dyn Engine> = Arc::new(FailStop::new(env.engine, fatal));
     let ids = config.node_ids();
     let addrs: BTreeMap<u64, String> = config

@@ -42,9 +42,13 @@ async fn publish_all(ctx: &jetstream::Context, range: std::ops::Range<usize>) ->
                     let mut headers = HeaderMap::new();
                     headers.insert("Nats-Msg-Id", id.as_str());
                     let attempt = async {
-                        ctx.publish_with_headers(format!("fsync.{}", i % 5), headers, id.clone().into())
-                            .await?
-                            .await
+                        ctx.publish_with_headers(
+                            format!("fsync.{}", i % 5),
+                            headers,
+                            id.clone().into(),
+                        )
+                        .await?
+                        .await
                     };
                     match attempt.await {
                         Ok(ack) => return (i, ack.sequence),

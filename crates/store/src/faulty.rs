@@ -151,7 +151,11 @@ mod tests {
         b.put(Cf::State, b"k".to_vec(), b"v".to_vec());
         e.write(b).unwrap();
         assert!(e.sync().is_err());
-        assert_eq!(mem.unsynced_batches(), 1, "the failed sync made nothing durable");
+        assert_eq!(
+            mem.unsynced_batches(),
+            1,
+            "the failed sync made nothing durable"
+        );
         assert!(!e.armed() && e.fired() == 1);
         assert!(e.sync().is_ok(), "fires once, like EIO on Linux");
         assert_eq!(mem.unsynced_batches(), 0);

@@ -335,11 +335,23 @@ mod tests {
             (5, "r.0", "r2"),
         ]);
         let v = check(&h, &fin(wrong));
-        assert!(v.iter().any(|v| v.contains("seq 1") && v.contains("DELETE")), "{v:?}");
-        assert!(v.iter().any(|v| v.contains("seq 2") && v.contains("purge")), "{v:?}");
-        assert!(v.iter().any(|v| v.contains("seq 4") && v.contains("rollup")), "{v:?}");
         assert!(
-            v.iter().any(|v| v.contains("p2 acked at seq 3 must be live")),
+            v.iter()
+                .any(|v| v.contains("seq 1") && v.contains("DELETE")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|v| v.contains("seq 2") && v.contains("purge")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|v| v.contains("seq 4") && v.contains("rollup")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|v| v.contains("p2 acked at seq 3 must be live")),
             "{v:?}"
         );
     }
@@ -364,7 +376,10 @@ mod tests {
             ..Final::default()
         };
         let v = check(&h, &f);
-        assert!(v.iter().any(|v| v.contains("max_msgs_per_subject")), "{v:?}");
+        assert!(
+            v.iter().any(|v| v.contains("max_msgs_per_subject")),
+            "{v:?}"
+        );
         assert!(v.iter().any(|v| v.contains("refused (10077")), "{v:?}");
         assert!(v.iter().any(|v| v.contains("outlived max_age")), "{v:?}");
     }

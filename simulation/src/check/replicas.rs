@@ -18,7 +18,12 @@ pub fn check(history: &History, fin: &Final) -> Vec<String> {
     if !fin.converged {
         out.push("replicas did not converge before the deadline".to_string());
     }
-    out.extend(one_stream("", &fin.replicas, fin.expected_replicas, !removed_some));
+    out.extend(one_stream(
+        "",
+        &fin.replicas,
+        fin.expected_replicas,
+        !removed_some,
+    ));
     if existing(&fin.limits).next().is_some() {
         out.extend(one_stream("L: ", &fin.limits, fin.expected_replicas, false));
     }

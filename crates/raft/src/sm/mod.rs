@@ -373,6 +373,105 @@ impl GroupSm {
     }
 }
 
+impl GroupSm {
+    fn is_stream(&self) -> bool {
+        matches!(self.lock().kind, Kind::Stream(_))
+    }
+
+    /// Applies one entry and writes its effects with the applied index. On
+    /// an error nothing is written and the applied index stays where it
+    /// was (the in-memory stream machine may be off: see
+    /// [`GroupSm::repair_then_apply`]).
+    fn apply_entry(&self, entry: &crate::types::Entry) -> io::Result<Response> {
+        let mut batch = WriteBatch::new();
+        let mut inner = self.lock();
+        let before = inner.applied;
+        inner.applied = Some(entry.log_id);
+        let response = match &entry.payload {
+            EntryPayload::Blank => Response::None,
+            EntryPayload::Membership(m) => {
+                inner.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                Response::None
+            }
+            // Already in a state copied from a peer.
+            EntryPayload::Normal(_)
+                if matches!(inner.kind, Kind::Stream(_))
+                    && entry.log_id.index <= inner.catchup.state_at =>
+            {
+                Response::None
+            }
+            EntryPayload::Normal(req) => {
+                let applied = match &mut inner.kind {
+                    Kind::Meta { catalog, changes } => {
+                        meta::apply(catalog, changes, req, &mut batch)
+                    }
+                    Kind::Stream(s) => s.apply(req, self.engine.as_ref(), &mut batch),
+                };
+                match applied {
+                    Ok(r) => r,
+                    Err(e) => {
+                        inner.applied = before;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        Self::applied_record(&inner, &mut batch, self.group)?;
+        self.engine.write(batch)?;
+        if let Kind::Meta { catalog, changes } = &inner.kind {
+            changes.send_replace(Arc::new(catalog.clone()));
+        }
+        Ok(response)
+    }
+
+    /// An entry met a message record that fails its checksum (a delete,
+    /// purge or limit must read the message it removes). The stream
+    /// machine, which may have changed in memory before the read failed, is
+    /// reloaded from the store (nothing of the entry was written), every
+    /// corrupt record is repaired from a voter that still has it
+    /// ([`stream::scrub`]: only while still live here), and the entry is
+    /// applied again. If no voter has the message any more (all applied
+    /// its removal already) the error stands and the group stops on this
+    /// replica, as for any unreadable state (a known gap).
+    async fn repair_then_apply(
+        &self,
+        entry: &crate::types::Entry,
+        first: io::Error,
+    ) -> io::Result<Response> {
+        tracing::warn!(
+            group = self.group,
+            index = entry.log_id.index,
+            error = %first,
+            "applying met a corrupt message record; repairing it from peers first"
+        );
+        let peers = {
+            let mut inner = self.lock();
+            if let Kind::Stream(s) = &mut inner.kind {
+                let config = s.config().clone();
+                **s = stream::StreamState::load(self.group, config, self.engine.as_ref())?;
+            }
+            Self::copy_sources(&inner.membership, None)
+        };
+        let mut from = 0;
+        loop {
+            let (next, repaired) =
+                stream::scrub(self, from, 4096, &peers, self.catchup.as_ref()).await?;
+            if repaired > 0 {
+                tracing::warn!(
+                    group = self.group,
+                    repaired,
+                    "repaired corrupt message records before applying"
+                );
+            }
+            if next == 0 {
+                break;
+            }
+            from = next;
+        }
+        self.apply_entry(entry)
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for GroupSm {
     type SnapshotData = Vec<u8>;
 
@@ -429,36 +528,11 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                 );
                 self.copy_stream(min_index, &peers, |_, _| Ok(())).await?;
             }
-            let mut batch = WriteBatch::new();
-            let response = {
-                let mut inner = self.lock();
-                inner.applied = Some(entry.log_id);
-                let response = match entry.payload {
-                    EntryPayload::Blank => Response::None,
-                    EntryPayload::Membership(m) => {
-                        inner.membership = StoredMembership::new(Some(entry.log_id), m);
-                        Response::None
-                    }
-                    // Already in a state copied from a peer.
-                    EntryPayload::Normal(_)
-                        if matches!(inner.kind, Kind::Stream(_))
-                            && entry.log_id.index <= inner.catchup.state_at =>
-                    {
-                        Response::None
-                    }
-                    EntryPayload::Normal(req) => match &mut inner.kind {
-                        Kind::Meta { catalog, changes } => {
-                            meta::apply(catalog, changes, &req, &mut batch)?
-                        }
-                        Kind::Stream(s) => s.apply(&req, self.engine.as_ref(), &mut batch)?,
-                    },
-                };
-                Self::applied_record(&inner, &mut batch, self.group)?;
-                self.engine.write(batch)?;
-                if let Kind::Meta { catalog, changes } = &inner.kind {
-                    changes.send_replace(Arc::new(catalog.clone()));
+            let response = match self.apply_entry(&entry) {
+                Err(e) if e.kind() == io::ErrorKind::InvalidData && self.is_stream() => {
+                    self.repair_then_apply(&entry, e).await?
                 }
-                response
+                other => other?,
             };
             if let Some(r) = responder {
                 r.send(response);

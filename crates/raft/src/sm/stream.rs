@@ -126,6 +126,10 @@ impl StreamState {
         Ok(())
     }
 
+    pub fn config(&self) -> &StreamConfig {
+        self.machine.config()
+    }
+
     /// The stream's first and last sequence: nothing outside is stored.
     pub fn live_range(&self) -> (u64, u64) {
         let summary = self.machine.summary();
