@@ -308,6 +308,7 @@ mod tests {
                 pubop("p2", "p.c0", 3, 30, false),
                 pubop("r1", "r.0", 4, 40, false),
                 pubop("r2", "r.0", 5, 50, true),
+                pubop("p3", "p.c0", 6, 80, false),
             ],
             deletes: vec![DeleteOp {
                 client: 0,
@@ -326,7 +327,7 @@ mod tests {
             }],
             ..History::default()
         };
-        let right = replica(&[(3, "p.c0", "p2"), (5, "r.0", "r2")]);
+        let right = replica(&[(3, "p.c0", "p2"), (5, "r.0", "r2"), (6, "p.c0", "p3")]);
         assert_eq!(check(&h, &fin(right)), Vec::<String>::new());
         let wrong = replica(&[
             (1, "d.c0", "d1"),

@@ -185,6 +185,9 @@ impl GroupSm {
     /// A consistent read of a stream group's state (None for the meta
     /// group, and while the replica copies a peer's).
     pub fn stream_view(&self) -> Option<StreamView> {
+        if self.committer.fatal().is_raised() {
+            return None;
+        }
         let inner = self.lock();
         match &inner.kind {
             Kind::Stream(s) if inner.catchup.copying.is_none() => Some(s.view(self.engine.clone())),
@@ -242,6 +245,9 @@ impl GroupSm {
     /// index, the state there, and a view of the store at that very point
     /// (applies write under the same lock, so the three agree).
     pub fn freeze(&self) -> io::Result<(u64, Vec<u8>, Arc<dyn View>)> {
+        // After a failed write or fsync the machine in memory may be ahead
+        // of the store: never hand it out.
+        self.committer.fatal().check()?;
         let inner = self.lock();
         let Kind::Stream(s) = &inner.kind else {
             return Err(io::Error::other("the meta group is not copied"));
@@ -416,8 +422,14 @@ impl GroupSm {
                 }
             }
         };
-        Self::applied_record(&inner, &mut batch, self.group)?;
-        self.engine.write(batch)?;
+        let written = Self::applied_record(&inner, &mut batch, self.group)
+            .and_then(|()| self.engine.write(batch));
+        if let Err(e) = written {
+            // The store is fatal now (FailStop); what is in memory is ahead
+            // of it and must not be shown to anyone (freeze, reads).
+            inner.applied = before;
+            return Err(e);
+        }
         if let Kind::Meta { catalog, changes } = &inner.kind {
             changes.send_replace(Arc::new(catalog.clone()));
         }
@@ -431,8 +443,10 @@ impl GroupSm {
     /// corrupt record is repaired from a voter that still has it
     /// ([`stream::scrub`]: only while still live here), and the entry is
     /// applied again. If no voter has the message any more (all applied
-    /// its removal already) the error stands and the group stops on this
-    /// replica, as for any unreadable state (a known gap).
+    /// its removal already), it copies a
+    /// voter's replica frozen at or after this entry, which has dropped
+    /// the message, and applies the entry on top of the copy (or skips it
+    /// if the copy already holds it).
     async fn repair_then_apply(
         &self,
         entry: &crate::types::Entry,
@@ -468,7 +482,22 @@ impl GroupSm {
             }
             from = next;
         }
-        self.apply_entry(entry)
+        match self.apply_entry(entry) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                // No voter has the message any more: they applied its
+                // removal already. Copy a voter's replica at or after this
+                // entry instead (decision 6), which drops the record.
+                tracing::warn!(
+                    group = self.group,
+                    error = %e,
+                    "a corrupt record no voter still stores blocks the apply; copying a voter's replica"
+                );
+                let at = self.applied().map_or(0, |l| l.index);
+                self.copy_stream(at, &peers, |_, _| Ok(())).await?;
+                self.apply_entry(entry)
+            }
+            other => other,
+        }
     }
 }
 

@@ -333,9 +333,29 @@ async fn reconcile(
     let group = at.group;
     let mut batch = WriteBatch::new();
     for seq in ours.iter().filter(|s| theirs.binary_search(s).is_err()) {
-        if let Some(m) = read_message(engine, group, *seq)? {
-            batch.delete(Cf::Messages, keys::message(group, *seq));
-            batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
+        match read_message(engine, group, *seq) {
+            Ok(Some(m)) => {
+                batch.delete(Cf::Messages, keys::message(group, *seq));
+                batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
+            }
+            Ok(None) => {}
+            // A record that rotted names no subject: find its index entry.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                batch.delete(Cf::Messages, keys::message(group, *seq));
+                let bounds = keys::group_bounds(group);
+                for (k, _) in engine.scan(
+                    Cf::SubjectIndex,
+                    &bounds.0,
+                    &bounds.1,
+                    Dir::Forward,
+                    usize::MAX,
+                )? {
+                    if keys::subject_seq(&k) == Some(*seq) {
+                        batch.delete(Cf::SubjectIndex, k);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
     engine.write(batch)?;
