@@ -178,30 +178,30 @@ impl Nemesis {
     /// may be) as `jetraft server` exits. Only an injected failure
     /// (`sync-fail`) may cause this: any other is a violation.
     fn stop_fatal(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], hist: &SharedHistory) {
-        for i in 0..nodes.len() {
-            if !nodes[i].up {
+        for (i, node) in nodes.iter_mut().enumerate() {
+            if !node.up {
                 continue;
             }
-            let Some(why) = nodes[i].fatal() else {
+            let Some(why) = node.fatal() else {
                 continue;
             };
-            let unsynced = nodes[i].engine.unsynced_batches();
+            let unsynced = node.engine.unsynced_batches();
             let keep = self.rng.random_range(0..=unsynced);
-            Self::crash(sim, &mut nodes[i], keep);
-            let mut h = hist.borrow_mut();
-            let fired = nodes[i].faulty.fired();
+            Self::crash(sim, node, keep);
+            let fired = node.faulty.fired();
             let seen = self.fired_seen.entry(i).or_default();
             let injected = fired > *seen;
             *seen = fired;
+            let mut h = hist.borrow_mut();
             if !injected {
                 h.unexpected_fatal
-                    .push(format!("{} stopped on its own: {why}", nodes[i].name));
+                    .push(format!("{} stopped on its own: {why}", node.name));
             }
             h.event(
                 sim.elapsed(),
                 format!(
                     "nemesis: {} stopped on a fatal storage error (kept {keep} of {unsynced} unsynced): {why}",
-                    nodes[i].name
+                    node.name
                 ),
             );
         }
