@@ -352,7 +352,7 @@ mod tests {
         );
         assert!(
             v.iter()
-                .any(|v| v.contains("p2 acked at seq 3 must be live")),
+                .any(|v| v.contains("p3 acked at seq 6 must be live")),
             "{v:?}"
         );
     }
