@@ -26,6 +26,47 @@ pub struct PubOp {
     pub subject: String,
     pub attempts: u32,
     pub outcome: PubOutcome,
+    /// With `Nats-Rollup: sub`.
+    pub rollup: bool,
+    /// When the first attempt was sent and when the outcome was known.
+    pub sent_at: Duration,
+    pub done_at: Duration,
+}
+
+/// How a `STREAM.MSG.DELETE` or `STREAM.PURGE` ended (never retried: a
+/// timeout leaves it unknown, and it may still apply later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    /// `purged`: how many a purge removed (1 for a delete).
+    Acked {
+        purged: u64,
+    },
+    Refused {
+        err_code: u64,
+    },
+    Unknown,
+}
+
+/// `STREAM.MSG.DELETE` of one sequence.
+#[derive(Debug, Clone)]
+pub struct DeleteOp {
+    pub client: usize,
+    pub seq: u64,
+    pub outcome: RemoveOutcome,
+    pub sent_at: Duration,
+    pub done_at: Duration,
+}
+
+/// `STREAM.PURGE` with a subject filter, keeping the newest `keep` (0:
+/// none) of the matching messages.
+#[derive(Debug, Clone)]
+pub struct PurgeOp {
+    pub client: usize,
+    pub filter: String,
+    pub keep: u64,
+    pub outcome: RemoveOutcome,
+    pub sent_at: Duration,
+    pub done_at: Duration,
 }
 
 /// How a compare-and-set publish (`Nats-Expected-Last-Subject-Sequence`)
@@ -60,7 +101,11 @@ pub struct Probe {
 pub struct History {
     pub pubs: Vec<PubOp>,
     pub cas: Vec<CasOp>,
+    pub deletes: Vec<DeleteOp>,
+    pub purges: Vec<PurgeOp>,
     pub probes: Vec<Probe>,
+    /// Nodes that stopped on a fatal storage error nobody injected.
+    pub unexpected_fatal: Vec<String>,
     /// Every event in simulated order: (simulated ms, text).
     pub events: Vec<(u128, String)>,
 }

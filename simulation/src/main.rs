@@ -46,7 +46,7 @@ struct Args {
     duration: u64,
     /// Faults to inject (comma-separated), default all: partition, one-way,
     /// delay, conn-fail, crash, pause, clock-jump, leader-kill, bit-flip,
-    /// rescale.
+    /// sync-fail, rescale.
     #[arg(long)]
     faults: Option<String>,
     /// Faults to leave out (comma-separated).

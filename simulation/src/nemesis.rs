@@ -41,6 +41,10 @@ pub enum Fault {
     /// A node crashes and comes back with an empty disk (a replaced or
     /// wiped data directory): a new incarnation the groups must re-admit.
     WipeDisk,
+    /// One of the next few fsyncs of one node fails (EIO): the node must
+    /// stop at once (it counts as crashed, losing what it had not synced)
+    /// and is restarted when the fault is undone.
+    SyncFail,
     /// An operator changes the stream's replica count (R → R−1 → R …)
     /// through `STREAM.UPDATE`, beside the other faults. Driven by its own
     /// client ([`crate::workload::run_operator`]), not by the nemesis.
@@ -48,7 +52,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::Partition,
         Fault::OneWay,
         Fault::Delay,
@@ -59,6 +63,7 @@ impl Fault {
         Fault::LeaderKill,
         Fault::BitFlip,
         Fault::WipeDisk,
+        Fault::SyncFail,
         Fault::Rescale,
     ];
 
@@ -85,6 +90,7 @@ impl Fault {
             Fault::LeaderKill => "leader-kill",
             Fault::BitFlip => "bit-flip",
             Fault::WipeDisk => "wipe-disk",
+            Fault::SyncFail => "sync-fail",
             Fault::Rescale => "rescale",
         }
     }
@@ -112,6 +118,8 @@ enum Undo {
     Restart(Vec<usize>),
     Release(String),
     Clock(usize),
+    /// Disarm the node's sync fault and restart it if it stopped.
+    SyncFail(usize),
     Nothing,
 }
 
@@ -120,6 +128,9 @@ pub struct Nemesis {
     faults: Vec<Fault>,
     active: Option<(Undo, Duration)>,
     next_at: Duration,
+    /// Per node, the injected sync faults that fired and were accounted
+    /// for (a node's fatal stop must be one of them).
+    fired_seen: std::collections::BTreeMap<usize, u64>,
 }
 
 impl Nemesis {
@@ -134,11 +145,13 @@ impl Nemesis {
                 .collect(),
             active: None,
             next_at: Duration::from_secs(3),
+            fired_seen: std::collections::BTreeMap::new(),
         }
     }
 
     /// Called before every step of the workload phase.
     pub fn tick(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], hist: &SharedHistory) {
+        self.stop_fatal(sim, nodes, hist);
         let now = sim.elapsed();
         if let Some((_, until)) = &self.active {
             if now >= *until
@@ -174,6 +187,40 @@ impl Nemesis {
         }
         hist.borrow_mut()
             .event(sim.elapsed(), "nemesis: final heal".to_string());
+    }
+
+    /// A node whose store failed a write or fsync stopped itself; it is
+    /// crashed here (what it had not synced may be lost, as its dirty pages
+    /// may be) as `jetraft server` exits. Only an injected failure
+    /// (`sync-fail`) may cause this: any other is a violation.
+    fn stop_fatal(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], hist: &SharedHistory) {
+        for (i, node) in nodes.iter_mut().enumerate() {
+            if !node.up {
+                continue;
+            }
+            let Some(why) = node.fatal() else {
+                continue;
+            };
+            let unsynced = node.engine.unsynced_batches();
+            let keep = self.rng.random_range(0..=unsynced);
+            Self::crash(sim, node, keep);
+            let fired = node.faulty.fired();
+            let seen = self.fired_seen.entry(i).or_default();
+            let injected = fired > *seen;
+            *seen = fired;
+            let mut h = hist.borrow_mut();
+            if !injected {
+                h.unexpected_fatal
+                    .push(format!("{} stopped on its own: {why}", node.name));
+            }
+            h.event(
+                sim.elapsed(),
+                format!(
+                    "nemesis: {} stopped on a fatal storage error (kept {keep} of {unsynced} unsynced): {why}",
+                    node.name
+                ),
+            );
+        }
     }
 
     fn names(nodes: &[SimNode]) -> Vec<String> {
@@ -334,6 +381,14 @@ impl Nemesis {
                     )
                 }
             }
+            Fault::SyncFail => {
+                let ok = self.rng.random_range(0..8);
+                nodes[victim].faulty.fail_sync_after(ok);
+                (
+                    format!("fsync {} from now fails on {}", ok + 1, names[victim]),
+                    Undo::SyncFail(victim),
+                )
+            }
             Fault::Rescale => ("rescale: not the nemesis' job".to_string(), Undo::Nothing),
         };
         hist.borrow_mut()
@@ -385,6 +440,21 @@ impl Nemesis {
             Undo::Clock(i) => {
                 nodes[i].clock.reset();
                 format!("clock of {} back", nodes[i].name)
+            }
+            Undo::SyncFail(i) => {
+                let unfired = nodes[i].faulty.armed();
+                nodes[i].faulty.disarm();
+                let restart = !nodes[i].up;
+                if restart {
+                    sim.bounce(nodes[i].name.as_str());
+                    nodes[i].up = true;
+                }
+                let what = match (unfired, restart) {
+                    (true, _) => "disarmed before it fired",
+                    (false, true) => "fired; restart the node",
+                    (false, false) => "fired",
+                };
+                format!("sync fault on {}: {what}", nodes[i].name)
             }
             Undo::Nothing => return,
         };

@@ -13,7 +13,7 @@ use turmoil::Sim;
 use crate::check::{self, Final, Replica};
 use crate::history::{History, SharedHistory};
 use crate::nemesis::{BASE_MAX_LATENCY, Fault, Nemesis};
-use crate::workload::{self, STREAM};
+use crate::workload::{self, LIMITS_STREAM, STREAM};
 use crate::world::{SimNode, add_nodes, node_names};
 
 /// How long liveness may take after the final heal: a few election rounds
@@ -123,15 +123,17 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
     if violations.is_empty() {
         violations = check::check_all(&history, &fin);
     }
-    for (node, r) in &fin.replicas {
-        let text = match r {
-            Some(r) => format!(
-                "final {node}: first {} last {} msgs {} digest {}",
-                r.first_seq, r.last_seq, r.messages, r.digest
-            ),
-            None => format!("final {node}: no replica"),
-        };
-        history.event(simulated, text);
+    for (stream, replicas) in [(STREAM, &fin.replicas), (LIMITS_STREAM, &fin.limits)] {
+        for (node, r) in replicas {
+            let text = match r {
+                Some(r) => format!(
+                    "final {node} {stream}: first {} last {} msgs {} digest {}",
+                    r.first_seq, r.last_seq, r.messages, r.digest
+                ),
+                None => format!("final {node} {stream}: no replica"),
+            };
+            history.event(simulated, text);
+        }
     }
     let acked = history
         .pubs
@@ -189,37 +191,49 @@ fn drive(
             break;
         }
     }
-    let replicas = nodes
-        .iter()
-        .map(|n| (n.name.clone(), read_replica(n)))
-        .collect();
+    let read = |stream: &str| {
+        nodes
+            .iter()
+            .map(|n| (n.name.clone(), read_replica(n, stream)))
+            .collect()
+    };
+    let end_ns = nodes.first().map_or(0, |n| {
+        use jetraft_server::env::Clock;
+        n.clock.now_ns()
+    });
     Ok(Final {
-        replicas,
+        replicas: read(STREAM),
+        limits: read(LIMITS_STREAM),
+        end_ns,
         expected_replicas: opts.replicas,
         liveness_bound: LIVENESS_BOUND,
         converged,
     })
 }
 
-/// Every replica is healthy and reports the same applied state and digest.
+/// Every replica is healthy and, stream by stream, reports the same
+/// applied state and digest.
 fn replicas_agree(nodes: &[SimNode], replicas: usize) -> bool {
-    let mut seen = Vec::new();
+    let mut seen: [Vec<(u64, u64, String)>; 2] = Default::default();
     for n in nodes {
         let Some(c) = n.cluster() else { return false };
         if c.health().is_err() {
             return false;
         }
         let Ok(jsz) = c.jsz() else { return false };
-        if let Some(s) = jsz.streams.iter().find(|s| s.name == STREAM) {
-            seen.push((s.last_seq, s.messages, s.digest.clone()));
+        for (i, name) in [STREAM, LIMITS_STREAM].into_iter().enumerate() {
+            if let Some(s) = jsz.streams.iter().find(|s| s.name == name) {
+                seen[i].push((s.last_seq, s.messages, s.digest.clone()));
+            }
         }
     }
-    seen.len() == replicas && seen.windows(2).all(|w| w[0] == w[1])
+    seen.iter()
+        .all(|s| s.len() == replicas && s.windows(2).all(|w| w[0] == w[1]))
 }
 
-/// Reads a node's replica of the stream straight from its store.
-fn read_replica(node: &SimNode) -> Option<Replica> {
-    let view = node.stream_group(STREAM)?.sm.stream_view()?;
+/// Reads a node's replica of `stream` straight from its store.
+fn read_replica(node: &SimNode, stream: &str) -> Option<Replica> {
+    let view = node.stream_group(stream)?.sm.stream_view()?;
     let state = view.state().clone();
     let mut r = Replica {
         first_seq: state.first_seq,
@@ -234,6 +248,7 @@ fn read_replica(node: &SimNode) -> Option<Replica> {
     for seq in state.first_seq.max(1)..=state.last_seq {
         match view.message(seq) {
             Ok(Some(m)) => {
+                r.times.insert(seq, m.time_ns);
                 r.stored.insert(
                     seq,
                     (m.subject, String::from_utf8_lossy(&m.payload).into_owned()),

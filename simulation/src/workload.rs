@@ -1,6 +1,10 @@
 //! Clients speaking the NATS protocol to the nodes' gateways: publishes with
-//! `Nats-Msg-Id` (retried with the same id on timeout) and compare-and-set
-//! publishes with `Nats-Expected-Last-Subject-Sequence`.
+//! `Nats-Msg-Id` (retried with the same id on timeout), compare-and-set
+//! publishes with `Nats-Expected-Last-Subject-Sequence`, and the commands
+//! that remove messages: `STREAM.MSG.DELETE`, `STREAM.PURGE` with a filter
+//! and `keep`, rollups (`Nats-Rollup: sub`), and a second stream with
+//! limits (`max_msgs` with discard new, `max_msgs_per_subject`, `max_age`),
+//! so the scrubber and catch-up run while messages go away.
 
 use std::time::Duration;
 
@@ -9,23 +13,60 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::client::{self, Client, Msg, RequestError};
-use crate::history::{CasOp, CasOutcome, Probe, PubOp, PubOutcome, SharedHistory, now};
+use crate::history::{
+    CasOp, CasOutcome, DeleteOp, Probe, PubOp, PubOutcome, PurgeOp, RemoveOutcome, SharedHistory,
+    now,
+};
 use crate::net::CLIENT_PORT;
 
 /// The stream every client writes to.
 pub const STREAM: &str = "S";
 /// The subject compare-and-set publishes contend on.
 pub const CAS_SUBJECT: &str = "cas.k";
+/// What `STREAM.PURGE` requests purge (with some `keep`).
+pub const PURGE_FILTER: &str = "p.>";
+/// The stream with limits.
+pub const LIMITS_STREAM: &str = "L";
+/// Its limits (discard new: a full stream refuses publishes).
+pub const LIMIT_MAX_MSGS: u64 = 40;
+pub const LIMIT_PER_SUBJECT: u64 = 6;
+pub const LIMIT_MAX_AGE: Duration = Duration::from_secs(20);
+/// Subjects `l.0` … of the stream with limits.
+const LIMIT_SUBJECTS: u64 = 8;
+/// Subjects `r.0` … rolled up now and then.
+const ROLLUP_SUBJECTS: u64 = 3;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// A publish to the stream with limits is retried at most this long, well
+/// inside its duplicate window (= `max_age`), so a retry is never stored
+/// twice.
+const LIMITS_RETRY: Duration = Duration::from_secs(12);
 
 /// The stream's configuration as the clients create it.
 pub fn stream_config(replicas: usize) -> String {
     serde_json::json!({
         "name": STREAM,
-        "subjects": ["s.>", "cas.>"],
+        "subjects": ["s.>", "cas.>", "d.>", "p.>", "r.>"],
         "num_replicas": replicas,
         "storage": "file",
         "duplicate_window": 120_000_000_000u64,
+        "allow_rollup_hdrs": true,
+    })
+    .to_string()
+}
+
+/// The configuration of the stream with limits.
+pub fn limits_config(replicas: usize) -> String {
+    let age_ns = LIMIT_MAX_AGE.as_nanos() as u64;
+    serde_json::json!({
+        "name": LIMITS_STREAM,
+        "subjects": ["l.>"],
+        "num_replicas": replicas,
+        "storage": "file",
+        "max_msgs": LIMIT_MAX_MSGS,
+        "max_msgs_per_subject": LIMIT_PER_SUBJECT,
+        "max_age": age_ns,
+        "duplicate_window": age_ns,
+        "discard": "new",
     })
     .to_string()
 }
@@ -123,25 +164,25 @@ fn api_error(v: &Value) -> Option<(u64, u64)> {
     ))
 }
 
-/// Errors that mean "not now": no leader, no quorum, still electing.
+/// Errors that mean "not now": no leader, no quorum, still electing. A
+/// full stream with discard new (503/10077) is a definite refusal.
 fn retryable(code: u64, err_code: u64) -> bool {
-    code == 503 || code == 504 || matches!(err_code, 10008 | 10009 | 10023 | 10059)
+    err_code != 10077
+        && (code == 503 || code == 504 || matches!(err_code, 10008 | 10009 | 10023 | 10059))
 }
 
-/// Creates the stream, retrying until it exists.
-pub async fn create_stream(conn: &mut Conn, replicas: usize, hist: &SharedHistory) {
+/// Creates the stream `name` with `body`, retrying until it exists.
+pub async fn create_stream(conn: &mut Conn, name: &str, body: &str, hist: &SharedHistory) {
     loop {
-        match stream_request(conn, "CREATE", replicas).await {
-            Ok(()) => {
-                hist.borrow_mut().event(
-                    now(),
-                    format!("stream {STREAM} created via {}", conn.node()),
-                );
+        match api_request(conn, &format!("$JS.API.STREAM.CREATE.{name}"), body).await {
+            Ok(_) => {
+                hist.borrow_mut()
+                    .event(now(), format!("stream {name} created via {}", conn.node()));
                 return;
             }
             Err(Refused::Api(code, err)) => hist
                 .borrow_mut()
-                .event(now(), format!("stream create: {code}/{err}")),
+                .event(now(), format!("stream {name} create: {code}/{err}")),
             Err(Refused::Transport(f)) => {
                 if f == Failure::Timeout {
                     conn.rotate();
@@ -161,34 +202,92 @@ enum Refused {
 /// `$JS.API.STREAM.<verb>.<STREAM>` with the stream's config at `replicas`.
 async fn stream_request(conn: &mut Conn, verb: &str, replicas: usize) -> Result<(), Refused> {
     let subject = format!("$JS.API.STREAM.{verb}.{STREAM}");
-    let body = stream_config(replicas);
+    api_request(conn, &subject, &stream_config(replicas))
+        .await
+        .map(|_| ())
+}
+
+/// One JetStream API request: its reply, or why it did not take effect.
+async fn api_request(conn: &mut Conn, subject: &str, body: &str) -> Result<Value, Refused> {
     let m = conn
-        .request(&subject, &[], body.as_bytes())
+        .request(subject, &[], body.as_bytes())
         .await
         .map_err(Refused::Transport)?;
     let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
     match api_error(&v) {
-        None => Ok(()),
+        None => Ok(v),
         Some((code, err)) => Err(Refused::Api(code, err)),
+    }
+}
+
+/// The outcome of a delete or purge request, which is never retried.
+fn removal(reply: Result<Value, Refused>) -> RemoveOutcome {
+    match reply {
+        Ok(v) => RemoveOutcome::Acked {
+            purged: v.get("purged").and_then(Value::as_u64).unwrap_or(1),
+        },
+        Err(Refused::Api(code, err_code)) if !retryable(code, err_code) => {
+            RemoveOutcome::Refused { err_code }
+        }
+        // "Not now" may still have been proposed; a timeout may still apply.
+        Err(_) => RemoveOutcome::Unknown,
+    }
+}
+
+/// Deletes `seq` from the stream (`no_erase`, as the `nats` CLI does).
+async fn delete_msg(conn: &mut Conn, client: usize, seq: u64) -> DeleteOp {
+    let sent_at = now();
+    let body = serde_json::json!({ "seq": seq, "no_erase": true }).to_string();
+    let reply = api_request(conn, &format!("$JS.API.STREAM.MSG.DELETE.{STREAM}"), &body).await;
+    DeleteOp {
+        client,
+        seq,
+        outcome: removal(reply),
+        sent_at,
+        done_at: now(),
+    }
+}
+
+/// Purges [`PURGE_FILTER`] from the stream, keeping the newest `keep`.
+async fn purge(conn: &mut Conn, client: usize, keep: u64) -> PurgeOp {
+    let sent_at = now();
+    let body = if keep > 0 {
+        serde_json::json!({ "filter": PURGE_FILTER, "keep": keep })
+    } else {
+        serde_json::json!({ "filter": PURGE_FILTER })
+    }
+    .to_string();
+    let reply = api_request(conn, &format!("$JS.API.STREAM.PURGE.{STREAM}"), &body).await;
+    PurgeOp {
+        client,
+        filter: PURGE_FILTER.to_string(),
+        keep,
+        outcome: removal(reply),
+        sent_at,
+        done_at: now(),
     }
 }
 
 /// Publishes `id` (as `Nats-Msg-Id` and payload) until it is acknowledged,
 /// refused, or `give_up_at` passes; retries keep the id.
+/// With `rollup`, the message carries `Nats-Rollup: sub`.
 pub async fn publish(
     conn: &mut Conn,
     client: usize,
     subject: &str,
     id: &str,
+    rollup: bool,
     give_up_at: Duration,
 ) -> PubOp {
+    let sent_at = now();
+    let mut headers = vec![("Nats-Msg-Id", id)];
+    if rollup {
+        headers.push(("Nats-Rollup", "sub"));
+    }
     let mut attempts = 0;
     let outcome = loop {
         attempts += 1;
-        match conn
-            .request(subject, &[("Nats-Msg-Id", id)], id.as_bytes())
-            .await
-        {
+        match conn.request(subject, &headers, id.as_bytes()).await {
             Ok(m) => {
                 // An error reply carries `"seq":0` too: look at the error first.
                 let v: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);
@@ -218,6 +317,9 @@ pub async fn publish(
         subject: subject.to_string(),
         attempts,
         outcome,
+        rollup,
+        sent_at,
+        done_at: now(),
     }
 }
 
@@ -262,8 +364,11 @@ async fn compare_and_set(conn: &mut Conn, client: usize, id: &str) -> Option<Cas
     })
 }
 
-/// One workload client: until `stop_at`, publishes (70%) and
-/// compare-and-sets (30%), recording every outcome.
+/// One workload client: until `stop_at`, publishes (45%), compare-and-sets
+/// (20%), and removes messages: publishes to `d.cN` and deletes some of
+/// them again, publishes to `p.cN` and purges `p.>` keeping a few,
+/// publishes to `r.K` with a rollup now and then, and publishes to the
+/// stream with limits. Every outcome is recorded.
 pub async fn run_client(
     idx: usize,
     nodes: Vec<String>,
@@ -276,41 +381,129 @@ pub async fn run_client(
     let first = idx % nodes.len();
     let mut conn = Conn::new(format!("c{idx}"), nodes, first);
     if idx == 0 {
-        create_stream(&mut conn, replicas, &hist).await;
+        create_stream(&mut conn, STREAM, &stream_config(replicas), &hist).await;
+        create_stream(&mut conn, LIMITS_STREAM, &limits_config(replicas), &hist).await;
     }
-    let subject = format!("s.c{idx}");
+    let give_up_at = stop_at + Duration::from_secs(5);
+    // This client's acked `d.cN` messages not yet deleted.
+    let mut deletable: Vec<u64> = Vec::new();
     let mut n = 0u64;
     while now() < stop_at {
         n += 1;
-        if rng.random_bool(0.7) {
-            let id = format!("c{idx}-{n}");
-            let op = publish(
-                &mut conn,
-                idx,
-                &subject,
-                &id,
-                stop_at + Duration::from_secs(5),
-            )
-            .await;
-            hist.borrow_mut().event(
-                now(),
-                format!("c{idx} pub {id} {:?} tries={}", op.outcome, op.attempts),
-            );
-            hist.borrow_mut().pubs.push(op);
-        } else {
-            let id = format!("c{idx}-cas{n}");
-            if let Some(op) = compare_and_set(&mut conn, idx, &id).await {
+        let pick = rng.random_range(0..100);
+        match pick {
+            0..45 => {
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &format!("s.c{idx}"),
+                    &format!("c{idx}-{n}"),
+                    false,
+                    give_up_at,
+                )
+                .await;
+                record_pub(&hist, op);
+            }
+            45..65 => {
+                let id = format!("c{idx}-cas{n}");
+                if let Some(op) = compare_and_set(&mut conn, idx, &id).await {
+                    hist.borrow_mut().event(
+                        now(),
+                        format!("c{idx} cas {id} exp={} {:?}", op.expected, op.outcome),
+                    );
+                    hist.borrow_mut().cas.push(op);
+                }
+            }
+            65..72 => {
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &format!("d.c{idx}"),
+                    &format!("c{idx}-d{n}"),
+                    false,
+                    give_up_at,
+                )
+                .await;
+                if let PubOutcome::Acked { seq, .. } = op.outcome {
+                    deletable.push(seq);
+                }
+                record_pub(&hist, op);
+            }
+            72..76 if !deletable.is_empty() => {
+                let at = rng.random_range(0..deletable.len());
+                let seq = deletable.swap_remove(at);
+                let op = delete_msg(&mut conn, idx, seq).await;
+                hist.borrow_mut()
+                    .event(now(), format!("c{idx} delete seq {seq} {:?}", op.outcome));
+                hist.borrow_mut().deletes.push(op);
+            }
+            76..83 => {
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &format!("p.c{idx}"),
+                    &format!("c{idx}-p{n}"),
+                    false,
+                    give_up_at,
+                )
+                .await;
+                record_pub(&hist, op);
+            }
+            83..86 => {
+                let keep = rng.random_range(0..6);
+                let op = purge(&mut conn, idx, keep).await;
                 hist.borrow_mut().event(
                     now(),
-                    format!("c{idx} cas {id} exp={} {:?}", op.expected, op.outcome),
+                    format!("c{idx} purge {} keep {keep} {:?}", op.filter, op.outcome),
                 );
-                hist.borrow_mut().cas.push(op);
+                hist.borrow_mut().purges.push(op);
             }
+            86..93 => {
+                let subject = format!("r.{}", rng.random_range(0..ROLLUP_SUBJECTS));
+                let rollup = rng.random_bool(0.4);
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &subject,
+                    &format!("c{idx}-r{n}"),
+                    rollup,
+                    give_up_at,
+                )
+                .await;
+                record_pub(&hist, op);
+            }
+            93..100 => {
+                let subject = format!("l.{}", rng.random_range(0..LIMIT_SUBJECTS));
+                let until = give_up_at.min(now() + LIMITS_RETRY);
+                let op = publish(
+                    &mut conn,
+                    idx,
+                    &subject,
+                    &format!("c{idx}-l{n}"),
+                    false,
+                    until,
+                )
+                .await;
+                record_pub(&hist, op);
+            }
+            _ => {}
         }
         let pause = rng.random_range(0..50);
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     Ok(())
+}
+
+fn record_pub(hist: &SharedHistory, op: PubOp) {
+    let rollup = if op.rollup { " rollup" } else { "" };
+    hist.borrow_mut().event(
+        now(),
+        format!(
+            "c{} pub {} {}{rollup} {:?} tries={}",
+            op.client, op.id, op.subject, op.outcome, op.attempts
+        ),
+    );
+    hist.borrow_mut().pubs.push(op);
 }
 
 /// The operator of [`Fault::Rescale`](crate::nemesis::Fault::Rescale):
@@ -382,7 +575,7 @@ pub async fn probe(
     let node = nodes[node_idx].clone();
     let mut conn = Conn::new(format!("probe{node_idx}"), vec![node.clone()], 0);
     let id = format!("probe-{node}");
-    let op = publish(&mut conn, usize::MAX, "s.probe", &id, give_up_at).await;
+    let op = publish(&mut conn, usize::MAX, "s.probe", &id, false, give_up_at).await;
     let acked_after_heal = match op.outcome {
         PubOutcome::Acked { .. } => Some(now().saturating_sub(healed_at)),
         _ => None,

@@ -16,6 +16,7 @@ use jetraft_raft::Group;
 use jetraft_server::cluster::Cluster;
 use jetraft_server::config::{NodeConfig, Sync};
 use jetraft_server::env::NodeEnv;
+use jetraft_store::faulty::FaultyEngine;
 use jetraft_store::mem::MemEngine;
 use turmoil::Sim;
 
@@ -26,6 +27,9 @@ pub struct SimNode {
     pub name: String,
     pub id: u64,
     pub engine: MemEngine,
+    /// The engine the node runs on: `engine` behind a wrapper the nemesis
+    /// arms to fail a sync (`sync-fail`).
+    pub faulty: FaultyEngine,
     pub clock: SimClock,
     /// The running node's cluster handle; `None` while crashed or starting.
     pub cluster: Rc<RefCell<Option<Arc<Cluster>>>>,
@@ -35,6 +39,14 @@ pub struct SimNode {
 impl SimNode {
     pub fn cluster(&self) -> Option<Arc<Cluster>> {
         self.cluster.borrow().clone()
+    }
+
+    /// Why the running node stopped itself (a failed write or fsync of its
+    /// store), if it did: it then acks and votes no more, and the driver
+    /// crashes it as `jetraft server` would exit.
+    pub fn fatal(&self) -> Option<String> {
+        let c = self.cluster()?;
+        c.host().committer.fatal().reason().map(str::to_string)
     }
 
     /// This node's running group of the stream `name`, if it hosts one.
@@ -72,16 +84,18 @@ pub fn add_nodes(sim: &mut Sim<'_>, n: usize, seed: u64) -> Vec<SimNode> {
     let names = node_names(n);
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
+        let engine = MemEngine::new();
         let node = SimNode {
             name: name.clone(),
             id: i as u64 + 1,
-            engine: MemEngine::new(),
+            faulty: FaultyEngine::new(Arc::new(engine.clone())),
+            engine,
             clock: SimClock::default(),
             cluster: Rc::new(RefCell::new(None)),
             up: true,
         };
         let config = node_config(name, &names);
-        let engine = node.engine.clone();
+        let engine = node.faulty.clone();
         let clock = node.clock.clone();
         let slot = node.cluster.clone();
         // Each start gets a fresh seed derived from the run's seed, so a

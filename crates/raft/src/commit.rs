@@ -6,12 +6,16 @@
 //! runs one `Engine::sync`, and completes them all. While that fsync runs,
 //! new callbacks queue up for the next one, so under load each fsync covers
 //! many appends of many groups.
+//!
+//! A failed fsync is fatal for the node, never retried or logged and
+//! carried past (see [`jetraft_store::failstop`]).
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jetraft_store::Engine;
+use jetraft_store::failstop::Fatal;
 use openraft::storage::IOFlushed;
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,9 +32,35 @@ pub enum SyncMode {
     Interval(Duration),
 }
 
+/// Why a caller waits for an fsync beyond a Raft append: named in the
+/// fatal error if that fsync fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncFor {
+    /// A vote, before it is sent.
+    Vote,
+    /// A snapshot's state, before the snapshot is reported built (the log
+    /// is then purged behind it).
+    Snapshot,
+    /// An installed snapshot (or copied replica).
+    Install,
+    /// The last fsync of a clean shutdown.
+    Shutdown,
+}
+
+impl SyncFor {
+    fn name(self) -> &'static str {
+        match self {
+            SyncFor::Vote => "vote",
+            SyncFor::Snapshot => "snapshot build",
+            SyncFor::Install => "snapshot install",
+            SyncFor::Shutdown => "shutdown",
+        }
+    }
+}
+
 enum Waiter {
     Raft(IOFlushed<TypeConfig>),
-    Local(oneshot::Sender<io::Result<()>>),
+    Local(SyncFor, oneshot::Sender<io::Result<()>>),
 }
 
 impl Waiter {
@@ -41,7 +71,7 @@ impl Waiter {
         };
         match self {
             Waiter::Raft(cb) => cb.io_completed(res),
-            Waiter::Local(tx) => {
+            Waiter::Local(_, tx) => {
                 let _ = tx.send(res);
             }
         }
@@ -49,33 +79,62 @@ impl Waiter {
 }
 
 /// Handle to the node's committer task. Cheap to clone.
+///
+/// Every fsync of the node runs here, so this is where a failed one is
+/// seen: it raises the node's [`Fatal`] latch (saying which sync failed
+/// and why), completes every waiter with the error, and from then on
+/// completes every new one with an error without syncing again. Nothing
+/// written before the failed fsync is ever acknowledged as durable.
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::UnboundedSender<Waiter>,
     mode: SyncMode,
+    fatal: Fatal,
 }
 
 impl Committer {
+    /// Starts the committer on the current tokio runtime with a latch of
+    /// its own (see [`Committer::start_with`]).
+    pub fn start(engine: Arc<dyn Engine>, mode: SyncMode, blocking_sync: bool) -> Self {
+        Self::start_with(engine, mode, blocking_sync, Fatal::new())
+    }
+
     /// Starts the committer on the current tokio runtime. With
     /// `blocking_sync`, each fsync runs on tokio's blocking pool (real disks);
     /// otherwise inline (the in-memory engine under simulation, where a
-    /// blocking pool would stall simulated time).
-    pub fn start(engine: Arc<dyn Engine>, mode: SyncMode, blocking_sync: bool) -> Self {
+    /// blocking pool would stall simulated time). A failed fsync raises
+    /// `fatal`; once it is raised (by anyone) no fsync runs and nothing is
+    /// acknowledged.
+    pub fn start_with(
+        engine: Arc<dyn Engine>,
+        mode: SyncMode,
+        blocking_sync: bool,
+        fatal: Fatal,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(engine.clone(), rx, blocking_sync));
+        tokio::spawn(run(engine.clone(), rx, blocking_sync, fatal.clone()));
         if let SyncMode::Interval(every) = mode {
-            tokio::spawn(sync_every(engine, every, blocking_sync));
+            tokio::spawn(sync_every(engine, every, blocking_sync, fatal.clone()));
         }
-        Self { tx, mode }
+        Self { tx, mode, fatal }
     }
 
     pub fn mode(&self) -> SyncMode {
         self.mode
     }
 
+    /// The node's fatal latch.
+    pub fn fatal(&self) -> &Fatal {
+        &self.fatal
+    }
+
     /// Completes `cb` once the writes made so far are durable (or at once in
     /// interval mode).
     pub fn flushed(&self, cb: IOFlushed<TypeConfig>) {
+        if let Err(e) = self.fatal.check() {
+            cb.io_completed(Err(e));
+            return;
+        }
         let bug = jetraft_types::bugs::enabled(jetraft_types::bugs::Bug::AckBeforeFsync);
         if bug || matches!(self.mode, SyncMode::Interval(_)) {
             cb.io_completed(Ok(()));
@@ -89,37 +148,85 @@ impl Committer {
     /// Waits until the writes made so far are durable, whatever the mode
     /// (votes must always be durable before they are sent).
     pub async fn sync(&self) -> io::Result<()> {
+        self.sync_for(SyncFor::Shutdown).await
+    }
+
+    /// [`Committer::sync`] for `why` (named if the fsync fails).
+    pub async fn sync_for(&self, why: SyncFor) -> io::Result<()> {
+        self.fatal.check()?;
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Waiter::Local(tx))
+            .send(Waiter::Local(why, tx))
             .map_err(|_| io::Error::other("committer stopped"))?;
         rx.await
             .map_err(|_| io::Error::other("committer stopped"))?
     }
 }
 
-async fn run(engine: Arc<dyn Engine>, mut rx: mpsc::UnboundedReceiver<Waiter>, blocking: bool) {
+async fn run(
+    engine: Arc<dyn Engine>,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+    blocking: bool,
+    fatal: Fatal,
+) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while let Ok(w) = rx.try_recv() {
             batch.push(w);
         }
-        let res = sync_once(&engine, blocking).await;
-        if let Err(e) = &res {
-            tracing::error!(error = %e, waiters = batch.len(), "WAL fsync failed");
-        }
+        let res = match fatal.check() {
+            Err(e) => Err(e),
+            Ok(()) => sync_once(&engine, blocking).await.inspect_err(|e| {
+                fatal.raise(format!(
+                    "WAL fsync failed (covering {}): {e}",
+                    covering(&batch)
+                ));
+            }),
+        };
         for w in batch.drain(..) {
             w.complete(&res);
         }
     }
 }
 
-async fn sync_every(engine: Arc<dyn Engine>, every: Duration, blocking: bool) {
+/// What one group-commit fsync covered, for the fatal error: "3 Raft
+/// appends, a vote".
+fn covering(batch: &[Waiter]) -> String {
+    let count = |f: &dyn Fn(&Waiter) -> bool| batch.iter().filter(|w| f(w)).count();
+    let mut parts = Vec::new();
+    let mut add = |n: usize, what: &str| match n {
+        0 => {}
+        1 => parts.push(format!("a {what}")),
+        n => parts.push(format!("{n} {what}s")),
+    };
+    add(count(&|w| matches!(w, Waiter::Raft(_))), "Raft append");
+    for why in [
+        SyncFor::Vote,
+        SyncFor::Snapshot,
+        SyncFor::Install,
+        SyncFor::Shutdown,
+    ] {
+        add(
+            count(&|w| matches!(w, Waiter::Local(f, _) if *f == why)),
+            why.name(),
+        );
+    }
+    parts.join(", ")
+}
+
+async fn sync_every(engine: Arc<dyn Engine>, every: Duration, blocking: bool, fatal: Fatal) {
     loop {
         tokio::time::sleep(every).await;
+        if fatal.is_raised() {
+            return;
+        }
         if let Err(e) = sync_once(&engine, blocking).await {
-            tracing::error!(error = %e, "periodic WAL fsync failed");
+            fatal.raise(format!(
+                "periodic WAL fsync failed (sync = interval, every {} ms): {e}",
+                every.as_millis()
+            ));
+            return;
         }
     }
 }

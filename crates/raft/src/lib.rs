@@ -26,7 +26,7 @@ pub mod sm;
 pub mod standing;
 pub mod types;
 
-pub use commit::{Committer, SyncMode};
+pub use commit::{Committer, SyncFor, SyncMode};
 pub use host::{Group, Host, RaftTiming};
 pub use membership::{Members, Reshape};
 pub use network::{Connector, Peers};

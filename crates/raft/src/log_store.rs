@@ -18,7 +18,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use tokio::sync::watch;
 
-use crate::commit::Committer;
+use crate::commit::{Committer, SyncFor};
 use crate::kv;
 use crate::types::{Entry, GroupId, LogId, TypeConfig, Vote};
 
@@ -239,7 +239,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         )?;
         self.engine.write(batch)?;
         // A vote must be durable before it is sent, whatever the sync mode.
-        self.committer.sync().await
+        self.committer.sync_for(SyncFor::Vote).await
     }
 
     // No `save_committed` / `read_committed`: every state machine persists

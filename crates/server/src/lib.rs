@@ -18,4 +18,4 @@ pub mod node;
 pub mod standalone;
 
 #[cfg(feature = "standalone")]
-pub use standalone::{Node, run_until_signal};
+pub use standalone::{FatalStop, Node, run_until_signal};

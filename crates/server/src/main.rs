@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use jetraft_server::FatalStop;
 use jetraft_server::config::{NodeConfig, ServerArgs};
 
 /// mimalloc instead of glibc's malloc: under publish load glibc's
@@ -111,7 +112,15 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Server(args) => {
             let config = NodeConfig::from_args(&args)?;
-            rt.block_on(jetraft_server::run_until_signal(config))
+            match rt.block_on(jetraft_server::run_until_signal(config)) {
+                Err(e) if e.is::<FatalStop>() => {
+                    // One line, then out at once: no shutdown, no drop of
+                    // the store (nothing may be written or synced now).
+                    tracing::error!("{e}; the node stopped acking and voting and exits");
+                    std::process::exit(FatalStop::EXIT_CODE)
+                }
+                other => other,
+            }
         }
         Cmd::Dev { data_dir } => rt.block_on(jetraft_server::dev::run(&data_dir)),
         Cmd::Bench(args) => rt.block_on(jetraft_bench::run(&args)).map(|_| ()),

@@ -12,6 +12,8 @@ use futures::StreamExt;
 use jetraft_gateway::{Gateway, GatewayConfig};
 use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_raft::{ClusterService, Committer, Host, Peers, SyncMode};
+use jetraft_store::Engine;
+use jetraft_store::failstop::{FailStop, Fatal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -33,7 +35,15 @@ pub async fn assemble(
         Sync::Always => SyncMode::Always,
         Sync::Interval { every_ms } => SyncMode::Interval(Duration::from_millis(every_ms)),
     };
-    let committer = Committer::start(env.engine.clone(), mode, env.blocking_sync);
+    // Every fsync runs in the committer, which names the one that failed;
+    // every other use of the store goes through `FailStop`, so a failed
+    // write (RocksDB in a background-error state fails them all) is fatal
+    // too, and nothing writes or syncs once the latch is up. Whoever runs
+    // the node watches `committer.fatal()` and stops it.
+    let fatal = Fatal::new();
+    let committer =
+        Committer::start_with(env.engine.clone(), mode, env.blocking_sync, fatal.clone());
+    let engine: Arc<dyn Engine> = Arc::new(FailStop::new(env.engine, fatal));
     let ids = config.node_ids();
     let addrs: BTreeMap<u64, String> = config
         .peers
@@ -47,7 +57,7 @@ pub async fn assemble(
     // was first started (a wiped disk restarted later gets another).
     let entropy = env.seed ^ (env.clock.now_ns() as u64).rotate_left(17);
     let host = Arc::new(
-        Host::new(peers, env.engine, committer, env.raft, env.seed, entropy)
+        Host::new(peers, engine, committer, env.raft, env.seed, entropy)
             .context("opening the node's identity")?,
     );
     let (meta, catalog) = host.start_meta().await.context("starting the meta group")?;

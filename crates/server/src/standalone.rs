@@ -8,6 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use jetraft_gateway::GatewayConfig;
+use jetraft_store::Engine;
+use jetraft_store::failstop::Fatal;
+use jetraft_store::faulty::FaultyEngine;
 use jetraft_store_rocks::{RocksEngine, RocksOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -35,10 +38,11 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let engine = Arc::new(
+        let engine: Arc<dyn Engine> = Arc::new(
             RocksEngine::open(&config.data_dir.join("store"), RocksOptions::default())
                 .with_context(|| format!("opening store in {}", config.data_dir.display()))?,
         );
+        let engine = fail_sync_for_tests(engine)?;
         let cluster_listener = TcpListener::bind(&config.cluster_listen)
             .await
             .with_context(|| format!("binding cluster address {}", config.cluster_listen))?;
@@ -83,6 +87,12 @@ impl Node {
         })
     }
 
+    /// The node's fatal latch: raised when a write or fsync of its store
+    /// failed; the node then acks and votes no more and must exit.
+    pub fn fatal(&self) -> Fatal {
+        self.cluster.host().committer.fatal().clone()
+    }
+
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
@@ -106,13 +116,55 @@ fn tcp_incoming(listener: TcpListener) -> Incoming {
     .boxed()
 }
 
-/// Runs a node until SIGTERM or Ctrl-C, then shuts it down cleanly.
+/// Test-only: with `JETRAFT_FAIL_SYNC_AFTER=N` the store's fsyncs after
+/// the first N fail (once), so a test can watch a real node stop on a
+/// failed fsync. Not an operator setting.
+const FAIL_SYNC_ENV: &str = "JETRAFT_FAIL_SYNC_AFTER";
+
+fn fail_sync_for_tests(engine: Arc<dyn Engine>) -> Result<Arc<dyn Engine>> {
+    let Ok(n) = std::env::var(FAIL_SYNC_ENV) else {
+        return Ok(engine);
+    };
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("{FAIL_SYNC_ENV}={n}: not a number"))?;
+    tracing::warn!("{FAIL_SYNC_ENV}={n}: fsync {} will fail (test only)", n + 1);
+    let faulty = FaultyEngine::new(engine);
+    faulty.fail_sync_after(n);
+    Ok(Arc::new(faulty))
+}
+
+/// The node stopped because its store failed a write or an fsync.
+/// `jetraft server` exits with [`FatalStop::EXIT_CODE`].
+#[derive(Debug)]
+pub struct FatalStop(pub String);
+
+impl FatalStop {
+    pub const EXIT_CODE: i32 = 2;
+}
+
+impl std::fmt::Display for FatalStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fatal storage error: {}", self.0)
+    }
+}
+
+impl std::error::Error for FatalStop {}
+
+/// Runs a node until SIGTERM or Ctrl-C, then shuts it down cleanly; or
+/// until its store fails a write or fsync: then it returns [`FatalStop`]
+/// at once, without a shutdown (which would fsync again).
 pub async fn run_until_signal(config: NodeConfig) -> Result<()> {
     let node = Node::start(config).await?;
+    let (tx, fatal) = tokio::sync::oneshot::channel();
+    node.fatal().on_raise(move |why| {
+        let _ = tx.send(why.to_string());
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+        Ok(why) = fatal => return Err(FatalStop(why).into()),
     }
     node.shutdown().await;
     Ok(())

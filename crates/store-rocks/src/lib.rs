@@ -89,6 +89,27 @@ impl RocksEngine {
         Some(opts.get_ticker_count(Ticker::WalFileSynced))
     }
 
+    /// Fails if RocksDB ever hit a background error: a flush, compaction
+    /// or MANIFEST write (and its fsync) that failed. RocksDB then stops
+    /// writes itself (so `write` fails too) or, for errors it deems
+    /// recoverable, retries on its own; either way files this node counted
+    /// as durable may not be, so a sync that sees one fails (and the node
+    /// stops, `jetraft_store::failstop`).
+    fn background_errors(&self) -> io::Result<()> {
+        let n = self
+            .db
+            .property_int_value(rocksdb::properties::BACKGROUND_ERRORS)
+            .map_err(rocks_err("read background errors"))?
+            .unwrap_or(0);
+        if n > 0 {
+            return Err(io::Error::other(format!(
+                "rocksdb reported {n} background error(s) (a failed flush, compaction or \
+                 MANIFEST write or fsync); the store's files may not be durable"
+            )));
+        }
+        Ok(())
+    }
+
     fn cf(&self, cf: Cf) -> io::Result<&ColumnFamily> {
         cf_handle(&self.db, cf)
     }
@@ -129,8 +150,10 @@ impl Engine for RocksEngine {
     fn sync(&self) -> io::Result<()> {
         // FlushWAL(sync=true) is SyncWAL: fdatasync of every live WAL file
         // (and the WAL directory the first time).
-        self.group
-            .sync(|| self.db.flush_wal(true).map_err(rocks_err("sync WAL")))
+        self.group.sync(|| {
+            self.db.flush_wal(true).map_err(rocks_err("sync WAL"))?;
+            self.background_errors()
+        })
     }
 
     fn frozen(&self) -> io::Result<Arc<dyn View>> {

@@ -8,7 +8,12 @@
 //! * [`keys`] owns the whole on-disk key layout.
 //! * [`record`] frames every value with a format version and a CRC32C that is
 //!   verified on every read.
+//! * [`failstop`] stops a node's store at its first failed write or fsync
+//!   (the node's [`failstop::Fatal`] latch); [`faulty`] injects such
+//!   failures for tests and the simulation.
 
+pub mod failstop;
+pub mod faulty;
 pub mod keys;
 pub mod mem;
 pub mod record;

@@ -1,30 +1,32 @@
-//! Every acknowledged publish is present, exactly once, at its acknowledged
-//! sequence, on every replica. Publishes never acknowledged may be stored,
-//! but at most once (their `Nats-Msg-Id` deduplicates retries).
+//! Every acknowledged publish to `s.*` (which nothing removes) is present,
+//! exactly once, at its acknowledged sequence, on every replica. No
+//! publish, acknowledged or not, is stored more than once in either stream
+//! (its `Nats-Msg-Id` deduplicates retries). What deletes, purges, rollups
+//! and limits may take away is `live.rs`'s business.
 
 use std::collections::BTreeMap;
 
-use super::{Final, present};
+use super::{Final, existing, present};
 use crate::history::{History, PubOutcome};
 
 pub fn check(history: &History, fin: &Final) -> Vec<String> {
     let mut out = Vec::new();
-    for (node, r) in present(fin) {
+    for (node, r) in present(fin).chain(existing(&fin.limits)) {
         let mut copies: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for (seq, (subject, payload)) in &r.stored {
-            if subject.starts_with("s.") {
+            if !subject.starts_with("cas.") {
                 copies.entry(payload.as_str()).or_default().push(*seq);
             }
         }
-        for op in &history.pubs {
-            let seqs = copies.get(op.id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-            if seqs.len() > 1 {
-                out.push(format!(
-                    "{node}: publish {} stored {} times, at {seqs:?}",
-                    op.id,
-                    seqs.len()
-                ));
-            }
+        for (id, seqs) in copies.iter().filter(|(_, s)| s.len() > 1) {
+            out.push(format!(
+                "{node}: publish {id} stored {} times, at {seqs:?}",
+                seqs.len()
+            ));
+        }
+    }
+    for (node, r) in present(fin) {
+        for op in history.pubs.iter().filter(|p| p.subject.starts_with("s.")) {
             if let PubOutcome::Acked { seq, .. } = op.outcome {
                 match r.stored.get(&seq) {
                     Some((_, payload)) if payload == &op.id => {}

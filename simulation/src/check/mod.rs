@@ -4,6 +4,8 @@
 
 mod acked;
 mod cas;
+mod fatal;
+mod live;
 mod liveness;
 mod replicas;
 
@@ -22,6 +24,8 @@ pub struct Replica {
     pub digest: String,
     /// seq → (subject, payload).
     pub stored: BTreeMap<u64, (String, String)>,
+    /// seq → the time stamped into the message (Unix ns).
+    pub times: BTreeMap<u64, i64>,
     /// Reads that failed (a checksum error must never be served).
     pub read_errors: Vec<String>,
 }
@@ -31,6 +35,10 @@ pub struct Replica {
 pub struct Final {
     /// Node name → its replica of the stream (None: the node has none).
     pub replicas: BTreeMap<String, Option<Replica>>,
+    /// The same for the stream with limits.
+    pub limits: BTreeMap<String, Option<Replica>>,
+    /// The nodes' wall clock (all reset) when the replicas were read.
+    pub end_ns: i64,
     /// The nodes that must hold a replica.
     pub expected_replicas: usize,
     /// How long liveness may take after the final heal.
@@ -42,18 +50,23 @@ pub struct Final {
 /// Every invariant, in a fixed order.
 pub fn check_all(history: &History, fin: &Final) -> Vec<String> {
     let mut out = Vec::new();
-    out.extend(replicas::check(fin));
+    out.extend(replicas::check(history, fin));
+    out.extend(live::check(history, fin));
     out.extend(acked::check(history, fin));
     out.extend(cas::check(history, fin));
     out.extend(liveness::check(history, fin));
+    out.extend(fatal::check(history));
     out
 }
 
-/// The replicas that exist, in name order.
+/// The replicas of the stream that exist, in name order.
 fn present(fin: &Final) -> impl Iterator<Item = (&String, &Replica)> {
-    fin.replicas
-        .iter()
-        .filter_map(|(n, r)| r.as_ref().map(|r| (n, r)))
+    existing(&fin.replicas)
+}
+
+/// The replicas in `of` that exist, in name order.
+fn existing(of: &BTreeMap<String, Option<Replica>>) -> impl Iterator<Item = (&String, &Replica)> {
+    of.iter().filter_map(|(n, r)| r.as_ref().map(|r| (n, r)))
 }
 
 #[cfg(test)]
@@ -72,7 +85,7 @@ mod tests {
             messages: msgs.len() as u64,
             digest: format!("{stored:?}"),
             stored,
-            read_errors: Vec::new(),
+            ..Replica::default()
         }
     }
 
@@ -86,6 +99,7 @@ mod tests {
                 .collect(),
             liveness_bound: Duration::from_secs(30),
             converged: true,
+            ..Final::default()
         }
     }
 
@@ -99,6 +113,9 @@ mod tests {
                 seq,
                 duplicate: false,
             },
+            rollup: false,
+            sent_at: Duration::ZERO,
+            done_at: Duration::ZERO,
         }
     }
 

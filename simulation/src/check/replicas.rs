@@ -1,35 +1,61 @@
-//! The replicas are identical and gapless: every replica holds the same
-//! messages (the `/jsz` digest agrees), the sequences between first and last
-//! have no holes (this workload deletes nothing and sets no limits), and no
-//! replica served a record that failed its checksum.
+//! The replicas are identical: stream by stream, every replica holds the
+//! same messages (the `/jsz` digest agrees), its count matches what it
+//! stores, and no replica served a record that failed its checksum. A run
+//! that removed nothing (no delete, purge or rollup was attempted) must
+//! also be gapless between first and last; the stream with limits never
+//! is (its limits remove messages).
 
-use super::{Final, present};
+use std::collections::BTreeMap;
 
-pub fn check(fin: &Final) -> Vec<String> {
+use super::{Final, Replica, existing};
+use crate::history::History;
+
+pub fn check(history: &History, fin: &Final) -> Vec<String> {
+    let removed_some = !history.deletes.is_empty()
+        || !history.purges.is_empty()
+        || history.pubs.iter().any(|p| p.rollup);
     let mut out = Vec::new();
-    let have = present(fin).count();
-    if have < fin.expected_replicas {
-        out.push(format!(
-            "only {have} of {} replicas exist after the final heal",
-            fin.expected_replicas
-        ));
-    }
     if !fin.converged {
         out.push("replicas did not converge before the deadline".to_string());
     }
-    let mut reference: Option<(&String, &super::Replica)> = None;
-    for (node, r) in present(fin) {
+    out.extend(one_stream(
+        "",
+        &fin.replicas,
+        fin.expected_replicas,
+        !removed_some,
+    ));
+    if existing(&fin.limits).next().is_some() {
+        out.extend(one_stream("L: ", &fin.limits, fin.expected_replicas, false));
+    }
+    out
+}
+
+fn one_stream(
+    label: &str,
+    replicas: &BTreeMap<String, Option<Replica>>,
+    expected: usize,
+    gapless: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let have = existing(replicas).count();
+    if have < expected {
+        out.push(format!(
+            "{label}only {have} of {expected} replicas exist after the final heal"
+        ));
+    }
+    let mut reference: Option<(&String, &Replica)> = None;
+    for (node, r) in existing(replicas) {
         for e in &r.read_errors {
-            out.push(format!("{node}: read error {e}"));
+            out.push(format!("{label}{node}: read error {e}"));
         }
         let span = if r.last_seq >= r.first_seq && r.messages > 0 {
             r.last_seq - r.first_seq + 1
         } else {
             0
         };
-        if r.messages != span || r.stored.len() as u64 != r.messages {
+        if (gapless && r.messages != span) || r.stored.len() as u64 != r.messages {
             out.push(format!(
-                "{node}: not gapless: first {} last {} messages {} stored {}",
+                "{label}{node}: not gapless: first {} last {} messages {} stored {}",
                 r.first_seq,
                 r.last_seq,
                 r.messages,
@@ -52,7 +78,7 @@ pub fn check(fin: &Final) -> Vec<String> {
                                 .copied()
                         });
                     out.push(format!(
-                        "replicas differ: {rn} last {} digest {}…, {node} last {} digest {}…; first differing seq {first_diff:?}",
+                        "{label}replicas differ: {rn} last {} digest {}…, {node} last {} digest {}…; first differing seq {first_diff:?}",
                         rr.last_seq,
                         &rr.digest[..rr.digest.len().min(12)],
                         r.last_seq,

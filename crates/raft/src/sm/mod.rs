@@ -18,6 +18,7 @@ use futures::{Stream, TryStreamExt};
 use jetraft_meta::Catalog;
 use jetraft_store::keys::{self, RaftMetaKind, StateKind};
 use jetraft_store::{Cf, Engine, View, WriteBatch};
+use jetraft_types::StoredMessage;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 
 pub use self::catchup::{Catchup, Frozen, Sessions, Source};
 pub use self::stream::StreamView;
-use crate::commit::Committer;
+use crate::commit::{Committer, SyncFor};
 use crate::kv;
 use crate::standing::Roster;
 use crate::types::{GroupId, LogId, NodeId, Response, SnapshotMeta, StoredMembership, TypeConfig};
@@ -213,6 +214,9 @@ impl GroupSm {
     /// A consistent read of a stream group's state (None for the meta
     /// group, and while the replica copies a peer's).
     pub fn stream_view(&self) -> Option<StreamView> {
+        if self.committer.fatal().is_raised() {
+            return None;
+        }
         let inner = self.lock();
         match &inner.kind {
             Kind::Stream(s) if inner.catchup.copying.is_none() => Some(s.view(self.engine.clone())),
@@ -220,10 +224,59 @@ impl GroupSm {
         }
     }
 
+    /// Puts `m`, a peer's copy of a message record that failed its
+    /// checksum here, in place of the corrupt record, if the message is
+    /// still live here. Checked under the state machine lock, which every
+    /// apply and every catch-up switch holds while it writes, so nothing
+    /// removes the message between the check and the write: the corrupt
+    /// record is still stored (a delete, purge, rollup or limit applied
+    /// since the scrubber read it removed it), still corrupt (a catch-up
+    /// copy may have replaced it), within the stream's first..=last, the
+    /// subject index still lists `m`'s subject at its sequence (the peer's
+    /// copy is the same message), and no catch-up copy is under way. A
+    /// message record never changes once written, so any peer's copy of a
+    /// message live here is this message, however far the peer applied.
+    /// Returns whether it wrote the repair.
+    pub fn repair_message(&self, m: &StoredMessage) -> io::Result<bool> {
+        let inner = self.lock();
+        let Kind::Stream(s) = &inner.kind else {
+            return Ok(false);
+        };
+        if inner.catchup.copying.is_some() {
+            return Ok(false);
+        }
+        let key = keys::message(self.group, m.seq);
+        let live = match self.engine.get(Cf::Messages, &key)? {
+            None => false,
+            Some(value) => {
+                let (first, last) = s.live_range();
+                jetraft_store::record::decode_for(&key, &value).is_err()
+                    && (first..=last).contains(&m.seq)
+                    && self
+                        .engine
+                        .get(
+                            Cf::SubjectIndex,
+                            &keys::subject(self.group, &m.subject, m.seq),
+                        )?
+                        .is_some()
+            }
+        };
+        if !live {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::new();
+        stream::put_message(self.group, m, &mut batch)?;
+        self.engine.write(batch)?;
+        Ok(true)
+    }
+
     /// Freezes this stream replica for a follower to copy: the applied
     /// index, the state there, and a view of the store at that very point
     /// (applies write under the same lock, so the three agree).
     pub fn freeze(&self) -> io::Result<(u64, Vec<u8>, Arc<dyn View>)> {
+        // After a failed write or fsync the machine in memory may be ahead
+        // of the store: never hand it out.
+        self.committer.fatal().check()?;
         let inner = self.lock();
         let Kind::Stream(s) = &inner.kind else {
             return Err(io::Error::other("the meta group is not copied"));
@@ -355,6 +408,129 @@ impl GroupSm {
     }
 }
 
+impl GroupSm {
+    fn is_stream(&self) -> bool {
+        matches!(self.lock().kind, Kind::Stream(_))
+    }
+
+    /// Applies one entry and writes its effects with the applied index. On
+    /// an error nothing is written and the applied index stays where it
+    /// was (the in-memory stream machine may be off: see
+    /// [`GroupSm::repair_then_apply`]).
+    fn apply_entry(&self, entry: &crate::types::Entry) -> io::Result<Response> {
+        let mut batch = WriteBatch::new();
+        let mut inner = self.lock();
+        let before = inner.applied;
+        inner.applied = Some(entry.log_id);
+        let response = match &entry.payload {
+            EntryPayload::Blank => Response::None,
+            EntryPayload::Membership(m) => {
+                inner.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                self.publish_roster(&inner.membership);
+                Response::None
+            }
+            // Already in a state copied from a peer.
+            EntryPayload::Normal(_)
+                if matches!(inner.kind, Kind::Stream(_))
+                    && entry.log_id.index <= inner.catchup.state_at =>
+            {
+                Response::None
+            }
+            EntryPayload::Normal(req) => {
+                let applied = match &mut inner.kind {
+                    Kind::Meta { catalog, changes } => {
+                        meta::apply(catalog, changes, req, &mut batch)
+                    }
+                    Kind::Stream(s) => s.apply(req, self.engine.as_ref(), &mut batch),
+                };
+                match applied {
+                    Ok(r) => r,
+                    Err(e) => {
+                        inner.applied = before;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let written = Self::applied_record(&inner, &mut batch, self.group)
+            .and_then(|()| self.engine.write(batch));
+        if let Err(e) = written {
+            // The store is fatal now (FailStop); what is in memory is ahead
+            // of it and must not be shown to anyone (freeze, reads).
+            inner.applied = before;
+            return Err(e);
+        }
+        if let Kind::Meta { catalog, changes } = &inner.kind {
+            changes.send_replace(Arc::new(catalog.clone()));
+        }
+        Ok(response)
+    }
+
+    /// An entry met a message record that fails its checksum (a delete,
+    /// purge or limit must read the message it removes). The stream
+    /// machine, which may have changed in memory before the read failed, is
+    /// reloaded from the store (nothing of the entry was written), every
+    /// corrupt record is repaired from a voter that still has it
+    /// ([`stream::scrub`]: only while still live here), and the entry is
+    /// applied again. If no voter has the message any more (all applied
+    /// its removal already), it copies a
+    /// voter's replica frozen at or after this entry, which has dropped
+    /// the message, and applies the entry on top of the copy (or skips it
+    /// if the copy already holds it).
+    async fn repair_then_apply(
+        &self,
+        entry: &crate::types::Entry,
+        first: io::Error,
+    ) -> io::Result<Response> {
+        tracing::warn!(
+            group = self.group,
+            index = entry.log_id.index,
+            error = %first,
+            "applying met a corrupt message record; repairing it from peers first"
+        );
+        let peers = {
+            let mut inner = self.lock();
+            if let Kind::Stream(s) = &mut inner.kind {
+                let config = s.config().clone();
+                **s = stream::StreamState::load(self.group, config, self.engine.as_ref())?;
+            }
+            Self::copy_sources(&inner.membership, None)
+        };
+        let mut from = 0;
+        loop {
+            let (next, repaired) =
+                stream::scrub(self, from, 4096, &peers, self.catchup.as_ref()).await?;
+            if repaired > 0 {
+                tracing::warn!(
+                    group = self.group,
+                    repaired,
+                    "repaired corrupt message records before applying"
+                );
+            }
+            if next == 0 {
+                break;
+            }
+            from = next;
+        }
+        match self.apply_entry(entry) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                // No voter has the message any more: they applied its
+                // removal already. Copy a voter's replica at or after this
+                // entry instead (decision 6), which drops the record.
+                tracing::warn!(
+                    group = self.group,
+                    error = %e,
+                    "a corrupt record no voter still stores blocks the apply; copying a voter's replica"
+                );
+                let at = self.applied().map_or(0, |l| l.index);
+                self.copy_stream(at, &peers, |_, _| Ok(())).await?;
+                self.apply_entry(entry)
+            }
+            other => other,
+        }
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for GroupSm {
     type SnapshotData = Vec<u8>;
 
@@ -369,7 +545,7 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupSm {
         };
         // The log may be purged up to this snapshot only once the state it
         // summarises is durable.
-        self.committer.sync().await?;
+        self.committer.sync_for(SyncFor::Snapshot).await?;
         let mut batch = WriteBatch::new();
         self.put_snapshot(&mut batch, &meta, &data)?;
         self.engine.write(batch)?;
@@ -411,37 +587,11 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
                 );
                 self.copy_stream(min_index, &peers, |_, _| Ok(())).await?;
             }
-            let mut batch = WriteBatch::new();
-            let response = {
-                let mut inner = self.lock();
-                inner.applied = Some(entry.log_id);
-                let response = match entry.payload {
-                    EntryPayload::Blank => Response::None,
-                    EntryPayload::Membership(m) => {
-                        inner.membership = StoredMembership::new(Some(entry.log_id), m);
-                        self.publish_roster(&inner.membership);
-                        Response::None
-                    }
-                    // Already in a state copied from a peer.
-                    EntryPayload::Normal(_)
-                        if matches!(inner.kind, Kind::Stream(_))
-                            && entry.log_id.index <= inner.catchup.state_at =>
-                    {
-                        Response::None
-                    }
-                    EntryPayload::Normal(req) => match &mut inner.kind {
-                        Kind::Meta { catalog, changes } => {
-                            meta::apply(catalog, changes, &req, &mut batch)?
-                        }
-                        Kind::Stream(s) => s.apply(&req, self.engine.as_ref(), &mut batch)?,
-                    },
-                };
-                Self::applied_record(&inner, &mut batch, self.group)?;
-                self.engine.write(batch)?;
-                if let Kind::Meta { catalog, changes } = &inner.kind {
-                    changes.send_replace(Arc::new(catalog.clone()));
+            let response = match self.apply_entry(&entry) {
+                Err(e) if e.kind() == io::ErrorKind::InvalidData && self.is_stream() => {
+                    self.repair_then_apply(&entry, e).await?
                 }
-                response
+                other => other?,
             };
             if let Some(r) = responder {
                 r.send(response);
@@ -494,7 +644,7 @@ impl RaftStateMachine<TypeConfig> for GroupSm {
             self.put_snapshot(&mut batch, meta, &data)?;
             self.engine.write(batch)?;
         }
-        self.committer.sync().await
+        self.committer.sync_for(SyncFor::Install).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {

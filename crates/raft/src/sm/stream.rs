@@ -15,6 +15,7 @@ use jetraft_types::config::{StreamConfig, StreamState as ApiStreamState};
 use jetraft_types::subject;
 use serde::{Deserialize, Serialize};
 
+use super::GroupSm;
 use super::catchup::{Catchup, Source};
 use crate::kv;
 use crate::types::{GroupId, NodeId, Request, Response};
@@ -125,6 +126,16 @@ impl StreamState {
         Ok(())
     }
 
+    pub fn config(&self) -> &StreamConfig {
+        self.machine.config()
+    }
+
+    /// The stream's first and last sequence: nothing outside is stored.
+    pub fn live_range(&self) -> (u64, u64) {
+        let summary = self.machine.summary();
+        (summary.first_seq, summary.last_seq)
+    }
+
     pub fn snapshot_data(&self) -> io::Result<Vec<u8>> {
         crate::codec::encode(&StreamSnapshot {
             summary: self.machine.summary(),
@@ -159,7 +170,7 @@ impl StreamState {
     }
 }
 
-fn put_message(id: u64, m: &StoredMessage, batch: &mut WriteBatch) -> io::Result<()> {
+pub(super) fn put_message(id: u64, m: &StoredMessage, batch: &mut WriteBatch) -> io::Result<()> {
     kv::put(batch, Cf::Messages, keys::message(id, m.seq), m)?;
     kv::put(
         batch,
@@ -322,9 +333,29 @@ async fn reconcile(
     let group = at.group;
     let mut batch = WriteBatch::new();
     for seq in ours.iter().filter(|s| theirs.binary_search(s).is_err()) {
-        if let Some(m) = read_message(engine, group, *seq)? {
-            batch.delete(Cf::Messages, keys::message(group, *seq));
-            batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
+        match read_message(engine, group, *seq) {
+            Ok(Some(m)) => {
+                batch.delete(Cf::Messages, keys::message(group, *seq));
+                batch.delete(Cf::SubjectIndex, keys::subject(group, &m.subject, *seq));
+            }
+            Ok(None) => {}
+            // A record that rotted names no subject: find its index entry.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                batch.delete(Cf::Messages, keys::message(group, *seq));
+                let bounds = keys::group_bounds(group);
+                for (k, _) in engine.scan(
+                    Cf::SubjectIndex,
+                    &bounds.0,
+                    &bounds.1,
+                    Dir::Forward,
+                    usize::MAX,
+                )? {
+                    if keys::subject_seq(&k) == Some(*seq) {
+                        batch.delete(Cf::SubjectIndex, k);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
     engine.write(batch)?;
@@ -354,19 +385,24 @@ fn stored_range(engine: &dyn Engine, group: GroupId) -> io::Result<Option<(u64, 
     Ok(edge(Dir::Forward)?.zip(edge(Dir::Reverse)?))
 }
 
-/// Verifies up to `limit` message records of `group` from sequence `from`
-/// on, and replaces each that fails its checksum (bit rot) with the copy a
-/// peer stores. Returns the next sequence to verify (0 once the end is
-/// reached) and how many records were repaired. A corrupt record is never served meanwhile: every read
-/// verifies the checksum and fails instead.
+/// Verifies up to `limit` message records of the stream `sm` from
+/// sequence `from` on, and replaces each that fails its checksum (bit rot)
+/// with the copy a peer stores. Returns the next sequence to verify (0 once
+/// the end is reached) and how many records were repaired. A corrupt
+/// record is never served meanwhile: every read verifies the checksum and
+/// fails instead. The repair is written only if the message is still live
+/// when the peer's copy arrives ([`GroupSm::repair_message`]): applies go
+/// on while the scrubber waits for the peer, and a delete, purge, rollup
+/// or limit among them must not be undone.
 pub async fn scrub(
-    group: GroupId,
+    sm: &GroupSm,
     from: u64,
     limit: usize,
     peers: &[NodeId],
-    engine: &dyn Engine,
     catchup: &dyn Catchup,
 ) -> io::Result<(u64, usize)> {
+    let group = sm.group();
+    let engine = sm.engine.as_ref();
     let bounds = keys::message_bounds(group, from.max(1), u64::MAX);
     let raw = engine.scan(Cf::Messages, &bounds.0, &bounds.1, Dir::Forward, limit)?;
     let next = match raw.last().and_then(|(k, _)| keys::message_seq(k)) {
@@ -395,10 +431,15 @@ pub async fn scrub(
         let Some(m) = theirs.into_iter().find(|m| m.seq == seq) else {
             continue;
         };
-        let mut batch = WriteBatch::new();
-        put_message(group, &m, &mut batch)?;
-        engine.write(batch)?;
-        repaired += 1;
+        if sm.repair_message(&m)? {
+            repaired += 1;
+        } else {
+            tracing::info!(
+                group,
+                seq,
+                "corrupt message removed or replaced while its repair was fetched; repair dropped"
+            );
+        }
     }
     Ok((next, repaired))
 }

@@ -25,6 +25,8 @@ pub struct NodeProc {
     pub child: Option<Child>,
     peers: String,
     extra: Vec<String>,
+    /// Extra environment variables for the next `start`.
+    pub env: Vec<(String, String)>,
 }
 
 impl NodeProc {
@@ -49,6 +51,7 @@ impl NodeProc {
             .args(["--peers", &self.peers])
             .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -62,6 +65,11 @@ impl NodeProc {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The exit status, if the process has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok()?
     }
 
     fn http_port_open(&self) -> bool {
@@ -139,6 +147,7 @@ impl Cluster {
                 child: None,
                 peers: String::new(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
+                env: Vec::new(),
             })
             .collect();
         let peers = nodes
