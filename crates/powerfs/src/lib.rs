@@ -168,7 +168,13 @@ impl Mounted {
                 }
             }
         }
-        session.join()
+        // The serving thread sees the connection end as ENODEV, or as
+        // ECONNABORTED when the kernel aborted it while unmounting: both
+        // are the unmount we asked for.
+        match session.join() {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ECONNABORTED as i32) => Ok(()),
+            other => other,
+        }
     }
 }
 
