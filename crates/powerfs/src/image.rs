@@ -23,9 +23,7 @@ use fuser::Errno;
 pub type Ino = u64;
 pub const ROOT: Ino = 1;
 
-/// Bytes per data block: small enough that copying one on the first write
-/// after an fsync is cheap, large enough that a file's block list is short.
-pub const BLOCK: usize = 16 * 1024;
+pub use crate::data::{BLOCK, Data};
 
 pub type Res<T> = Result<T, Errno>;
 
@@ -33,99 +31,6 @@ pub type Res<T> = Result<T, Errno>;
 pub const FALLOC_KEEP_SIZE: i32 = 0x01;
 pub const FALLOC_PUNCH_HOLE: i32 = 0x02;
 pub const FALLOC_ZERO_RANGE: i32 = 0x10;
-
-/// A file's bytes: `size`, and blocks where `None` reads as zeros.
-#[derive(Clone, Default, Debug)]
-pub struct Data {
-    size: u64,
-    blocks: Vec<Option<Arc<Vec<u8>>>>,
-}
-
-impl Data {
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn block_count(size: u64) -> usize {
-        size.div_ceil(BLOCK as u64) as usize
-    }
-
-    pub fn read(&self, offset: u64, len: usize) -> Vec<u8> {
-        if offset >= self.size {
-            return Vec::new();
-        }
-        let end = (offset + len as u64).min(self.size);
-        let mut out = vec![0u8; (end - offset) as usize];
-        let mut pos = offset;
-        while pos < end {
-            let idx = (pos / BLOCK as u64) as usize;
-            let within = (pos % BLOCK as u64) as usize;
-            let n = (BLOCK - within).min((end - pos) as usize);
-            if let Some(Some(block)) = self.blocks.get(idx) {
-                let at = (pos - offset) as usize;
-                out[at..at + n].copy_from_slice(&block[within..within + n]);
-            }
-            pos += n as u64;
-        }
-        out
-    }
-
-    fn block_mut(&mut self, idx: usize) -> &mut Vec<u8> {
-        if self.blocks.len() <= idx {
-            self.blocks.resize(idx + 1, None);
-        }
-        let slot = &mut self.blocks[idx];
-        Arc::make_mut(slot.get_or_insert_with(|| Arc::new(vec![0u8; BLOCK])))
-    }
-
-    pub fn write(&mut self, offset: u64, data: &[u8]) {
-        let mut pos = offset;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let idx = (pos / BLOCK as u64) as usize;
-            let within = (pos % BLOCK as u64) as usize;
-            let n = (BLOCK - within).min(rest.len());
-            self.block_mut(idx)[within..within + n].copy_from_slice(&rest[..n]);
-            pos += n as u64;
-            rest = &rest[n..];
-        }
-        self.size = self.size.max(offset + data.len() as u64);
-    }
-
-    /// Zeros `[from, to)` inside the current size, dropping whole blocks.
-    fn zero(&mut self, from: u64, to: u64) {
-        let to = to.min(self.size);
-        let mut pos = from;
-        while pos < to {
-            let idx = (pos / BLOCK as u64) as usize;
-            let within = (pos % BLOCK as u64) as usize;
-            let n = (BLOCK - within).min((to - pos) as usize);
-            if idx >= self.blocks.len() {
-                break;
-            }
-            if n == BLOCK {
-                self.blocks[idx] = None;
-            } else if self.blocks[idx].is_some() {
-                self.block_mut(idx)[within..within + n].fill(0);
-            }
-            pos += n as u64;
-        }
-    }
-
-    pub fn set_size(&mut self, size: u64) {
-        if size < self.size {
-            // Bytes past the new end must read as zeros if the file grows
-            // again, so clear the tail of the last kept block.
-            let keep = Self::block_count(size);
-            self.blocks.truncate(keep);
-            let within = (size % BLOCK as u64) as usize;
-            if within != 0 && keep > 0 && self.blocks[keep - 1].is_some() {
-                self.block_mut(keep - 1)[within..].fill(0);
-            }
-        }
-        self.size = size;
-    }
-}
 
 #[derive(Clone, Debug)]
 pub enum Kind {
@@ -355,7 +260,15 @@ impl Image {
             Kind::Dir { entries, .. } => {
                 let subdirs = entries
                     .values()
-                    .filter(|c| matches!(self.live.get(c), Some(Node { kind: Kind::Dir { .. }, .. })))
+                    .filter(|c| {
+                        matches!(
+                            self.live.get(c),
+                            Some(Node {
+                                kind: Kind::Dir { .. },
+                                ..
+                            })
+                        )
+                    })
                     .count();
                 (entries.len() as u64, 2 + subdirs as u32)
             }
@@ -599,7 +512,15 @@ impl Image {
             }
             _ => return Err(Errno::EOPNOTSUPP),
         }
-        self.mark_dirty(ino, len);
+        // Reserving space (RocksDB preallocates its WAL with KEEP_SIZE)
+        // changes no byte a reader sees; only a new size or zeroed bytes do.
+        let changed = match mode & !FALLOC_KEEP_SIZE {
+            0 => d.size().saturating_sub(before),
+            _ => len,
+        };
+        if changed > 0 {
+            self.mark_dirty(ino, changed);
+        }
         Ok(())
     }
 
@@ -726,11 +647,7 @@ impl Image {
             let Some(mut n) = self.durable.get(&ino).cloned() else {
                 continue;
             };
-            if let Kind::Dir {
-                entries,
-                parent: p,
-            } = &mut n.kind
-            {
+            if let Kind::Dir { entries, parent: p } = &mut n.kind {
                 *p = parent;
                 // A name whose node is not durable (cannot happen through
                 // fsyncdir, which makes children durable) is dropped.
@@ -792,6 +709,7 @@ fn names_differ(a: &HashMap<Ino, Node>, b: &HashMap<Ino, Node>) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -801,20 +719,6 @@ mod tests {
 
     fn name(s: &str) -> &OsStr {
         OsStr::new(s)
-    }
-
-    #[test]
-    fn data_blocks_read_back_across_boundaries_and_holes() {
-        let mut d = Data::default();
-        d.write(BLOCK as u64 - 3, b"abcdef");
-        assert_eq!(d.size(), BLOCK as u64 + 3);
-        assert_eq!(d.read(BLOCK as u64 - 3, 6), b"abcdef");
-        assert_eq!(d.read(0, 4), vec![0; 4]);
-        d.set_size(BLOCK as u64 - 1);
-        d.set_size(BLOCK as u64 + 3);
-        assert_eq!(d.read(BLOCK as u64 - 3, 6), b"ab\0\0\0\0");
-        d.write(5 * BLOCK as u64, b"z");
-        assert_eq!(d.read(3 * BLOCK as u64, 2), vec![0, 0]);
     }
 
     #[test]
@@ -840,7 +744,8 @@ mod tests {
         let b = img.create(ROOT, name("tmp"), meta()).unwrap().ino;
         img.write(b, 0, b"new").unwrap();
         img.fsync(b).unwrap();
-        img.rename(ROOT, name("tmp"), ROOT, name("CURRENT"), false).unwrap();
+        img.rename(ROOT, name("tmp"), ROOT, name("CURRENT"), false)
+            .unwrap();
         assert_eq!(img.lookup(ROOT, name("CURRENT")).unwrap().ino, b);
         let report = img.power_cut();
         assert!(report.names_reverted > 0);

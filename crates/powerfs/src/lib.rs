@@ -19,8 +19,9 @@
 //! Mounting needs `/dev/fuse` and root (or `fusermount3`); see
 //! [`check_available`] and [`available_or_skip`].
 
-pub mod image;
+mod data;
 mod fs;
+pub mod image;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -65,17 +66,14 @@ impl PowerFs {
             MountOption::Subtype(FS_NAME.into()),
             MountOption::NoAtime,
         ];
-        let session = fuser::spawn_mount(
-            fs::PowerFuse::new(self.image.clone()),
-            mountpoint,
-            &config,
-        )
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("mounting powerfs at {}: {e}", mountpoint.display()),
-            )
-        })?;
+        let session =
+            fuser::spawn_mount(fs::PowerFuse::new(self.image.clone()), mountpoint, &config)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("mounting powerfs at {}: {e}", mountpoint.display()),
+                    )
+                })?;
         Ok(Mounted {
             fs: self.clone(),
             mountpoint: mountpoint.to_path_buf(),
@@ -223,9 +221,11 @@ pub fn reap_dead_mounts() {
 /// in a temporary directory works. The error says what is missing.
 pub fn check_available() -> Result<(), String> {
     if !Path::new("/dev/fuse").exists() {
-        return Err("/dev/fuse does not exist (no FUSE in this kernel or container; \
+        return Err(
+            "/dev/fuse does not exist (no FUSE in this kernel or container; \
                     `modprobe fuse`, or start the container with --device /dev/fuse)"
-            .into());
+                .into(),
+        );
     }
     let dir = tempfile::tempdir().map_err(|e| format!("creating a temporary mountpoint: {e}"))?;
     let mounted = PowerFs::new()

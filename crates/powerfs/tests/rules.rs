@@ -30,10 +30,7 @@ fn disk(test: &str) -> Option<Disk> {
     }
     let dir = tempfile::tempdir().unwrap();
     let mounted = PowerFs::new().mount(dir.path()).unwrap();
-    Some(Disk {
-        mounted,
-        _dir: dir,
-    })
+    Some(Disk { mounted, _dir: dir })
 }
 
 fn fsync(path: &Path) {
@@ -72,7 +69,10 @@ fn a_write_without_fsync_is_lost() {
     assert_eq!(fs::read(&p).unwrap(), b"volatile and longer");
     let report = d.cut();
     assert_eq!(fs::read(&p).unwrap(), b"synced");
-    assert!(report.unsynced_bytes > 0 && report.files_reverted == 1, "{report:?}");
+    assert!(
+        report.unsynced_bytes > 0 && report.files_reverted == 1,
+        "{report:?}"
+    );
 }
 
 #[test]

@@ -78,7 +78,10 @@ fn enable_bugs_from_env() -> Result<()> {
             bugs::enable(bug),
             "JETRAFT_SIM_BUG={name}: this build has no bug switches (jetraft-types feature sim-bugs)"
         );
-        tracing::warn!(bug = name, "deliberate bug switched on (JETRAFT_SIM_BUG): this node breaks its guarantees");
+        tracing::warn!(
+            bug = name,
+            "deliberate bug switched on (JETRAFT_SIM_BUG): this node breaks its guarantees"
+        );
     }
     Ok(())
 }
