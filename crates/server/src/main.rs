@@ -106,6 +106,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    enable_bugs_from_env()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -126,4 +127,29 @@ fn main() -> Result<()> {
         Cmd::Bench(args) => rt.block_on(jetraft_bench::run(&args)).map(|_| ()),
         Cmd::Admin(cmd) => admin(&cmd),
     }
+}
+
+/// Hidden, for tests only: `JETRAFT_SIM_BUG=ack-before-fsync` (names from
+/// `jetraft_types::bugs`, comma separated) switches on a deliberate bug in
+/// a build that has them compiled in (jetraft-types feature `sim-bugs`), so
+/// a real-process test can prove its checker catches it. A build without
+/// the feature refuses to start instead of silently running without it.
+fn enable_bugs_from_env() -> Result<()> {
+    use jetraft_types::bugs::{self, Bug};
+    let Ok(names) = std::env::var("JETRAFT_SIM_BUG") else {
+        return Ok(());
+    };
+    for name in names.split(',').filter(|n| !n.is_empty()) {
+        let bug = Bug::from_name(name)
+            .ok_or_else(|| anyhow::anyhow!("JETRAFT_SIM_BUG: no bug named {name:?}"))?;
+        anyhow::ensure!(
+            bugs::enable(bug),
+            "JETRAFT_SIM_BUG={name}: this build has no bug switches (jetraft-types feature sim-bugs)"
+        );
+        tracing::warn!(
+            bug = name,
+            "deliberate bug switched on (JETRAFT_SIM_BUG): this node breaks its guarantees"
+        );
+    }
+    Ok(())
 }
