@@ -76,7 +76,7 @@ fn count(engine: &RocksEngine, prefix: &str) -> usize {
 
 /// The store's directory, created and made durable (its parent fsynced)
 /// before RocksDB sees it. RocksDB itself never fsyncs the parent of a
-/// directory it creates: see the test below.
+/// directory it creates (`RocksEngine::open` now does: see the test below).
 fn provisioned_store(m: &Mounted) -> std::path::PathBuf {
     let store = m.path().join("store");
     std::fs::create_dir(&store).unwrap();
@@ -137,24 +137,19 @@ fn rocksdb_loses_nothing_when_only_the_process_crashes() {
     drop(m);
 }
 
-/// FINDING (pinned): RocksDB creates a missing database directory
-/// (`create_if_missing`) but never fsyncs that directory's parent, and
-/// `RocksEngine::open` does not either, so after a power cut in the
-/// first moments of a new store the whole directory, synced WAL included,
-/// is gone: the node restarts empty (on ext4 the window is the journal
-/// commit interval, about 5 s). When `RocksEngine::open` makes the new
-/// directory durable (fsync the parent after creating it), this test fails:
-/// turn its assertion around then.
+/// Found here: RocksDB creates a missing database directory but never
+/// fsyncs that directory's parent, so a power cut in the first moments of
+/// a new store took the whole directory, synced WAL included.
+/// `RocksEngine::open` now creates the directory durably.
 #[test]
-fn a_new_store_directory_is_not_durable_until_its_parent_is_synced() {
-    let Some((_dir, mut m)) = mount("a_new_store_directory_is_not_durable") else {
+fn a_new_store_directory_survives_a_power_cut() {
+    let Some((_dir, mut m)) = mount("a_new_store_directory_survives") else {
         return;
     };
     let store = m.path().join("store");
     run_child(&store);
     m.power_cut().unwrap();
-    assert!(
-        !store.exists(),
-        "the new store survived: RocksEngine::open now syncs its parent; flip this test"
-    );
+    assert!(store.exists(), "the new store directory was lost");
+    let engine = RocksEngine::open(&store, RocksOptions::test_min()).unwrap();
+    assert_eq!(count(&engine, "synced"), KEYS, "a synced write was lost");
 }

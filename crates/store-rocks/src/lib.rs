@@ -52,10 +52,40 @@ fn rocks_err(context: impl std::fmt::Display) -> impl FnOnce(rocksdb::Error) -> 
     }
 }
 
+/// Creates `path` and any missing ancestors, and fsyncs the parent of each
+/// directory it created: RocksDB fsyncs the files and the database
+/// directory it writes, but never the directory that holds a database it
+/// creates, so without this a power cut soon after a node's first start
+/// took its whole store, synced WAL included (found on powerfs).
+fn create_durably(path: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(path);
+    while let Some(p) = at {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing.push(p.to_path_buf());
+        at = p.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path)?;
+    for dir in missing.iter().rev() {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl RocksEngine {
-    /// Opens (creating if missing) the store at `path` with every column
+    /// Opens (creating if missing, durably) the store at `path` with every column
     /// family of [`Cf::ALL`].
     pub fn open(path: &Path, opts: RocksOptions) -> io::Result<Self> {
+        create_durably(path)?;
         let db_opts = opts.db_options();
         let db = DB::open_cf_descriptors(&db_opts, path, opts.cf_descriptors())
             .map_err(rocks_err(format_args!("open {}", path.display())))?;
