@@ -79,9 +79,10 @@ async fn publish_acked(ctx: &jetstream::Context, i: usize) -> u64 {
     panic!("publish {i} never acked");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost() {
-    let mut c = Cluster::start(3, &["--sync", "always"]).await;
+/// Three nodes with `sync = "always"` and the R3 stream; returns the
+/// index of the stream's leader.
+async fn cluster_with_stream() -> (Cluster, usize) {
+    let c = Cluster::start(3, &["--sync", "always"]).await;
     let ctx = js(&c.nodes[0].url()).await;
     ctx.create_stream(stream::Config {
         name: STREAM.into(),
@@ -91,15 +92,18 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
     })
     .await
     .unwrap();
-    let mut leader = None;
     for _ in 0..100 {
-        leader = leader_of(&c).await;
-        if leader.is_some() {
-            break;
+        if let Some(leader) = leader_of(&c).await {
+            return (c, leader);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let leader = leader.expect("a stream leader");
+    panic!("no stream leader");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost() {
+    let (mut c, leader) = cluster_with_stream().await;
     let paused = (leader + 1) % 3;
     let wiped = (leader + 2) % 3;
     let ctx = js(&c.nodes[leader].url()).await;
@@ -247,25 +251,7 @@ fn accept_loss(nodes: &[&NodeProc], group: &str) -> String {
 /// replica ends identical.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_loss_lets_the_remaining_nodes_go_on_and_a_new_disk_rejoins_them() {
-    let mut c = Cluster::start(3, &["--sync", "always"]).await;
-    let ctx = js(&c.nodes[0].url()).await;
-    ctx.create_stream(stream::Config {
-        name: STREAM.into(),
-        subjects: vec!["orders.>".into()],
-        num_replicas: 3,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut leader = None;
-    for _ in 0..100 {
-        leader = leader_of(&c).await;
-        if leader.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let leader = leader.expect("a stream leader");
+    let (mut c, leader) = cluster_with_stream().await;
     let paused = (leader + 1) % 3;
     let wiped = (leader + 2) % 3;
     let ctx = js(&c.nodes[leader].url()).await;
