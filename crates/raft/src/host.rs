@@ -188,12 +188,7 @@ impl Host {
     /// The incarnation a group's latest membership records for each node.
     pub fn recorded_incarnations(&self, id: GroupId) -> Roster {
         self.group(id).map_or_else(Roster::new, |g| {
-            g.metrics()
-                .membership_config
-                .membership()
-                .nodes()
-                .map(|(n, m)| (*n, m.incarnation))
-                .collect()
+            crate::standing::roster_of(&g.metrics().membership_config)
         })
     }
 

@@ -148,13 +148,7 @@ impl Group {
     /// One membership change per step.
     async fn readmit(&self, now: &Members, peers: &Peers) -> Result<Option<Reshape>, ProposeError> {
         let me = peers.me();
-        let recorded: BTreeMap<NodeId, u64> = self
-            .metrics()
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, m)| (*id, m.incarnation))
-            .collect();
+        let recorded = crate::standing::roster_of(&self.metrics().membership_config);
         if self.standing.accepting_loss() {
             return self.accept_loss(&recorded, peers).await;
         }

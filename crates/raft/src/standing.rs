@@ -35,10 +35,19 @@ use tokio::sync::watch;
 
 use crate::kv;
 use crate::sm::GroupSm;
-use crate::types::{NodeId, Raft};
+use crate::types::{NodeId, Raft, StoredMembership};
 
 /// Node id → the incarnation recorded for it.
 pub type Roster = BTreeMap<NodeId, u64>;
+
+/// The incarnations `membership` records, node by node.
+pub fn roster_of(membership: &StoredMembership) -> Roster {
+    membership
+        .membership()
+        .nodes()
+        .map(|(id, m)| (*id, m.incarnation))
+        .collect()
+}
 
 /// The data directory's identity, created once with it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,10 +271,5 @@ impl Standing {
         let recorded = self.applied.borrow().get(&node).copied();
         let recorded = recorded.or_else(|| self.founding().and_then(|r| r.get(&node).copied()));
         recorded.is_none_or(|r| r == incarnation)
-    }
-
-    /// What the committed membership records for `node`.
-    pub fn recorded(&self, node: NodeId) -> Option<u64> {
-        self.applied.borrow().get(&node).copied()
     }
 }

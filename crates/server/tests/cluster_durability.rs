@@ -11,22 +11,11 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
-use common::Cluster;
+use common::{Cluster, js};
 use futures::StreamExt;
 
 const TOTAL: usize = 10_000;
 const WINDOW: usize = 32;
-
-async fn js(url: &str) -> jetstream::Context {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .unwrap();
-    jetstream::ContextBuilder::new()
-        .timeout(Duration::from_secs(3))
-        .build(client)
-}
 
 /// Index of the node leading `stream`, from the nodes' own `/jsz`.
 async fn leader_of(c: &Cluster, stream: &str) -> Option<usize> {

@@ -13,22 +13,11 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
-use common::{Cluster, NodeProc};
+use common::{Cluster, NodeProc, js};
 use futures::StreamExt;
 
 const STREAM: &str = "FSYNC";
 const WINDOW: usize = 16;
-
-async fn js(url: &str) -> jetstream::Context {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .unwrap();
-    jetstream::ContextBuilder::new()
-        .timeout(Duration::from_secs(3))
-        .build(client)
-}
 
 /// Publishes ids `range` until each is acked (retrying with its
 /// `Nats-Msg-Id`), `WINDOW` at a time; returns id → seq.

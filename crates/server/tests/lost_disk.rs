@@ -20,20 +20,9 @@ mod common;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use common::{Cluster, NodeProc};
+use common::{Cluster, NodeProc, js};
 
 const STREAM: &str = "ORDERS";
-
-async fn js(url: &str) -> jetstream::Context {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .unwrap();
-    jetstream::ContextBuilder::new()
-        .timeout(Duration::from_secs(3))
-        .build(client)
-}
 
 /// The stream's replica on `node` as its `/jsz` shows it.
 async fn replica(node: &NodeProc) -> Option<serde_json::Value> {

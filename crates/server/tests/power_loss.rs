@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, stream};
+use common::js;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use jetraft_powerfs::{CutReport, Mounted, PowerFs};
@@ -326,17 +327,6 @@ impl PowerCluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-async fn js(url: &str) -> jetstream::Context {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .unwrap();
-    jetstream::ContextBuilder::new()
-        .timeout(Duration::from_secs(3))
-        .build(client)
 }
 
 /// (sequence, payload) of every publish acked in one round.

@@ -28,7 +28,7 @@ pub use self::catchup::{Catchup, Frozen, Sessions, Source};
 pub use self::stream::StreamView;
 use crate::commit::{Committer, SyncFor};
 use crate::kv;
-use crate::standing::Roster;
+use crate::standing::{Roster, roster_of};
 use crate::types::{GroupId, LogId, NodeId, Response, SnapshotMeta, StoredMembership, TypeConfig};
 
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
@@ -93,13 +93,6 @@ pub struct GroupSm {
     /// The incarnations the applied membership records (what
     /// [`crate::standing::Standing::counts`] checks replies against).
     roster: Arc<watch::Sender<Arc<Roster>>>,
-}
-
-fn roster_of(m: &StoredMembership) -> Roster {
-    m.membership()
-        .nodes()
-        .map(|(id, n)| (*id, n.incarnation))
-        .collect()
 }
 
 impl GroupSm {

@@ -254,3 +254,16 @@ impl NodeProc {
         std::fs::remove_dir_all(&self.data_dir).unwrap();
     }
 }
+
+/// A JetStream context on `url` (retrying the first connect), with a 3 s
+/// request timeout.
+pub async fn js(url: &str) -> async_nats::jetstream::Context {
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .unwrap();
+    async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .build(client)
+}
