@@ -337,8 +337,8 @@ impl GroupConn {
                 self.target, self.group
             )));
         }
+        // `send` recorded the incarnation in `Peers::seen`.
         let (resp, incarnation) = self.send(kind, req, timeout).await?;
-        self.peers.saw(self.target, incarnation);
         if !self.standing.counts(self.target, incarnation) {
             return Err(unreachable(&format!(
                 "node {} answers with data directory {incarnation:016x}, not the one group {} \
