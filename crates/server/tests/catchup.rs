@@ -30,14 +30,10 @@ async fn publish_n(ctx: &jetstream::Context, from: usize, to: usize) {
     assert_eq!(n, to - from);
 }
 
+/// The replica on `node`; `None` while it hosts none or does not answer
+/// (a node busy catching up may miss one poll; it must converge in time).
 async fn replica(c: &Cluster, node: usize) -> Option<serde_json::Value> {
-    let jsz = c.nodes[node].jsz().await;
-    jsz["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "C")
-        .cloned()
+    c.nodes[node].stream_replica("C").await
 }
 
 /// Waits until all three replicas report the same digest, count and last seq.

