@@ -85,8 +85,25 @@ pub enum CasOutcome {
 pub struct CasOp {
     pub client: usize,
     pub id: String,
+    /// What its `STREAM.MSG.GET` (last by subject, from the stream leader)
+    /// saw as the subject's last sequence (0: no message), and when that
+    /// read was sent.
     pub expected: u64,
+    pub read_sent_at: Duration,
     pub outcome: CasOutcome,
+    /// When the publish's outcome was known.
+    pub done_at: Duration,
+}
+
+/// A `STREAM.MSG.GET` of the CAS subject's last message by a reader pinned
+/// to one node (it never moves to another: a node cut off from the others
+/// keeps being asked).
+#[derive(Debug, Clone)]
+pub struct ReadOp {
+    pub node: String,
+    /// The last sequence it saw (0: no message).
+    pub seen: u64,
+    pub sent_at: Duration,
 }
 
 /// A liveness probe after the final heal: when a publish through `node`
@@ -101,6 +118,7 @@ pub struct Probe {
 pub struct History {
     pub pubs: Vec<PubOp>,
     pub cas: Vec<CasOp>,
+    pub reads: Vec<ReadOp>,
     pub deletes: Vec<DeleteOp>,
     pub purges: Vec<PurgeOp>,
     pub probes: Vec<Probe>,

@@ -19,6 +19,10 @@ use crate::world::{SimNode, add_nodes, node_names};
 /// How long liveness may take after the final heal: a few election rounds
 /// (elections time out after 0.75–1.5 s) plus reconnects.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+/// Fewer acknowledged workload publishes than this per simulated second
+/// of workload fail the seed (`check/progress.rs`). Measured 2026-12-01 at
+/// the default options, all faults: see docs/simulation.md.
+const MIN_ACKED_PER_WORKLOAD_SECOND: u64 = 2;
 /// How long the replicas get to converge once every node accepts writes.
 const CONVERGE_BOUND: Duration = Duration::from_secs(30);
 
@@ -90,6 +94,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
                 opts.duration,
                 hist.clone(),
             ),
+        );
+    }
+    for node in &names {
+        sim.client(
+            format!("r-{node}"),
+            workload::run_reader(node.clone(), opts.seed, opts.duration, hist.clone()),
         );
     }
 
@@ -208,6 +218,7 @@ fn drive(
         expected_replicas: opts.replicas,
         liveness_bound: LIVENESS_BOUND,
         converged,
+        min_acked: MIN_ACKED_PER_WORKLOAD_SECOND * opts.duration.as_secs(),
     })
 }
 

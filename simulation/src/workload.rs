@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::client::{self, Client, Msg, RequestError};
 use crate::history::{
-    CasOp, CasOutcome, DeleteOp, Probe, PubOp, PubOutcome, PurgeOp, RemoveOutcome, SharedHistory,
-    now,
+    CasOp, CasOutcome, DeleteOp, Probe, PubOp, PubOutcome, PurgeOp, ReadOp, RemoveOutcome,
+    SharedHistory, now,
 };
 use crate::net::CLIENT_PORT;
 
@@ -323,19 +323,51 @@ pub async fn publish(
     }
 }
 
-/// Reads the last sequence of [`CAS_SUBJECT`] (0 if none), then publishes
-/// with that as the expected last subject sequence. Not retried: a retry
-/// of an applied CAS would be refused, which proves nothing.
-async fn compare_and_set(conn: &mut Conn, client: usize, id: &str) -> Option<CasOp> {
+/// The last sequence of [`CAS_SUBJECT`] as the stream leader answers it
+/// (0 if none), or `None` when the request failed.
+async fn read_last_cas(conn: &mut Conn) -> Option<u64> {
     let get = format!("$JS.API.STREAM.MSG.GET.{STREAM}");
     let body = serde_json::json!({ "last_by_subj": CAS_SUBJECT }).to_string();
     let m = conn.request(&get, &[], body.as_bytes()).await.ok()?;
     let v: Value = serde_json::from_slice(&m.payload).ok()?;
-    let expected = match api_error(&v) {
-        None => v.pointer("/message/seq").and_then(Value::as_u64)?,
-        Some((404, 10037)) => 0,
-        Some(_) => return None,
-    };
+    match api_error(&v) {
+        None => v.pointer("/message/seq").and_then(Value::as_u64),
+        Some((404, 10037)) => Some(0),
+        Some(_) => None,
+    }
+}
+
+/// A reader pinned to `node`: until `stop_at`, every 50–250 ms, reads the
+/// CAS subject's last sequence through that node and records what it saw
+/// ([`crate::check`]: a read sent after an ack sees it).
+pub async fn run_reader(
+    node: String,
+    seed: u64,
+    stop_at: Duration,
+    hist: SharedHistory,
+) -> turmoil::Result {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x7265_6164_6572);
+    let mut conn = Conn::new(format!("r-{node}"), vec![node.clone()], 0);
+    while now() < stop_at {
+        let sent_at = now();
+        if let Some(seen) = read_last_cas(&mut conn).await {
+            hist.borrow_mut().reads.push(ReadOp {
+                node: node.clone(),
+                seen,
+                sent_at,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(50..250))).await;
+    }
+    Ok(())
+}
+
+/// Reads the last sequence of [`CAS_SUBJECT`] (0 if none), then publishes
+/// with that as the expected last subject sequence. Not retried: a retry
+/// of an applied CAS would be refused, which proves nothing.
+async fn compare_and_set(conn: &mut Conn, client: usize, id: &str) -> Option<CasOp> {
+    let read_sent_at = now();
+    let expected = read_last_cas(conn).await?;
     let exp = expected.to_string();
     let payload = format!("exp={expected};id={id}");
     let outcome = match conn
@@ -360,7 +392,9 @@ async fn compare_and_set(conn: &mut Conn, client: usize, id: &str) -> Option<Cas
         client,
         id: id.to_string(),
         expected,
+        read_sent_at,
         outcome,
+        done_at: now(),
     })
 }
 

@@ -34,3 +34,14 @@ fn t_restarted_leader_reused_a_log_id_after_a_failed_fsync() {
 fn t_a_replica_stopped_on_a_corrupt_record_it_could_not_remove() {
     passes(32);
 }
+
+/// A stream rescaled to R2 lost its quorum (both voters crashed at once),
+/// and the operator's `STREAM.UPDATE` back to R3 first asked the stream's
+/// leader for its info, which now needs a confirmed leader (decision 33):
+/// the update that would give the group its third replica waited for the
+/// quorum it lacked, and the replicas never converged. The update asks any
+/// replica for a leader hint instead.
+#[test]
+fn t_a_rescale_back_to_r3_waited_for_the_quorum_it_restores() {
+    passes(23);
+}

@@ -119,6 +119,33 @@ impl Group {
         self.raft.metrics().borrow_watched().current_leader
     }
 
+    /// Confirms that this node still leads the group and waits until what
+    /// was committed when it was called is applied here: a read made after
+    /// it sees every write acknowledged before the call (decision 33).
+    /// ReadIndex: a quorum of the voters that count (decision 29: a reply
+    /// from a node with the wrong incarnation is not an acknowledgement)
+    /// answers a heartbeat sent after the call. No clock is trusted. A
+    /// deposed leader cut off in a minority gets no quorum and answers
+    /// `Unavailable` after one leader lease (the maximum election timeout).
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        use openraft::error::LinearizableReadError as E;
+        use openraft::error::RaftError;
+        if jetraft_types::bugs::enabled(jetraft_types::bugs::Bug::StaleLeaderRead) {
+            return Ok(());
+        }
+        match self
+            .raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(E::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader(f.leader_id))
+            }
+            Err(e) => Err(ProposeError::Unavailable(e.to_string())),
+        }
+    }
+
     /// Proposes `req` (this node must lead the group) and waits until it is
     /// committed and applied here; returns what the state machine replied.
     pub async fn propose(&self, req: Request) -> Result<Response, ProposeError> {

@@ -206,6 +206,16 @@ impl Cluster {
         self.meta.leader()
     }
 
+    /// Confirms this node leads the meta group for a catalog read
+    /// (decision 33): the catalog read after it includes every stream
+    /// change acknowledged before.
+    pub async fn meta_read_barrier(&self) -> Result<(), ApiError> {
+        self.meta
+            .read_barrier()
+            .await
+            .map_err(|e| proposal_failed(self.meta.id, e))
+    }
+
     /// Classifies and dispatches a request (node-internal callers and
     /// forwarded requests). A subject this node's catalog does not know yet
     /// gets no reply, as for a subject nobody serves.

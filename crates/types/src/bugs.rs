@@ -17,16 +17,25 @@ pub enum Bug {
     /// Store a compare-and-set publish without checking
     /// `Nats-Expected-Last-Subject-Sequence`.
     SkipCasCheck,
+    /// Answer reads "by the leader" without confirming leadership first (a
+    /// deposed leader in a minority answers from what it has).
+    StaleLeaderRead,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 3] = [Bug::AckBeforeFsync, Bug::SkipDedup, Bug::SkipCasCheck];
+    pub const ALL: [Bug; 4] = [
+        Bug::AckBeforeFsync,
+        Bug::SkipDedup,
+        Bug::SkipCasCheck,
+        Bug::StaleLeaderRead,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Bug::AckBeforeFsync => "ack-before-fsync",
             Bug::SkipDedup => "skip-dedup",
             Bug::SkipCasCheck => "skip-cas-check",
+            Bug::StaleLeaderRead => "stale-leader-read",
         }
     }
 

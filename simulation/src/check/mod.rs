@@ -7,6 +7,8 @@ mod cas;
 mod fatal;
 mod live;
 mod liveness;
+mod progress;
+mod reads;
 mod replicas;
 
 use std::collections::BTreeMap;
@@ -45,6 +47,8 @@ pub struct Final {
     pub liveness_bound: Duration,
     /// Set when the replicas never converged before the deadline.
     pub converged: bool,
+    /// Fewer acknowledged workload publishes than this fail the seed.
+    pub min_acked: u64,
 }
 
 /// Every invariant, in a fixed order.
@@ -54,7 +58,9 @@ pub fn check_all(history: &History, fin: &Final) -> Vec<String> {
     out.extend(live::check(history, fin));
     out.extend(acked::check(history, fin));
     out.extend(cas::check(history, fin));
+    out.extend(reads::check(history));
     out.extend(liveness::check(history, fin));
+    out.extend(progress::check(history, fin));
     out.extend(fatal::check(history));
     out
 }
@@ -132,7 +138,9 @@ mod tests {
                 client: 0,
                 id: "x".into(),
                 expected: 0,
+                read_sent_at: Duration::ZERO,
                 outcome: CasOutcome::Acked { seq: 2 },
+                done_at: Duration::ZERO,
             }],
             probes: vec![crate::history::Probe {
                 node: "n1".into(),
@@ -179,7 +187,9 @@ mod tests {
                 client: 1,
                 id: "y".into(),
                 expected: 0,
+                read_sent_at: Duration::ZERO,
                 outcome: CasOutcome::Rejected,
+                done_at: Duration::ZERO,
             }],
             ..History::default()
         };

@@ -36,6 +36,9 @@ pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
 pub const INTERNAL_STREAM_CONFIG: &str = "$JR.INTERNAL.STREAM.CONFIG.";
 /// Node-internal: enforce `max_age` (the stream leader proposes it).
 pub const INTERNAL_STREAM_EXPIRE: &str = "$JR.INTERNAL.STREAM.EXPIRE.";
+/// Node-internal: which node a replica of the stream believes leads it (a
+/// hint, without the read barrier of `STREAM.INFO`).
+pub const INTERNAL_STREAM_LEADER: &str = "$JR.INTERNAL.STREAM.LEADER.";
 /// Node-internal: does this node's catalog list the stream yet?
 pub const INTERNAL_CATALOG_HAS: &str = "$JR.INTERNAL.CATALOG.HAS.";
 /// Node-internal: this node's view of a stream group's membership (the
@@ -62,6 +65,7 @@ pub(crate) enum Op {
     Publish(String),
     InternalConfig(String),
     InternalExpire(String),
+    InternalStreamLeader(String),
     InternalCatalogHas(String),
     InternalGroupMembers(String),
 }
@@ -74,7 +78,7 @@ fn one_token(rest: &str) -> Option<String> {
 /// answer (the client then gets no-responders).
 pub(crate) fn parse_api(subject: &str) -> Option<Op> {
     type MakeOp = fn(String) -> Op;
-    let table: [(&str, MakeOp); 11] = [
+    let table: [(&str, MakeOp); 12] = [
         (STREAM_CREATE, Op::Create),
         (STREAM_UPDATE, Op::Update),
         (STREAM_INFO, Op::StreamInfo),
@@ -84,6 +88,7 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
         (STREAM_MSG_DELETE, Op::MsgDelete),
         (INTERNAL_STREAM_CONFIG, Op::InternalConfig),
         (INTERNAL_STREAM_EXPIRE, Op::InternalExpire),
+        (INTERNAL_STREAM_LEADER, Op::InternalStreamLeader),
         (INTERNAL_CATALOG_HAS, Op::InternalCatalogHas),
         (INTERNAL_GROUP_MEMBERS, Op::InternalGroupMembers),
     ];
@@ -130,6 +135,7 @@ pub(crate) fn client_op(cluster: &Cluster, subject: &str) -> Option<Op> {
     let taken = match &op {
         Op::InternalConfig(_)
         | Op::InternalExpire(_)
+        | Op::InternalStreamLeader(_)
         | Op::InternalCatalogHas(_)
         | Op::InternalGroupMembers(_) => false,
         // nats-server subscribes to direct gets only for allow_direct streams.
@@ -142,8 +148,8 @@ pub(crate) fn client_op(cluster: &Cluster, subject: &str) -> Option<Op> {
     taken.then_some(op)
 }
 
-/// Where the request must run; `Ok(None)` = right here (reads of the
-/// replicated catalog). `Err` carries an immediate error reply.
+/// Where the request must run; `Ok(None)` = right here (node-internal
+/// questions about this node's own view). `Err` carries an immediate error reply.
 pub(crate) fn target(cluster: &Cluster, op: &Op) -> Result<Option<Target>, Vec<Outbound>> {
     let stream = |name: &str| {
         cluster
@@ -153,11 +159,11 @@ pub(crate) fn target(cluster: &Cluster, op: &Op) -> Result<Option<Target>, Vec<O
             .ok_or_else(|| error_reply(op, ApiError::stream_not_found()))
     };
     Ok(match op {
-        Op::Info
-        | Op::Names
-        | Op::List
-        | Op::InternalCatalogHas(_)
-        | Op::InternalGroupMembers(_) => None,
+        Op::InternalCatalogHas(_) | Op::InternalGroupMembers(_) => None,
+        // Reads of the catalog are answered by the meta leader after it
+        // confirmed its leadership, as stream reads by the stream leader
+        // (decision 33); nats-server also answers them from the meta leader.
+        Op::Info | Op::Names | Op::List => Some(Target::MetaLeader),
         Op::Create(_) | Op::Update(_) | Op::Delete(_) => Some(Target::MetaLeader),
         Op::StreamInfo(n)
         | Op::Purge(n)
@@ -166,22 +172,24 @@ pub(crate) fn target(cluster: &Cluster, op: &Op) -> Result<Option<Target>, Vec<O
         | Op::Publish(n)
         | Op::InternalConfig(n)
         | Op::InternalExpire(n) => Some(Target::StreamLeader(stream(n)?)),
-        Op::DirectGet { stream: n, .. } => Some(Target::StreamReplica(stream(n)?)),
+        Op::DirectGet { stream: n, .. } | Op::InternalStreamLeader(n) => {
+            Some(Target::StreamReplica(stream(n)?))
+        }
     })
 }
 
 /// Runs a request on this node (the routing decided it belongs here).
 pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> Vec<Outbound> {
     match op {
-        Op::Info => json(streams::account_info(&cluster)),
+        Op::Info => json(streams::account_info(&cluster).await),
         Op::Create(name) => json(streams::create(&cluster, &name, &req).await),
         Op::Update(name) => json(streams::update(&cluster, &name, &req).await),
-        Op::StreamInfo(name) => json(streams::info(&cluster, &name, &req)),
+        Op::StreamInfo(name) => json(streams::info(&cluster, &name, &req).await),
         Op::Delete(name) => json(streams::delete(&cluster, &name).await),
         Op::Purge(name) => json(streams::purge(&cluster, &name, &req).await),
-        Op::Names => json(streams::names(&cluster, &req)),
+        Op::Names => json(streams::names(&cluster, &req).await),
         Op::List => json(streams::list(cluster.clone(), &req).await),
-        Op::MsgGet(name) => json(streams::msg_get(&cluster, &name, &req)),
+        Op::MsgGet(name) => json(streams::msg_get(&cluster, &name, &req).await),
         Op::MsgDelete(name) => json(streams::msg_delete(&cluster, &name, &req).await),
         Op::DirectGet { stream, subject } => {
             direct::get(&cluster, &stream, subject.as_deref(), &req)
@@ -189,6 +197,7 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
         Op::Publish(name) => publish::publish(&cluster, &name, req).await,
         Op::InternalConfig(name) => json(streams::apply_config(&cluster, &name, &req).await),
         Op::InternalExpire(name) => json(streams::expire(&cluster, &name).await),
+        Op::InternalStreamLeader(name) => json(streams::leader_hint_reply(&cluster, &name)),
         Op::InternalCatalogHas(name) => json(
             serde_json::json!({ "has": cluster.catalog().stream(&name).is_some() })
                 .to_string()
@@ -222,7 +231,9 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::StreamInfo(_) => types::STREAM_INFO,
         Op::Delete(_) => types::STREAM_DELETE,
         Op::Purge(_) | Op::InternalExpire(_) => types::STREAM_PURGE,
-        Op::InternalCatalogHas(_) | Op::InternalGroupMembers(_) => types::STREAM_INFO,
+        Op::InternalStreamLeader(_) | Op::InternalCatalogHas(_) | Op::InternalGroupMembers(_) => {
+            types::STREAM_INFO
+        }
         Op::Names => types::STREAM_NAMES,
         Op::List => types::STREAM_LIST,
         Op::MsgGet(_) | Op::DirectGet { .. } => types::STREAM_MSG_GET,

@@ -39,7 +39,10 @@ fn flatten(type_name: &str, r: Reply) -> Vec<u8> {
     r.unwrap_or_else(|e| api::render_error(type_name, &e))
 }
 
-pub fn account_info(cluster: &Cluster) -> Vec<u8> {
+pub async fn account_info(cluster: &Cluster) -> Vec<u8> {
+    if let Err(e) = cluster.meta_read_barrier().await {
+        return api::render_error(types::ACCOUNT_INFO, &e);
+    }
     let catalog = cluster.catalog();
     let storage: u64 = catalog
         .streams()
@@ -144,6 +147,30 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
     serde_json::from_value(v).map_err(ApiError::stream_store_failed)
 }
 
+/// Which node a replica of the stream believes leads it.
+async fn leader_hint(cluster: &Cluster, a: &StreamAssignment) -> Option<jetraft_raft::NodeId> {
+    let me = cluster.arc()?;
+    let probe = ApiRequest {
+        subject: format!("{}{}", super::INTERNAL_STREAM_LEADER, a.config.name),
+        headers: None,
+        payload: bytes::Bytes::new(),
+    };
+    let out = me.dispatch_request(probe, 0).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.first()?.payload).ok()?;
+    cluster.id_of(v.get("leader")?.as_str()?)
+}
+
+/// The `INTERNAL_STREAM_LEADER` answer: the leader this replica knows of.
+pub fn leader_hint_reply(cluster: &Cluster, name: &str) -> Vec<u8> {
+    let leader = cluster
+        .catalog()
+        .stream(name)
+        .and_then(|a| cluster.host().group(a.group))
+        .and_then(|g| g.leader())
+        .map(|l| cluster.name_of(l));
+    serde_json::to_vec(&serde_json::json!({ "leader": leader })).unwrap_or_default()
+}
+
 pub async fn update(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     flatten(types::STREAM_UPDATE, update_inner(cluster, name, req).await)
 }
@@ -162,15 +189,13 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     let mut config = StreamConfig::check_update(&old.config, config)?;
     config.set_static_metadata();
     // A replica change places the stream again; a shrink keeps the
-    // current leader when it can (no election), so ask who leads.
+    // current leader when it can (no election), so ask who leads: a hint
+    // from any replica, not a confirmed read (a change that gives a group
+    // without a quorum its replicas back must not wait for that quorum).
     let keep = if config.num_replicas == old.config.num_replicas {
         None
     } else {
-        remote_info(cluster, &old)
-            .await?
-            .cluster
-            .and_then(|c| c.leader)
-            .and_then(|l| cluster.id_of(&l))
+        leader_hint(cluster, &old).await
     };
     let assignment = match cluster
         .propose_meta(MetaCommand::UpdateStream {
@@ -293,6 +318,17 @@ pub(crate) fn led_group_with<T>(
     Ok((pick(a), g))
 }
 
+/// [`led_group`], and leadership confirmed for a read (decision 33): what
+/// is read after it includes every write acknowledged before the request
+/// arrived. A deposed leader gets "not the leader" or 503/10008.
+async fn read_group(cluster: &Cluster, name: &str) -> Result<(StreamAssignment, Group), ApiError> {
+    let (a, g) = led_group(cluster, name)?;
+    g.read_barrier()
+        .await
+        .map_err(|e| crate::cluster::proposal_failed(g.id, e))?;
+    Ok((a, g))
+}
+
 /// Proposes a stream command through the group's batcher (in arrival
 /// order, together with whatever else is queued) and waits for its reply.
 pub(crate) async fn propose(
@@ -303,10 +339,10 @@ pub(crate) async fn propose(
     cluster.propose_stream(g, cmd).await
 }
 
-pub fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
-    let r = (|| {
+pub async fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
         let opts: StreamInfoRequest = parse_body(&req.payload)?;
-        let (a, g) = led_group(cluster, name)?;
+        let (a, g) = read_group(cluster, name).await?;
         let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
         let mut info = stream_info(cluster, &a, &g, &view);
         info.config = info.config.with_dynamic_metadata();
@@ -337,8 +373,8 @@ pub fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
             limit,
             info,
         })
-    })();
-    respond(types::STREAM_INFO, r)
+    };
+    respond(types::STREAM_INFO, r.await)
 }
 
 pub(crate) fn stream_info(
@@ -422,20 +458,20 @@ pub async fn msg_delete(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<
     respond(types::STREAM_MSG_DELETE, r.await)
 }
 
-pub fn msg_get(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
-    let r = (|| {
+pub async fn msg_get(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
         // Empty is the default request, which asks for nothing: 10003.
         let request: MsgGetRequest = parse_body(&req.payload)?;
         let query = request.query()?;
-        let (_, g) = led_group(cluster, name)?;
+        let (_, g) = read_group(cluster, name).await?;
         let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
         let found = lookup(&view, &query).map_err(ApiError::stream_store_failed)?;
         let msg = found.ok_or_else(ApiError::no_message_found)?;
         Ok(MsgGetResponse {
             message: ApiStoredMessage::from(&msg),
         })
-    })();
-    respond(types::STREAM_MSG_GET, r)
+    };
+    respond(types::STREAM_MSG_GET, r.await)
 }
 
 pub(crate) fn lookup(
@@ -449,9 +485,10 @@ pub(crate) fn lookup(
     }
 }
 
-pub fn names(cluster: &Cluster, req: &ApiRequest) -> Vec<u8> {
-    let r = (|| {
+pub async fn names(cluster: &Cluster, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
         let request: StreamNamesRequest = parse_body(&req.payload)?;
+        cluster.meta_read_barrier().await?;
         let all = filtered(cluster, request.subject.as_deref());
         let streams: Vec<String> = all
             .iter()
@@ -465,8 +502,8 @@ pub fn names(cluster: &Cluster, req: &ApiRequest) -> Vec<u8> {
             limit: api::NAMES_PAGE_LIMIT,
             streams,
         })
-    })();
-    respond(types::STREAM_NAMES, r)
+    };
+    respond(types::STREAM_NAMES, r.await)
 }
 
 fn filtered(cluster: &Cluster, subject_filter: Option<&str>) -> Vec<StreamAssignment> {
@@ -485,6 +522,7 @@ fn filtered(cluster: &Cluster, subject_filter: Option<&str>) -> Vec<StreamAssign
 pub async fn list(cluster: Arc<Cluster>, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let request: StreamNamesRequest = parse_body(&req.payload)?;
+        cluster.meta_read_barrier().await?;
         let all = filtered(&cluster, request.subject.as_deref());
         let mut streams = Vec::new();
         let mut missing = Vec::new();
