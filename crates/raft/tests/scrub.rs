@@ -123,6 +123,40 @@ fn open(engine: &MemEngine, peer: Arc<HeldPeer>) -> GroupSm {
     GroupSm::open_stream(GROUP, config(), engine, committer, peer).unwrap()
 }
 
+/// This replica and a peer, both having applied the membership and the
+/// first entry, with this replica's record of [`ROTTEN`] corrupt; the peer
+/// answers through `held` (`asked` hears when the scrubber asks, and then
+/// the answer waits for `held.release`).
+struct Rotten {
+    local_disk: MemEngine,
+    held: Arc<HeldPeer>,
+    local: GroupSm,
+    peer: GroupSm,
+}
+
+async fn rotten(asked: Option<oneshot::Sender<()>>) -> Rotten {
+    let local_disk = MemEngine::new();
+    let peer_disk = MemEngine::new();
+    let held = Arc::new(HeldPeer {
+        engine: peer_disk.clone(),
+        asked: Mutex::new(asked),
+        release: Arc::new(Notify::new()),
+    });
+    let mut local = open(&local_disk, held.clone());
+    let mut peer = open(&peer_disk, held.clone());
+    for sm in [&mut local, &mut peer] {
+        apply(sm, members()).await;
+        apply(sm, first_entry()).await;
+    }
+    assert!(local_disk.corrupt(Cf::Messages, &keys::message(GROUP, ROTTEN), 77));
+    Rotten {
+        local_disk,
+        held,
+        local,
+        peer,
+    }
+}
+
 fn subject_indexed(engine: &MemEngine, subject: &str, seq: u64) -> bool {
     engine
         .get(Cf::SubjectIndex, &keys::subject(GROUP, subject, seq))
@@ -158,21 +192,13 @@ fn first_entry() -> Entry {
 /// Runs one case: `removal` (entry 3) removes seq 3 while the scrubber
 /// waits for the peer's copy of it.
 async fn removed_while_repairing(removal: Vec<StreamCommand>) -> (Option<StoredMessage>, bool) {
-    let local_disk = MemEngine::new();
-    let peer_disk = MemEngine::new();
     let (asked_tx, asked) = oneshot::channel();
-    let held = Arc::new(HeldPeer {
-        engine: peer_disk.clone(),
-        asked: Mutex::new(Some(asked_tx)),
-        release: Arc::new(Notify::new()),
-    });
-    let mut local = open(&local_disk, held.clone());
-    let mut peer = open(&peer_disk, held.clone());
-    for sm in [&mut local, &mut peer] {
-        apply(sm, members()).await;
-        apply(sm, first_entry()).await;
-    }
-    assert!(local_disk.corrupt(Cf::Messages, &keys::message(GROUP, ROTTEN), 77));
+    let Rotten {
+        local_disk,
+        held,
+        local,
+        mut peer,
+    } = rotten(Some(asked_tx)).await;
 
     let mut applier = local.clone();
     let scrubbing = scrub(&local, 0, 1024, &[2], held.as_ref());
@@ -255,20 +281,9 @@ async fn a_limit_trim_applied_during_a_repair_stays_trimmed() {
 
 #[tokio::test]
 async fn a_corrupt_record_still_live_is_repaired() {
-    let local_disk = MemEngine::new();
-    let peer_disk = MemEngine::new();
-    let held = Arc::new(HeldPeer {
-        engine: peer_disk.clone(),
-        asked: Mutex::new(None),
-        release: Arc::new(Notify::new()),
-    });
-    let mut local = open(&local_disk, held.clone());
-    let mut peer = open(&peer_disk, held.clone());
-    for sm in [&mut local, &mut peer] {
-        apply(sm, members()).await;
-        apply(sm, first_entry()).await;
-    }
-    assert!(local_disk.corrupt(Cf::Messages, &keys::message(GROUP, ROTTEN), 77));
+    let Rotten {
+        held, local, peer, ..
+    } = rotten(None).await;
     assert!(local.stream_view().unwrap().message(ROTTEN).is_err());
     held.release.notify_one();
     let (_, repaired) = scrub(&local, 0, 1024, &[2], held.as_ref()).await.unwrap();
@@ -292,20 +307,11 @@ async fn a_corrupt_record_still_live_is_repaired() {
 /// replica. Now the apply repairs the record from a voter first.
 #[tokio::test]
 async fn removing_a_corrupt_record_repairs_it_first_instead_of_stopping_the_group() {
-    let local_disk = MemEngine::new();
-    let peer_disk = MemEngine::new();
-    let held = Arc::new(HeldPeer {
-        engine: peer_disk.clone(),
-        asked: Mutex::new(None),
-        release: Arc::new(Notify::new()),
-    });
-    let mut local = open(&local_disk, held.clone());
-    let mut peer = open(&peer_disk, held.clone());
-    for sm in [&mut local, &mut peer] {
-        apply(sm, members()).await;
-        apply(sm, first_entry()).await;
-    }
-    assert!(local_disk.corrupt(Cf::Messages, &keys::message(GROUP, ROTTEN), 77));
+    let Rotten {
+        mut local,
+        mut peer,
+        ..
+    } = rotten(None).await;
     let delete = vec![StreamCommand::DeleteMsg {
         seq: ROTTEN,
         no_erase: true,

@@ -57,6 +57,18 @@ pub struct ApiRequest {
     pub payload: Bytes,
 }
 
+impl ApiRequest {
+    /// A request with no headers and no body (node-internal requests and
+    /// `STREAM.INFO` probes).
+    pub fn empty(subject: String) -> Self {
+        Self {
+            subject,
+            headers: None,
+            payload: Bytes::new(),
+        }
+    }
+}
+
 /// A reply as it travels back to the node that forwarded the request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WireOutbound {
@@ -430,11 +442,7 @@ impl Cluster {
                     return true;
                 }
             } else if let Some(peer) = a.peers.first() {
-                let probe = ApiRequest {
-                    subject: format!("{}{}", jsapi::STREAM_INFO, a.config.name),
-                    headers: None,
-                    payload: Bytes::new(),
-                };
+                let probe = ApiRequest::empty(format!("{}{}", jsapi::STREAM_INFO, a.config.name));
                 if let Ok(out) = self.forward(*peer, &probe, MAX_HOPS - 1).await
                     && out.first().is_some_and(|o| !jsapi::is_error(&o.payload))
                 {
@@ -457,11 +465,7 @@ impl Cluster {
                 let has = if node == me {
                     Some(self.catalog().stream(name).is_some())
                 } else {
-                    let probe = ApiRequest {
-                        subject: format!("{}{name}", jsapi::INTERNAL_CATALOG_HAS),
-                        headers: None,
-                        payload: Bytes::new(),
-                    };
+                    let probe = ApiRequest::empty(format!("{}{name}", jsapi::INTERNAL_CATALOG_HAS));
                     match self.forward(node, &probe, MAX_HOPS).await {
                         Ok(out) => out
                             .first()

@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use jetraft_meta::{META_GROUP, StreamAssignment};
 use jetraft_raft::{Group, GroupId, Members, Reshape};
 
@@ -146,11 +145,7 @@ async fn leaving_done(cluster: &Cluster, g: &Group, a: &StreamAssignment) -> boo
         return true;
     }
     for peer in &a.peers {
-        let probe = ApiRequest {
-            subject: format!("{}{}", jsapi::INTERNAL_GROUP_MEMBERS, a.group),
-            headers: None,
-            payload: Bytes::new(),
-        };
+        let probe = ApiRequest::empty(format!("{}{}", jsapi::INTERNAL_GROUP_MEMBERS, a.group));
         let Ok(out) = cluster.forward_to(*peer, &probe).await else {
             continue;
         };

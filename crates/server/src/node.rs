@@ -193,11 +193,11 @@ async fn expire_loop(cluster: Arc<Cluster>) {
             if g.leader() != Some(me) {
                 continue;
             }
-            let req = crate::cluster::ApiRequest {
-                subject: format!("{}{}", crate::jsapi::INTERNAL_STREAM_EXPIRE, a.config.name),
-                headers: None,
-                payload: bytes::Bytes::new(),
-            };
+            let req = crate::cluster::ApiRequest::empty(format!(
+                "{}{}",
+                crate::jsapi::INTERNAL_STREAM_EXPIRE,
+                a.config.name
+            ));
             cluster.clone().dispatch_request(req, 0).await;
         }
     }

@@ -14,7 +14,7 @@
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use crate::{Cf, Dir, Engine, View, WriteBatch};
+use crate::{Engine, View, WriteBatch};
 
 type Hook = Box<dyn FnOnce(&str) + Send>;
 
@@ -148,27 +148,13 @@ impl Engine for FailStop {
     }
 }
 
-impl View for FailStop {
-    fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        self.inner.get(cf, key)
-    }
-
-    fn scan(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        to: &[u8],
-        dir: Dir,
-        limit: usize,
-    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.inner.scan(cf, from, to, dir, limit)
-    }
-}
+crate::view_through!(FailStop, inner);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::Cf;
     use crate::faulty::FaultyEngine;
     use crate::mem::MemEngine;
 

@@ -12,7 +12,7 @@
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::{Cf, Dir, Engine, View, WriteBatch};
+use crate::{Engine, View, WriteBatch};
 
 #[derive(Debug, Default)]
 struct Plan {
@@ -117,27 +117,13 @@ impl Engine for FaultyEngine {
     }
 }
 
-impl View for FaultyEngine {
-    fn get(&self, cf: Cf, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        self.inner.get(cf, key)
-    }
-
-    fn scan(
-        &self,
-        cf: Cf,
-        from: &[u8],
-        to: &[u8],
-        dir: Dir,
-        limit: usize,
-    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.inner.scan(cf, from, to, dir, limit)
-    }
-}
+crate::view_through!(FaultyEngine, inner);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::Cf;
     use crate::mem::MemEngine;
 
     #[test]

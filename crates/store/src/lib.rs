@@ -126,6 +126,31 @@ pub trait View: Send + Sync {
     ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>>;
 }
 
+/// Implements [`View`] for an engine wrapper by reading straight through
+/// its `$field` (an `Arc<dyn Engine>`): the wrappers ([`failstop`],
+/// [`faulty`]) change writes and syncs, never reads.
+macro_rules! view_through {
+    ($wrapper:ty, $field:ident) => {
+        impl $crate::View for $wrapper {
+            fn get(&self, cf: $crate::Cf, key: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+                self.$field.get(cf, key)
+            }
+
+            fn scan(
+                &self,
+                cf: $crate::Cf,
+                from: &[u8],
+                to: &[u8],
+                dir: $crate::Dir,
+                limit: usize,
+            ) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+                self.$field.scan(cf, from, to, dir, limit)
+            }
+        }
+    };
+}
+pub(crate) use view_through;
+
 /// A key-value engine with explicit durability.
 ///
 /// `write` makes a batch visible to readers at once but not durable; `sync`

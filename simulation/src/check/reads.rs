@@ -23,18 +23,16 @@ pub fn check(history: &History) -> Vec<String> {
         })
         .collect();
     acks.sort_by_key(|(at, seq, _)| (*at, *seq));
-    // The highest acknowledged sequence before each ack time.
-    let mut highest = Vec::with_capacity(acks.len());
-    for (i, a) in acks.iter().enumerate() {
-        let best = match i {
-            0 => *a,
-            _ => {
-                let prev: (Duration, u64, &str) = highest[i - 1];
-                if a.1 > prev.1 { *a } else { prev }
+    // highest[i]: the ack with the highest sequence among acks[..=i].
+    let highest: Vec<(Duration, u64, &str)> = acks
+        .iter()
+        .scan(None, |best: &mut Option<(Duration, u64, &str)>, a| {
+            if best.is_none_or(|b| a.1 > b.1) {
+                *best = Some(*a);
             }
-        };
-        highest.push(best);
-    }
+            *best
+        })
+        .collect();
     let reads = history
         .cas
         .iter()

@@ -130,11 +130,7 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
     let Some(me) = cluster.arc() else {
         return Err(ApiError::cluster_not_avail());
     };
-    let probe = ApiRequest {
-        subject: format!("{STREAM_INFO}{}", a.config.name),
-        headers: None,
-        payload: bytes::Bytes::new(),
-    };
+    let probe = ApiRequest::empty(format!("{STREAM_INFO}{}", a.config.name));
     let out = me.dispatch_request(probe, 0).await;
     let body = out.first().map(|o| o.payload.clone()).unwrap_or_default();
     let v: serde_json::Value =
@@ -150,11 +146,11 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
 /// Which node a replica of the stream believes leads it.
 async fn leader_hint(cluster: &Cluster, a: &StreamAssignment) -> Option<jetraft_raft::NodeId> {
     let me = cluster.arc()?;
-    let probe = ApiRequest {
-        subject: format!("{}{}", super::INTERNAL_STREAM_LEADER, a.config.name),
-        headers: None,
-        payload: bytes::Bytes::new(),
-    };
+    let probe = ApiRequest::empty(format!(
+        "{}{}",
+        super::INTERNAL_STREAM_LEADER,
+        a.config.name
+    ));
     let out = me.dispatch_request(probe, 0).await;
     let v: serde_json::Value = serde_json::from_slice(&out.first()?.payload).ok()?;
     cluster.id_of(v.get("leader")?.as_str()?)
