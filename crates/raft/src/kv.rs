@@ -23,6 +23,19 @@ pub fn put<T: Serialize + ?Sized>(
     Ok(())
 }
 
+/// [`put`], the value compressed when that makes it smaller
+/// (`compression: "s2"`); [`get`] and [`scan`] read either form.
+pub fn put_compressed<T: Serialize + ?Sized>(
+    batch: &mut WriteBatch,
+    cf: Cf,
+    key: Vec<u8>,
+    value: &T,
+) -> io::Result<()> {
+    let bytes = record::encode_compressed_for(&key, &codec::encode(value)?);
+    batch.put(cf, key, bytes);
+    Ok(())
+}
+
 pub fn get<T: DeserializeOwned>(engine: &dyn View, cf: Cf, key: &[u8]) -> io::Result<Option<T>> {
     match engine.get(cf, key)? {
         None => Ok(None),
@@ -37,7 +50,7 @@ pub fn decode_value<T: DeserializeOwned>(cf: Cf, key: &[u8], raw: &[u8]) -> io::
             format!("corrupt record in {} at key {key:02x?}: {e}", cf.name()),
         )
     })?;
-    codec::decode(payload)
+    codec::decode(&payload)
 }
 
 /// Decoded `(key, value)` pairs of a range scan.

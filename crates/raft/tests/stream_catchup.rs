@@ -23,7 +23,7 @@ use jetraft_store::mem::MemEngine;
 use jetraft_store::{Engine, View};
 use jetraft_stream::StreamCommand;
 use jetraft_types::StoredMessage;
-use jetraft_types::config::StreamConfig;
+use jetraft_types::config::{Compression, StreamConfig};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, Membership, RaftSnapshotBuilder};
 
@@ -119,9 +119,18 @@ fn config() -> StreamConfig {
 }
 
 fn open(local: &Arc<Local>, node: NodeId, engine: &MemEngine) -> GroupSm {
+    open_with(local, node, engine, config())
+}
+
+fn open_with(
+    local: &Arc<Local>,
+    node: NodeId,
+    engine: &MemEngine,
+    config: StreamConfig,
+) -> GroupSm {
     let engine: Arc<dyn Engine> = Arc::new(engine.clone());
     let committer = Committer::start(engine.clone(), SyncMode::Always, false);
-    let sm = GroupSm::open_stream(GROUP, config(), engine, committer, local.clone()).unwrap();
+    let sm = GroupSm::open_stream(GROUP, config, engine, committer, local.clone()).unwrap();
     local.sms.lock().unwrap().insert(node, sm.clone());
     sm
 }
@@ -156,6 +165,50 @@ fn entry(index: u64) -> Entry {
 async fn apply(sm: &mut GroupSm, range: std::ops::RangeInclusive<u64>) {
     let entries = range.map(|i| Ok((entry(i), None)));
     sm.apply(futures::stream::iter(entries)).await.unwrap();
+}
+
+/// Entry `index` of a workload of compressible JSON-like readings.
+fn reading(index: u64) -> Entry {
+    let cmds = (0..20)
+        .map(|i| StreamCommand::Publish {
+            subject: format!("c.{}", i % 3),
+            headers: None,
+            payload: Bytes::from(
+                format!("{{\"sensor\":\"kitchen\",\"unit\":\"C\",\"entry\":{index},\"i\":{i}}}")
+                    .repeat(8),
+            ),
+        })
+        .collect();
+    Entry {
+        log_id: openraft::testing::log_id::<TypeConfig>(1, 1, index),
+        payload: EntryPayload::Normal(Request::StreamBatch {
+            cmds,
+            now_ns: 1_000_000 * index as i64,
+        }),
+    }
+}
+
+/// The raw message records a store holds: (records, of them compressed, bytes).
+fn stored(engine: &MemEngine) -> (usize, usize, usize) {
+    let (from, to) = jetraft_store::keys::group_bounds(GROUP);
+    let raw = engine
+        .scan(
+            jetraft_store::Cf::Messages,
+            &from,
+            &to,
+            jetraft_store::Dir::Forward,
+            usize::MAX,
+        )
+        .unwrap();
+    let compressed = raw
+        .iter()
+        .filter(|(_, v)| v[0] == jetraft_store::record::VERSION_2_COMPRESSED)
+        .count();
+    (
+        raw.len(),
+        compressed,
+        raw.iter().map(|(_, v)| v.len()).sum(),
+    )
 }
 
 /// What two replicas must agree on: the API state, the digest over every
@@ -257,4 +310,39 @@ async fn follower_copies_a_frozen_replica_while_the_leader_deletes() {
     apply(&mut restarted, 1..=450).await;
     assert_eq!(fingerprint(&restarted), fingerprint(&leader));
     assert!(local.sessions.is_empty(), "every frozen view was released");
+}
+
+#[tokio::test]
+async fn an_s2_stream_stores_its_messages_compressed_and_a_copy_stays_compressed() {
+    let local = Arc::new(Local::default());
+    let s2 = StreamConfig {
+        compression: Compression::S2,
+        ..config()
+    };
+    let (s2_disk, plain_disk, copy_disk) = (MemEngine::new(), MemEngine::new(), MemEngine::new());
+    let mut leader = open_with(&local, 1, &s2_disk, s2.clone());
+    let mut plain = open_with(&local, 2, &plain_disk, config());
+    local.sms.lock().unwrap().remove(&2); // not a source: another config
+    for sm in [&mut leader, &mut plain] {
+        let entries = (1..=50).map(|i| Ok((reading(i), None)));
+        sm.apply(futures::stream::iter(entries)).await.unwrap();
+    }
+    // The same messages, read back as written.
+    assert_eq!(fingerprint(&leader), fingerprint(&plain));
+    let (count, compressed, s2_bytes) = stored(&s2_disk);
+    let (plain_count, plain_compressed, plain_bytes) = stored(&plain_disk);
+    assert_eq!((count, compressed), (1_000, 1_000));
+    assert_eq!((plain_count, plain_compressed), (1_000, 0));
+    assert!(
+        s2_bytes * 3 < plain_bytes,
+        "s2 stored {s2_bytes} bytes, uncompressed {plain_bytes}"
+    );
+    // A follower catching up from the compressed replica stores what it
+    // copies compressed too.
+    let mut follower = open_with(&local, 3, &copy_disk, s2);
+    let meta = with_voters(snapshot(&mut leader).await.meta);
+    follower.set_snapshot_source(1);
+    follower.install_snapshot(&meta, Vec::new()).await.unwrap();
+    assert_eq!(fingerprint(&follower), fingerprint(&leader));
+    assert_eq!(stored(&copy_disk), (1_000, 1_000, s2_bytes));
 }

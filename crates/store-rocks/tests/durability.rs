@@ -50,7 +50,7 @@ fn synced_writes_survive_drop_and_reopen() {
     for (key, value) in &msgs {
         let seq = keys::message_seq(key).unwrap();
         assert_eq!(
-            record::decode_for(key, value).unwrap(),
+            &*record::decode_for(key, value).unwrap(),
             format!("m{seq}").as_bytes()
         );
     }

@@ -565,6 +565,9 @@ pub fn records_round_trip_through_engine<E: Engine>(mut open: impl FnMut() -> E)
         &record::encode_for(&key, b"payload"),
     );
     let stored = get(&e, Cf::Messages, &key).expect("record stored");
-    assert_eq!(record::decode_for(&key, &stored), Ok(&b"payload"[..]));
+    assert_eq!(
+        record::decode_for(&key, &stored).as_deref(),
+        Ok(&b"payload"[..])
+    );
     assert!(record::decode_for(&crate::keys::message(3, 43), &stored).is_err());
 }

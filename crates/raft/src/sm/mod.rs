@@ -19,6 +19,7 @@ use jetraft_meta::Catalog;
 use jetraft_store::keys::{self, RaftMetaKind, StateKind};
 use jetraft_store::{Cf, Engine, View, WriteBatch};
 use jetraft_types::StoredMessage;
+use jetraft_types::config::Compression;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
@@ -243,7 +244,7 @@ impl GroupSm {
             None => false,
             Some(value) => {
                 let (first, last) = s.live_range();
-                jetraft_store::record::decode_for(&key, &value).is_err()
+                jetraft_store::record::verify_for(&key, &value).is_err()
                     && (first..=last).contains(&m.seq)
                     && self
                         .engine
@@ -257,8 +258,9 @@ impl GroupSm {
         if !live {
             return Ok(false);
         }
+        let compression = s.config().compression;
         let mut batch = WriteBatch::new();
-        stream::put_message(self.group, m, &mut batch)?;
+        stream::put_message(self.group, m, compression, &mut batch)?;
         self.engine.write(batch)?;
         Ok(true)
     }
@@ -304,11 +306,15 @@ impl GroupSm {
         peers: &[NodeId],
         extra: impl FnOnce(&mut Inner, &mut WriteBatch) -> io::Result<()>,
     ) -> io::Result<()> {
-        let mark = {
+        let (mark, compression) = {
             let mut inner = self.lock();
+            let compression = match &inner.kind {
+                Kind::Stream(s) => s.config().compression,
+                _ => Compression::None,
+            };
             inner.catchup.copying = Some(min_index);
             inner.catchup.sources = peers.to_vec();
-            inner.catchup.clone()
+            (inner.catchup.clone(), compression)
         };
         let mut batch = WriteBatch::new();
         self.put_catchup_mark(&mark, &mut batch)?;
@@ -318,6 +324,7 @@ impl GroupSm {
             min_index,
             peers,
             self.engine.as_ref(),
+            compression,
             self.catchup.as_ref(),
         )
         .await?;

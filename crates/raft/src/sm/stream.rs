@@ -11,7 +11,7 @@ use jetraft_store::keys::{self, StateKind};
 use jetraft_store::{Cf, Dir, Engine, View, WriteBatch, record};
 use jetraft_stream::{DedupEntry, ReadError, StoreOp, StreamMachine, StreamReader, StreamSummary};
 use jetraft_types::StoredMessage;
-use jetraft_types::config::{StreamConfig, StreamState as ApiStreamState};
+use jetraft_types::config::{Compression, StreamConfig, StreamState as ApiStreamState};
 use jetraft_types::subject;
 use serde::{Deserialize, Serialize};
 
@@ -110,7 +110,7 @@ impl StreamState {
     fn write_op(&self, op: &StoreOp, batch: &mut WriteBatch) -> io::Result<()> {
         let id = self.id;
         match op {
-            StoreOp::PutMessage(m) => put_message(id, m, batch)?,
+            StoreOp::PutMessage(m) => put_message(id, m, self.config().compression, batch)?,
             StoreOp::DeleteMessage { seq, subject } => {
                 batch.delete(Cf::Messages, keys::message(id, *seq));
                 batch.delete(Cf::SubjectIndex, keys::subject(id, subject, *seq));
@@ -170,8 +170,18 @@ impl StreamState {
     }
 }
 
-pub(super) fn put_message(id: u64, m: &StoredMessage, batch: &mut WriteBatch) -> io::Result<()> {
-    kv::put(batch, Cf::Messages, keys::message(id, m.seq), m)?;
+/// Stores `m` (compressed if the stream says so: `compression: "s2"`).
+pub(super) fn put_message(
+    id: u64,
+    m: &StoredMessage,
+    compression: Compression,
+    batch: &mut WriteBatch,
+) -> io::Result<()> {
+    let key = keys::message(id, m.seq);
+    match compression {
+        Compression::None => kv::put(batch, Cf::Messages, key, m)?,
+        Compression::S2 => kv::put_compressed(batch, Cf::Messages, key, m)?,
+    }
     kv::put(
         batch,
         Cf::SubjectIndex,
@@ -193,12 +203,13 @@ pub async fn copy_replica(
     min_index: u64,
     peers: &[NodeId],
     engine: &dyn Engine,
+    compression: Compression,
     catchup: &dyn Catchup,
 ) -> io::Result<(u64, StreamSnapshot)> {
     let mut round = 0u32;
     loop {
         for &peer in peers {
-            match copy_from(group, min_index, peer, engine, catchup).await {
+            match copy_from(group, min_index, peer, engine, compression, catchup).await {
                 Ok(copied) => return Ok(copied),
                 Err(e) => tracing::info!(group, peer, error = %e, "catch-up source unavailable"),
             }
@@ -219,6 +230,7 @@ async fn copy_from(
     min_index: u64,
     peer: NodeId,
     engine: &dyn Engine,
+    compression: Compression,
     catchup: &dyn Catchup,
 ) -> io::Result<(u64, StreamSnapshot)> {
     let frozen = catchup.begin(peer, group).await?;
@@ -230,7 +242,7 @@ async fn copy_from(
             )));
         }
         let target: StreamSnapshot = crate::codec::decode(&frozen.state)?;
-        mirror(frozen.at, &target.summary, engine, catchup).await?;
+        mirror(frozen.at, &target.summary, engine, compression, catchup).await?;
         tracing::info!(
             group,
             peer,
@@ -254,6 +266,7 @@ async fn mirror(
     at: Source,
     target: &StreamSummary,
     engine: &dyn Engine,
+    compression: Compression,
     catchup: &dyn Catchup,
 ) -> io::Result<()> {
     let group = at.group;
@@ -287,12 +300,22 @@ async fn mirror(
                 _ => overlap_to,
             };
             let ours = read_seqs(engine, group, next, page_end, usize::MAX)?;
-            reconcile(at, engine, catchup, &ours, &theirs).await?;
+            reconcile(at, engine, compression, catchup, &ours, &theirs).await?;
             next = page_end + 1;
         }
         fetch_from = fetch_from.max(local_last.saturating_add(1));
     }
-    copy_messages(at, fetch_from, target.last_seq, |_| true, engine, catchup).await
+    let all = |_| true;
+    copy_messages(
+        at,
+        fetch_from,
+        target.last_seq,
+        all,
+        engine,
+        compression,
+        catchup,
+    )
+    .await
 }
 
 /// Fetches the messages stored at `at` in `from..=to`, page by page, and
@@ -303,6 +326,7 @@ async fn copy_messages(
     to: u64,
     wanted: impl Fn(u64) -> bool,
     engine: &dyn Engine,
+    compression: Compression,
     catchup: &dyn Catchup,
 ) -> io::Result<()> {
     let mut next = from;
@@ -310,7 +334,7 @@ async fn copy_messages(
         let msgs = catchup.fetch(at, next, to, CATCHUP_BATCH).await?;
         let mut batch = WriteBatch::new();
         for m in msgs.iter().filter(|m| wanted(m.seq)) {
-            put_message(at.group, m, &mut batch)?;
+            put_message(at.group, m, compression, &mut batch)?;
         }
         engine.write(batch)?;
         match msgs.last() {
@@ -326,6 +350,7 @@ async fn copy_messages(
 async fn reconcile(
     at: Source,
     engine: &dyn Engine,
+    compression: Compression,
     catchup: &dyn Catchup,
     ours: &[u64],
     theirs: &[u64],
@@ -367,7 +392,7 @@ async fn reconcile(
     match (lacking.first(), lacking.last()) {
         (Some(&lo), Some(&hi)) => {
             let wanted = |seq| lacking.binary_search(&seq).is_ok();
-            copy_messages(at, lo, hi, wanted, engine, catchup).await
+            copy_messages(at, lo, hi, wanted, engine, compression, catchup).await
         }
         _ => Ok(()),
     }
@@ -411,7 +436,7 @@ pub async fn scrub(
     };
     let mut repaired = 0;
     for (key, value) in &raw {
-        if record::decode_for(key, value).is_ok() {
+        if record::verify_for(key, value).is_ok() {
             continue;
         }
         let Some(seq) = keys::message_seq(key) else {
