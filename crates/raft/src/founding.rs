@@ -1,4 +1,5 @@
-//! Founding the meta group, or waiting to be admitted to it.
+//! Founding the meta group (or a group kept in memory, below), or waiting
+//! to be admitted to it.
 //!
 //! A node whose store holds no meta state is either one of a brand-new
 //! cluster's nodes or a node that lost its disk. Only its peers can tell
@@ -24,56 +25,66 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jetraft_meta::META_GROUP;
+use jetraft_types::config::StorageType;
 
 use crate::codec;
 use crate::host::{Group, Host};
 use crate::standing::Roster;
+use crate::types::NodeId;
 
-/// How often a node without meta state asks its peers again.
+/// How often a node without the group's state asks its peers again.
 const ASK_EVERY: Duration = Duration::from_millis(500);
 
 /// What the peers said, once.
 enum Verdict {
     /// Adopt this roster (it lists this node with its incarnation).
     Adopt(Roster),
-    /// Everyone is new: found the cluster with these incarnations.
-    NewCluster(Roster),
+    /// Everyone is new: found the group with these incarnations.
+    NewGroup(Roster),
     Wait(String),
 }
 
-async fn ask(host: &Host) -> Verdict {
+/// Asks each of `nodes` about `group`, whose replicas are named by their
+/// incarnation for `storage`.
+async fn ask(host: &Host, group: &Group, nodes: &[NodeId]) -> Verdict {
     let me = host.me();
-    let mut collected = Roster::from([(me, host.incarnation())]);
+    let storage = group.standing.storage();
+    let mine = host.incarnation_for(storage);
+    let mut collected = Roster::from([(me, mine)]);
     let mut all_fresh = true;
     let mut why = String::new();
-    for peer in host.peers.addrs().keys().copied().filter(|p| *p != me) {
-        match host.peers.identify(peer, META_GROUP).await {
+    for peer in nodes.iter().copied().filter(|p| *p != me) {
+        match host.peers.identify(peer, group.id).await {
             Ok(r) => {
-                collected.insert(peer, r.incarnation);
+                let theirs = match storage {
+                    StorageType::File => r.incarnation,
+                    StorageType::Memory => r.memory_incarnation,
+                };
+                collected.insert(peer, theirs);
                 if !r.founding.is_empty() {
                     if let Ok(roster) = codec::decode::<Roster>(&r.founding)
-                        && roster.get(&me) == Some(&host.incarnation())
+                        && roster.get(&me) == Some(&mine)
                     {
                         return Verdict::Adopt(roster);
                     }
                     all_fresh = false;
                     why = format!(
-                        "node {peer} knows the cluster, and not this node's data directory: \
-                         waiting for the meta leader to admit it"
+                        "node {peer} knows the group, and not this node's incarnation: \
+                         waiting for its leader to admit this node"
                     );
                 } else if r.has_state {
                     all_fresh = false;
-                    why = format!("node {peer} holds meta state: waiting to be admitted");
+                    why = format!("node {peer} holds the group's state: waiting to be admitted");
                 }
             }
             Err(e) => {
                 all_fresh = false;
-                why = format!("node {peer} did not answer ({e}): every node must answer first");
+                why = format!("node {peer} did not answer ({e}): every replica must answer first");
             }
         }
     }
     if all_fresh {
-        Verdict::NewCluster(collected)
+        Verdict::NewGroup(collected)
     } else {
         Verdict::Wait(why)
     }
@@ -82,45 +93,63 @@ async fn ask(host: &Host) -> Verdict {
 /// Runs until this node founded or adopted the meta group's roster, or
 /// holds meta state (a leader admitted it).
 pub async fn found_meta(host: Arc<Host>, group: Group) {
+    let nodes: Vec<NodeId> = host.peers.addrs().keys().copied().collect();
+    found(host, group, nodes).await;
+}
+
+/// The same for a group kept in memory (decision 35) whose replicas are
+/// `nodes`: after every replica restarted, none holds its state, and they
+/// found it again, empty, with the incarnations their processes have now.
+/// While any replica still holds state, this node waits for that group's
+/// leader to re-admit it.
+pub async fn found_memory(host: Arc<Host>, group: Group, nodes: Vec<NodeId>) {
+    found(host, group, nodes).await;
+}
+
+async fn found(host: Arc<Host>, group: Group, nodes: Vec<NodeId>) {
     let me = host.me();
-    let lowest = host.peers.addrs().keys().next().copied() == Some(me);
+    let id = group.id;
+    let lowest = nodes.iter().min().copied() == Some(me);
     let mut last_why = String::new();
     loop {
-        if host.has_replica(META_GROUP).unwrap_or(false) {
+        if host.has_replica(id).unwrap_or(false) || host.group(id).is_none() {
             return;
         }
-        let roster = match ask(&host).await {
+        let roster = match ask(&host, &group, &nodes).await {
             Verdict::Adopt(r) => Some(r),
-            Verdict::NewCluster(r) if lowest => {
-                tracing::info!(roster = ?r, "founding a new cluster: every peer is new");
+            Verdict::NewGroup(r) if lowest => {
+                tracing::info!(group = id, roster = ?r, "founding the group: every replica is new");
                 Some(r)
             }
-            Verdict::NewCluster(_) => {
-                let why = "every node is new: waiting for the lowest to found the cluster";
+            Verdict::NewGroup(_) => {
+                let why = "every replica is new: waiting for the lowest to found the group";
                 if why != last_why {
-                    tracing::info!("{why}");
+                    tracing::info!(group = id, "{why}");
                     last_why = why.to_string();
                 }
                 None
             }
             Verdict::Wait(why) => {
                 if why != last_why {
-                    tracing::warn!("meta group: {why}");
+                    tracing::warn!(group = id, "{why}");
                     last_why = why;
                 }
                 None
             }
         };
         if let Some(roster) = roster {
-            if let Err(e) = host
-                .identity
-                .set_meta_founding(host.engine.as_ref(), roster.clone())
+            // The meta group's roster outlives restarts; a memory group's
+            // is forgotten with the group.
+            if id == META_GROUP
+                && let Err(e) = host
+                    .identity
+                    .set_meta_founding(host.engine.as_ref(), roster.clone())
             {
                 tracing::error!(error = %e, "persisting the founding roster");
             } else {
                 group.standing.set_founding(roster.clone());
                 if let Err(e) = host.found(&group, roster).await {
-                    tracing::error!(error = %e, "initializing the meta group");
+                    tracing::error!(group = id, error = %e, "initializing the group");
                 }
                 return;
             }

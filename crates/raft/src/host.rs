@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_store::{Engine, WriteBatch};
-use jetraft_types::config::StreamConfig;
+use jetraft_types::config::{StorageType, StreamConfig};
 use openraft::{Config, SnapshotPolicy};
 use tokio::sync::watch;
 
@@ -162,6 +162,12 @@ pub struct Host {
     pub peers: Arc<Peers>,
     pub engine: Arc<dyn Engine>,
     pub committer: Committer,
+    /// The store of groups kept in memory (`storage: "memory"` streams):
+    /// one volatile engine for all of them, gone with the process, and a
+    /// committer of its own so their appends never wait for a disk fsync
+    /// (decision 35).
+    memory: Arc<dyn Engine>,
+    memory_committer: Committer,
     timing: RaftTiming,
     /// Seeds each group's randomness (election timeouts): the node's seed
     /// mixed with the group id, so a simulation run is reproducible.
@@ -192,10 +198,19 @@ impl Host {
                  admits this incarnation (or it founds the cluster with its peers)"
             );
         }
+        let memory: Arc<dyn Engine> = Arc::new(jetraft_store::mem::MemEngine::volatile());
+        let memory_committer = Committer::start_with(
+            memory.clone(),
+            crate::commit::SyncMode::Always,
+            false,
+            committer.fatal().clone(),
+        );
         Ok(Self {
             peers,
             engine,
             committer,
+            memory,
+            memory_committer,
             timing,
             seed,
             groups: Mutex::new(BTreeMap::new()),
@@ -210,6 +225,32 @@ impl Host {
 
     pub fn incarnation(&self) -> u64 {
         self.identity.incarnation()
+    }
+
+    /// This node's incarnation in groups kept in `storage`.
+    pub fn incarnation_for(&self, storage: StorageType) -> u64 {
+        self.identity.incarnation_for(storage)
+    }
+
+    /// Where `storage` groups keep their log and state, and their committer.
+    fn store_for(&self, storage: StorageType) -> (Arc<dyn Engine>, Committer) {
+        match storage {
+            StorageType::File => (self.engine.clone(), self.committer.clone()),
+            StorageType::Memory => (self.memory.clone(), self.memory_committer.clone()),
+        }
+    }
+
+    /// Each node's incarnation for `storage` groups as last seen here
+    /// (this node's own included; nodes not heard from yet are missing).
+    pub fn seen_incarnations(&self, storage: StorageType) -> Roster {
+        let mut roster: Roster = self
+            .peers
+            .addrs()
+            .keys()
+            .filter_map(|id| Some((*id, self.peers.seen_incarnation(*id, storage)?)))
+            .collect();
+        roster.insert(self.me(), self.incarnation_for(storage));
+        roster
     }
 
     /// The incarnation a group's latest membership records for each node.
@@ -261,7 +302,9 @@ impl Host {
             self.peers.clone(),
         )?;
         let founding = self.identity.meta_founding();
-        let group = self.start(META_GROUP, "meta", sm, founding).await?;
+        let group = self
+            .start(META_GROUP, "meta", StorageType::File, sm, founding)
+            .await?;
         if !self.has_replica(META_GROUP)? && group.standing.founding().is_none() {
             tokio::spawn(crate::founding::found_meta(self.clone(), group.clone()));
         }
@@ -283,28 +326,28 @@ impl Host {
         if let Some(g) = self.group(id) {
             return Ok(g);
         }
-        let sm = GroupSm::open_stream(
-            id,
-            config,
-            self.engine.clone(),
-            self.committer.clone(),
-            self.peers.clone(),
-        )?;
-        self.start(id, &format!("stream-{id}"), sm, founding).await
+        let storage = config.storage;
+        let (engine, committer) = self.store_for(storage);
+        let sm = GroupSm::open_stream(id, config, engine, committer, self.peers.clone())?;
+        self.start(id, &format!("stream-{id}"), storage, sm, founding)
+            .await
     }
 
     async fn start(
         &self,
         id: GroupId,
         name: &str,
+        storage: StorageType,
         sm: GroupSm,
         founding: Option<Roster>,
     ) -> io::Result<Group> {
         let config = Arc::new(self.timing.config(name)?);
-        let log = LogStore::new(id, self.engine.clone(), self.committer.clone());
+        let (engine, committer) = self.store_for(storage);
+        let log = LogStore::new(id, engine, committer);
         let standing = Arc::new(Standing::new(
             self.me(),
-            self.incarnation(),
+            storage,
+            self.incarnation_for(storage),
             founding.clone(),
             sm.roster(),
         ));
@@ -349,7 +392,8 @@ impl Host {
             .await
             .map(|init| !init)
             .unwrap_or(false);
-        if !fresh || roster.get(&self.me()) != Some(&self.incarnation()) {
+        let mine = self.incarnation_for(group.standing.storage());
+        if !fresh || roster.get(&self.me()) != Some(&mine) {
             return Ok(());
         }
         let id = group.id;
@@ -374,7 +418,13 @@ impl Host {
     /// Whether this node's store holds a replica of the group (it may not
     /// be running: a node restarted while leaving a group).
     pub fn has_replica(&self, id: GroupId) -> io::Result<bool> {
-        LogStore::new(id, self.engine.clone(), self.committer.clone()).exists()
+        for storage in [StorageType::File, StorageType::Memory] {
+            let (engine, committer) = self.store_for(storage);
+            if LogStore::new(id, engine, committer).exists()? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// One scrub step over a stream group's message records: verifies up
@@ -411,10 +461,11 @@ impl Host {
             tracing::warn!(group = id, error = %e, "shutdown");
         }
         if destroy {
+            let (engine, committer) = self.store_for(group.standing.storage());
             let mut batch = WriteBatch::new();
-            LogStore::new(id, self.engine.clone(), self.committer.clone()).destroy(&mut batch);
+            LogStore::new(id, engine.clone(), committer).destroy(&mut batch);
             group.sm.destroy(&mut batch);
-            self.engine.write(batch)?;
+            engine.write(batch)?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use jetraft_types::config::StorageType;
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
@@ -99,18 +100,19 @@ impl Group {
         if !missing.is_empty() {
             let mut nodes = BTreeMap::new();
             for id in &missing {
-                let incarnation = match peers.seen_incarnation(*id) {
+                let storage = self.standing.storage();
+                let incarnation = match peers.seen_incarnation(*id, storage) {
                     Some(i) => i,
                     None => {
-                        peers
-                            .identify(*id, self.id)
-                            .await
-                            .map_err(|e| {
-                                ProposeError::Unavailable(format!(
-                                    "node {id} did not say who it is: {e}"
-                                ))
-                            })?
-                            .incarnation
+                        let r = peers.identify(*id, self.id).await.map_err(|e| {
+                            ProposeError::Unavailable(format!(
+                                "node {id} did not say who it is: {e}"
+                            ))
+                        })?;
+                        match storage {
+                            StorageType::File => r.incarnation,
+                            StorageType::Memory => r.memory_incarnation,
+                        }
                     }
                 };
                 let node = peers
@@ -153,7 +155,10 @@ impl Group {
             return self.accept_loss(&recorded, peers).await;
         }
         for (id, was) in &recorded {
-            let Some(is) = peers.seen_incarnation(*id).filter(|i| i != was) else {
+            let Some(is) = peers
+                .seen_incarnation(*id, self.standing.storage())
+                .filter(|i| i != was)
+            else {
                 continue;
             };
             if *id == me {
@@ -194,7 +199,7 @@ impl Group {
             let is = if *id == me {
                 Some(self.standing.incarnation())
             } else {
-                peers.seen_incarnation(*id)
+                peers.seen_incarnation(*id, self.standing.storage())
             };
             if let Some(is) = is.filter(|i| i != was)
                 && let Some(node) = peers.node(*id, is)

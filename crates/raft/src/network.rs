@@ -15,6 +15,7 @@ use jetraft_proto::{
     IdentifyRequest, RaftKind, RaftReply, RaftRequest,
 };
 use jetraft_types::StoredMessage;
+use jetraft_types::config::StorageType;
 use openraft::entry::RaftEntry;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
@@ -39,6 +40,13 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self, addr: &str) -> Channel;
 }
 
+/// A peer's incarnations, as it last replied (0: not known).
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    disk: u64,
+    memory: u64,
+}
+
 /// The node's view of its peers and their shared channels.
 pub struct Peers {
     me: NodeId,
@@ -48,8 +56,9 @@ pub struct Peers {
     /// The `RaftStream` to each peer, opened on first use and again after
     /// it broke.
     pipes: Mutex<BTreeMap<NodeId, Arc<RaftPipe>>>,
-    /// The data-directory incarnation each peer last replied with.
-    seen: Mutex<BTreeMap<NodeId, u64>>,
+    /// The incarnations each peer last replied with: of its data directory,
+    /// and of its process (for groups kept in memory).
+    seen: Mutex<BTreeMap<NodeId, Seen>>,
     /// Bound on each RPC that has no openraft deadline.
     pub rpc_timeout: Duration,
 }
@@ -83,21 +92,26 @@ impl Peers {
         })
     }
 
-    /// The incarnation `id` last replied with (None: no reply yet).
-    pub fn seen_incarnation(&self, id: NodeId) -> Option<u64> {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .copied()
+    /// The incarnation `id` last replied with for groups kept in `storage`
+    /// (None: no reply yet).
+    pub fn seen_incarnation(&self, id: NodeId, storage: StorageType) -> Option<u64> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let s = seen.get(&id)?;
+        let i = match storage {
+            StorageType::File => s.disk,
+            StorageType::Memory => s.memory,
+        };
+        (i != 0).then_some(i)
     }
 
-    fn saw(&self, id: NodeId, incarnation: u64) {
-        if incarnation != 0 {
-            self.seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, incarnation);
+    fn saw(&self, id: NodeId, disk: u64, memory: u64) {
+        if disk != 0 {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let s = seen.entry(id).or_default();
+            s.disk = disk;
+            if memory != 0 {
+                s.memory = memory;
+            }
         }
     }
 
@@ -109,7 +123,7 @@ impl Peers {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "identify timed out"))?
             .map_err(status_to_io)?
             .into_inner();
-        self.saw(peer, reply.incarnation);
+        self.saw(peer, reply.incarnation, reply.memory_incarnation);
         Ok(reply)
     }
 
@@ -328,7 +342,9 @@ impl GroupConn {
         // Known not to count: send nothing. A node that lost its state gets
         // nothing from this group (no appends it would store, no snapshot
         // it would copy) until the leader has re-admitted it as a learner.
-        if let Some(seen) = self.peers.seen_incarnation(self.target)
+        if let Some(seen) = self
+            .peers
+            .seen_incarnation(self.target, self.standing.storage())
             && !self.standing.counts(self.target, seen)
         {
             return Err(unreachable(&format!(
@@ -391,13 +407,18 @@ impl GroupConn {
                 Ok(Ok(r)) => r.into_inner(),
             }
         };
-        self.peers.saw(self.target, reply.incarnation);
+        self.peers
+            .saw(self.target, reply.incarnation, reply.memory_incarnation);
         if !reply.error.is_empty() {
             return Err(unreachable(&reply.error));
         }
         let resp =
             codec::decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        Ok((resp, reply.incarnation))
+        let incarnation = match self.standing.storage() {
+            StorageType::File => reply.incarnation,
+            StorageType::Memory => reply.memory_incarnation,
+        };
+        Ok((resp, incarnation))
     }
 
     /// A candidate that does not count in the group asks nobody for votes.

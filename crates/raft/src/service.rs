@@ -15,6 +15,7 @@ use jetraft_proto::{
     RaftReply, RaftRequest,
 };
 use jetraft_store::View;
+use jetraft_types::config::StorageType;
 use tonic::{Request, Response, Status};
 
 use crate::codec;
@@ -116,19 +117,17 @@ impl ClusterService {
     async fn raft_reply(&self, req: RaftRequest) -> RaftReply {
         let id = req.id;
         let incarnation = self.host.incarnation();
-        match self.raft(req).await {
-            Ok(payload) => RaftReply {
-                payload: Bytes::from(payload),
-                error: String::new(),
-                id,
-                incarnation,
-            },
-            Err(error) => RaftReply {
-                payload: Bytes::new(),
-                error,
-                id,
-                incarnation,
-            },
+        let memory_incarnation = self.host.incarnation_for(StorageType::Memory);
+        let (payload, error) = match self.raft(req).await {
+            Ok(payload) => (Bytes::from(payload), String::new()),
+            Err(error) => (Bytes::new(), error),
+        };
+        RaftReply {
+            payload,
+            error,
+            id,
+            incarnation,
+            memory_incarnation,
         }
     }
 }
@@ -197,17 +196,27 @@ impl Cluster for ClusterService {
             .host
             .has_replica(group)
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let founding = match self.host.identity.meta_founding() {
-            Some(r) if group == jetraft_meta::META_GROUP => {
-                codec::encode(&r).map_err(|e| Status::internal(e.to_string()))?
-            }
-            _ => Vec::new(),
+        let founding = if group == jetraft_meta::META_GROUP {
+            self.host.identity.meta_founding()
+        } else {
+            // A group kept in memory is founded again after all its
+            // replicas restarted (decision 35); a disk group's roster is
+            // the catalog's.
+            self.host
+                .group(group)
+                .filter(|g| g.standing.storage() == StorageType::Memory)
+                .and_then(|g| g.standing.founding())
+        };
+        let founding = match founding {
+            Some(r) => codec::encode(&r).map_err(|e| Status::internal(e.to_string()))?,
+            None => Vec::new(),
         };
         Ok(Response::new(IdentifyReply {
             node: self.host.me(),
             incarnation: self.host.incarnation(),
             has_state,
             founding: Bytes::from(founding),
+            memory_incarnation: self.host.incarnation_for(StorageType::Memory),
         }))
     }
 

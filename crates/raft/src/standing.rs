@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use jetraft_store::keys::{self, NODE_GROUP, StateKind};
 use jetraft_store::{Cf, Engine, WriteBatch};
+use jetraft_types::config::StorageType;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -61,12 +62,17 @@ struct StoredIdentity {
 /// The node's identity, loaded from (or created in) its store.
 pub struct Identity {
     incarnation: u64,
+    /// This process's incarnation in groups kept in memory: new at every
+    /// start (a restart forgets them whatever the disk kept).
+    memory_incarnation: u64,
     meta_founding: Mutex<Option<Roster>>,
 }
 
 impl Identity {
     /// Loads the store's identity, or creates one (fsynced before it is
     /// used) from `entropy` when the store has none: a new data directory.
+    /// `entropy` differs at every start: it also makes the process's
+    /// memory incarnation.
     pub fn load_or_create(engine: &dyn Engine, entropy: u64) -> io::Result<(Self, bool)> {
         let key = keys::state(NODE_GROUP, StateKind::Identity);
         let (stored, created) = match kv::get::<StoredIdentity>(engine, Cf::State, &key)? {
@@ -83,9 +89,11 @@ impl Identity {
                 (s, true)
             }
         };
+        let memory_incarnation = splitmix(entropy ^ MEMORY_SALT).max(1);
         Ok((
             Self {
                 incarnation: stored.incarnation,
+                memory_incarnation,
                 meta_founding: Mutex::new(stored.meta_founding),
             },
             created,
@@ -94,6 +102,14 @@ impl Identity {
 
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// The incarnation this node has in groups kept in `storage`.
+    pub fn incarnation_for(&self, storage: StorageType) -> u64 {
+        match storage {
+            StorageType::File => self.incarnation,
+            StorageType::Memory => self.memory_incarnation,
+        }
     }
 
     pub fn meta_founding(&self) -> Option<Roster> {
@@ -122,6 +138,10 @@ impl Identity {
         Ok(())
     }
 }
+
+/// Mixed into the start's entropy for the memory incarnation, so it is
+/// never the data directory's one.
+const MEMORY_SALT: u64 = 0x6d65_6d6f_7279_0001;
 
 /// SplitMix64: spreads a seed over all 64 bits.
 fn splitmix(seed: u64) -> u64 {
@@ -152,6 +172,9 @@ pub enum NotCounted {
 /// (candidate and leader side) and the cluster service (voter side).
 pub struct Standing {
     me: NodeId,
+    /// Where the group keeps its log and state: which of a node's
+    /// incarnations names it in this group.
+    storage: StorageType,
     incarnation: u64,
     founding: Mutex<Option<Roster>>,
     /// The incarnations the group's applied (committed) membership records.
@@ -168,12 +191,14 @@ pub struct Standing {
 impl Standing {
     pub fn new(
         me: NodeId,
+        storage: StorageType,
         incarnation: u64,
         founding: Option<Roster>,
         applied: watch::Receiver<Arc<Roster>>,
     ) -> Self {
         Self {
             me,
+            storage,
             incarnation,
             founding: Mutex::new(founding),
             applied,
@@ -189,6 +214,10 @@ impl Standing {
 
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    pub fn storage(&self) -> StorageType {
+        self.storage
     }
 
     pub fn founding(&self) -> Option<Roster> {

@@ -14,6 +14,7 @@ use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_raft::{ClusterService, Committer, Host, Peers, SyncMode};
 use jetraft_store::Engine;
 use jetraft_store::failstop::{FailStop, Fatal};
+use jetraft_types::config::StorageType;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -146,11 +147,32 @@ pub(crate) async fn sync_groups(cluster: &Cluster, current: &Catalog) {
         // Only a founding replica may initialize the group, and only with
         // the data directory the catalog recorded for it (decision 29).
         let founding = (a.founding && !leaving).then(|| a.incarnations.clone());
-        if let Err(e) = host
+        let storage = a.config.storage;
+        let mine = host.incarnation_for(storage);
+        let founder = founding.as_ref().is_some_and(|r| r.get(&me) == Some(&mine));
+        // A memory group's roster from before this process started names
+        // incarnations gone with it: it founds nothing, and is not shown
+        // to peers founding the group again.
+        let founding = founding.filter(|_| founder || storage == StorageType::File);
+        match host
             .start_stream(a.group, a.start_config().clone(), founding)
             .await
         {
-            tracing::error!(stream = %a.config.name, error = %e, "starting stream group");
+            // A group kept in memory that this process did not found (it
+            // started after the stream was created) either rejoins replicas
+            // that kept it or, if they all restarted too, is founded again,
+            // empty (decision 35).
+            Ok(group) if storage == StorageType::Memory && !founder && !leaving => {
+                tokio::spawn(jetraft_raft::founding::found_memory(
+                    host.clone(),
+                    group,
+                    a.peers.clone(),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(stream = %a.config.name, error = %e, "starting stream group");
+            }
         }
     }
     for id in host.group_ids() {

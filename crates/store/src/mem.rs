@@ -84,6 +84,9 @@ struct Inner {
     faults: Faults,
     syncs: u64,
     crashes: u64,
+    /// Keeps no durable image: what is written is all there is, and the
+    /// process's end is its end ([`MemEngine::volatile`]).
+    volatile: bool,
 }
 
 /// In-memory engine. Clones share one store, so a simulated host keeps its
@@ -96,6 +99,15 @@ pub struct MemEngine {
 impl MemEngine {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The store of `storage: "memory"` streams: writes are visible at
+    /// once, `sync` has nothing to do, and no second (durable) image is
+    /// kept, so a message costs its bytes once. Gone with the process.
+    pub fn volatile() -> Self {
+        let engine = Self::default();
+        engine.lock().volatile = true;
+        engine
     }
 
     /// A panic while holding the lock cannot leave `Inner` half-updated
@@ -211,7 +223,9 @@ impl Engine for MemEngine {
             return Ok(());
         }
         inner.visible.apply(&batch);
-        inner.unsynced.push(batch);
+        if !inner.volatile {
+            inner.unsynced.push(batch);
+        }
         Ok(())
     }
 

@@ -227,3 +227,18 @@ fn shared_as_dyn_engine() {
         Some(&b"v"[..])
     );
 }
+
+#[test]
+fn the_volatile_engine_keeps_one_image_and_nothing_outlives_it() {
+    let e = MemEngine::volatile();
+    put(&e, b"a", b"1");
+    e.sync().unwrap();
+    assert_eq!(get(&e, b"a").as_deref(), Some(&b"1"[..]));
+    assert_eq!(e.unsynced_batches(), 0, "no batch is kept for a later sync");
+    assert!(
+        e.durable_entries(Cf::Messages).is_empty(),
+        "no second, durable copy"
+    );
+    e.crash();
+    assert_eq!(get(&e, b"a"), None);
+}

@@ -7,3 +7,14 @@ jetraft_store::engine_suite!({
     let store = MemEngine::new();
     move || store.clone()
 });
+
+/// The same suite on the volatile engine of `storage: "memory"` streams
+/// (reopening is the same process: a clone of the handle).
+mod volatile {
+    use jetraft_store::mem::MemEngine;
+
+    jetraft_store::engine_suite!({
+        let store = MemEngine::volatile();
+        move || store.clone()
+    });
+}

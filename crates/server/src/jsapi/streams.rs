@@ -44,12 +44,15 @@ pub async fn account_info(cluster: &Cluster) -> Vec<u8> {
         return api::render_error(types::ACCOUNT_INFO, &e);
     }
     let catalog = cluster.catalog();
-    let storage: u64 = catalog
-        .streams()
-        .filter_map(|a| cluster.host().group(a.group))
-        .filter_map(|g| g.sm.stream_view())
-        .map(|v| v.state().bytes)
-        .sum();
+    let used = |kind: StorageType| -> u64 {
+        catalog
+            .streams()
+            .filter(|a| a.config.storage == kind)
+            .filter_map(|a| cluster.host().group(a.group))
+            .filter_map(|g| g.sm.stream_view())
+            .map(|v| v.state().bytes)
+            .sum()
+    };
     // Like nats-server: the `max_bytes` of every stream that sets one.
     let reserved = |kind: StorageType| -> u64 {
         catalog
@@ -59,8 +62,8 @@ pub async fn account_info(cluster: &Cluster) -> Vec<u8> {
             .sum()
     };
     let info = AccountInfo {
-        memory: 0,
-        storage,
+        memory: used(StorageType::Memory),
+        storage: used(StorageType::File),
         reserved_memory: reserved(StorageType::Memory),
         reserved_storage: reserved(StorageType::File),
         streams: catalog.streams().count() as u64,
@@ -93,13 +96,19 @@ pub async fn create(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> 
 async fn create_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply {
     let mut config = parse_config(name, &req.payload)?.normalize_for_create()?;
     config.set_static_metadata();
+    // The founding replicas' incarnations: of their data directories, or
+    // for a stream kept in memory, of their processes (decision 35).
+    let incarnations = match config.storage {
+        StorageType::File => cluster
+            .host()
+            .recorded_incarnations(jetraft_meta::META_GROUP),
+        StorageType::Memory => cluster.host().seen_incarnations(StorageType::Memory),
+    };
     let cmd = MetaCommand::CreateStream {
         config,
         nodes: cluster.node_ids(),
         now_ns: cluster.now_ns(),
-        incarnations: cluster
-            .host()
-            .recorded_incarnations(jetraft_meta::META_GROUP),
+        incarnations,
     };
     let (assignment, created) = match cluster.propose_meta(cmd).await? {
         MetaReply::Stream {
