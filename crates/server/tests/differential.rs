@@ -163,6 +163,37 @@ impl Diff {
         r
     }
 
+    /// A deliberate difference: nats-server takes the request, jetraft
+    /// refuses it with 500/10052 naming `what` (a setting it does not act
+    /// on yet). Only checked, never compared; the stream nats-server made is
+    /// deleted again.
+    async fn refused(&mut self, label: &str, subject: &str, payload: &str, what: &str) {
+        let t = Duration::from_secs(5);
+        let theirs = send(&self.nats, subject, None, payload.as_bytes(), t).await;
+        assert!(
+            theirs.get("error").is_none(),
+            "{label}: nats-server said {theirs}"
+        );
+        // Only jetraft's refusal is of interest: nats-server's stream goes
+        // again, so later steps compare the same set of streams.
+        let name = subject.rsplit('.').next().unwrap_or_default();
+        let delete = format!("$JS.API.STREAM.DELETE.{name}");
+        let gone = send(&self.nats, &delete, None, b"", t).await;
+        assert_eq!(gone["success"], true, "{label}: {gone}");
+        let ours = send(&self.ours, subject, None, payload.as_bytes(), t).await;
+        let err = &ours["error"];
+        if err["code"] != 500
+            || err["err_code"] != 10052
+            || !err["description"]
+                .as_str()
+                .is_some_and(|d| d.contains(what) && d.contains("not supported"))
+        {
+            self.failures.push(format!(
+                "{label}: jetraft should refuse {what} with 500/10052, said {ours}"
+            ));
+        }
+    }
+
     async fn err(
         &mut self,
         label: &str,
@@ -286,7 +317,7 @@ async fn account_and_create(d: &mut Diff) {
         "create with every flag",
         &s(CREATE, "FLAGS"),
         r#"{"name":"FLAGS","subjects":["flags.*"],"storage":"memory","allow_direct":true,"allow_rollup_hdrs":true,
-            "deny_delete":true,"allow_msg_ttl":true,"subject_delete_marker_ttl":2000000000,"compression":"s2",
+            "deny_delete":true,"compression":"s2",
             "first_seq":10,"consumer_limits":{"inactive_threshold":5000000000,"max_ack_pending":100},
             "retention":"limits"}"#,
     )
@@ -326,12 +357,39 @@ async fn account_and_create(d: &mut Diff) {
         r#"{"name":"PED","subjects":["ped.*"],"pedantic":true}"#,
     )
     .await;
-    d.req(
-        "create counter stream",
-        &s(CREATE, "COUNT"),
-        r#"{"name":"COUNT","subjects":["count.*"],"allow_msg_counter":true}"#,
-    )
-    .await;
+    // What jetraft does not act on yet it refuses (500/10052 naming the
+    // setting) rather than storing a setting that does nothing; nats-server
+    // takes each of these.
+    for (name, body, what) in [
+        (
+            "TTL",
+            r#"{"name":"TTL","subjects":["ttl.*"],"allow_msg_ttl":true}"#,
+            "allow_msg_ttl",
+        ),
+        (
+            "MARK",
+            r#"{"name":"MARK","subjects":["mark.*"],"subject_delete_marker_ttl":2000000000}"#,
+            "subject_delete_marker_ttl",
+        ),
+        (
+            "COUNT",
+            r#"{"name":"COUNT","subjects":["count.*"],"allow_msg_counter":true}"#,
+            "allow_msg_counter",
+        ),
+        (
+            "REPUB",
+            r#"{"name":"REPUB","subjects":["repub.*"],"republish":{"src":">","dest":"out.>"}}"#,
+            "republish",
+        ),
+        (
+            "SRC",
+            r#"{"name":"SRC","subjects":["src.*"],"sources":[{"name":"ORDERS"}]}"#,
+            "sources",
+        ),
+    ] {
+        d.refused(&format!("create {name}"), &s(CREATE, name), body, what)
+            .await;
+    }
 
     // Idempotent and conflicting re-creates.
     // Standalone nats-server always says `did_create` (jetstream_api.go

@@ -370,7 +370,55 @@ impl StreamConfig {
         if self.mirror_direct && self.mirror.is_none() {
             return Err(invalid("stream has no mirror but does have mirror direct"));
         }
-        self.normalize()
+        let cfg = self.normalize()?;
+        cfg.refuse_unhonoured()?;
+        Ok(cfg)
+    }
+
+    /// Refuses what jetraft accepts on the wire but does not act on yet,
+    /// with nats-server's invalid-config error (500/10052) naming it,
+    /// instead of storing a setting that would silently do nothing. Runs
+    /// after nats-server's own validation, so an invalid config gets the
+    /// error nats-server gives. Placement tags no node has get nats-server's
+    /// answer for them (no suitable peers): jetraft nodes have no tags.
+    pub fn refuse_unhonoured(&self) -> Result<(), ApiError> {
+        let tags = self
+            .placement
+            .as_ref()
+            .and_then(|p| p.get("tags"))
+            .and_then(|t| t.as_array())
+            .is_some_and(|t| !t.is_empty());
+        if tags {
+            return Err(ApiError::no_suitable_peers());
+        }
+        let unhonoured = [
+            (self.mirror.is_some(), "mirrors (mirror)"),
+            (
+                self.sources.as_ref().is_some_and(|s| !s.is_empty()),
+                "sources (sources)",
+            ),
+            (self.republish.is_some(), "republish (republish)"),
+            (
+                self.subject_transform.is_some(),
+                "subject transforms (subject_transform)",
+            ),
+            (
+                self.subject_delete_marker_ttl > 0,
+                "subject delete markers (subject_delete_marker_ttl)",
+            ),
+            (self.allow_msg_ttl, "per-message TTL (allow_msg_ttl)"),
+            (self.allow_msg_counter, "counters (allow_msg_counter)"),
+            (self.allow_atomic, "atomic batch publish (allow_atomic)"),
+            (self.allow_batched, "batched publish (allow_batched)"),
+            (
+                self.allow_msg_schedules,
+                "message schedules (allow_msg_schedules)",
+            ),
+        ];
+        match unhonoured.iter().find(|(set, _)| *set) {
+            Some((_, what)) => Err(invalid(format!("{what} is not supported by jetraft yet"))),
+            None => Ok(()),
+        }
     }
 
     /// Applies nats-server's defaults and validation (`checkStreamCfg`),
@@ -602,6 +650,7 @@ impl StreamConfig {
     /// (`configUpdateCheck`) and returns the config to store.
     pub fn check_update(old: &StreamConfig, new: StreamConfig) -> Result<StreamConfig, ApiError> {
         let mut cfg = new.normalize()?;
+        cfg.refuse_unhonoured()?;
         if cfg.name != old.name {
             return Err(invalid("stream configuration name must match original"));
         }
@@ -743,6 +792,64 @@ mod tests {
 
     fn parse(json: &str) -> StreamConfig {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn settings_jetraft_does_not_act_on_are_refused_not_ignored() {
+        let cases = [
+            (r#""mirror":{"name":"O"}"#, "mirror"),
+            (r#""sources":[{"name":"O"}]"#, "sources"),
+            (r#""republish":{"src":">","dest":"x.>"}"#, "republish"),
+            (
+                r#""subject_transform":{"src":">","dest":"x.>"}"#,
+                "subject_transform",
+            ),
+            (
+                r#""subject_delete_marker_ttl":2000000000"#,
+                "subject_delete_marker_ttl",
+            ),
+            (r#""allow_msg_ttl":true"#, "allow_msg_ttl"),
+            (r#""allow_msg_counter":true"#, "allow_msg_counter"),
+            (r#""allow_atomic":true"#, "allow_atomic"),
+            (r#""allow_batched":true"#, "allow_batched"),
+            (r#""allow_msg_schedules":true"#, "allow_msg_schedules"),
+        ];
+        let old = parse(r#"{"name":"S","subjects":["s.>"]}"#)
+            .normalize()
+            .unwrap();
+        for (field, what) in cases {
+            let subjects = if what == "mirror" {
+                ""
+            } else {
+                r#","subjects":["s.>"]"#
+            };
+            let json = format!(r#"{{"name":"S"{subjects},{field}}}"#);
+            for err in [
+                parse(&json).normalize_for_create().unwrap_err(),
+                StreamConfig::check_update(&old, parse(&json)).unwrap_err(),
+            ] {
+                assert_eq!((err.code, err.err_code), (500, 10052), "{json}");
+                assert!(
+                    err.description.contains(what) && err.description.contains("not supported"),
+                    "{json}: {}",
+                    err.description
+                );
+            }
+        }
+        // Placement on tags no node has: nats-server's no-suitable-peers.
+        let err = parse(r#"{"name":"S","placement":{"tags":["ssd"]}}"#)
+            .normalize_for_create()
+            .unwrap_err();
+        assert_eq!((err.code, err.err_code), (400, 10005));
+        // nats-server's own validation still comes first.
+        let err = parse(r#"{"name":"S","subject_delete_marker_ttl":5}"#)
+            .normalize_for_create()
+            .unwrap_err();
+        assert!(
+            err.description.contains("at least 1 second"),
+            "{}",
+            err.description
+        );
     }
 
     #[test]
