@@ -18,9 +18,7 @@ pub fn put<T: Serialize + ?Sized>(
     key: Vec<u8>,
     value: &T,
 ) -> io::Result<()> {
-    let bytes = record::encode_for(&key, &codec::encode(value)?);
-    batch.put(cf, key, bytes);
-    Ok(())
+    put_framed(batch, cf, key, value, record::encode_for)
 }
 
 /// [`put`], the value compressed when that makes it smaller
@@ -31,7 +29,17 @@ pub fn put_compressed<T: Serialize + ?Sized>(
     key: Vec<u8>,
     value: &T,
 ) -> io::Result<()> {
-    let bytes = record::encode_compressed_for(&key, &codec::encode(value)?);
+    put_framed(batch, cf, key, value, record::encode_compressed_for)
+}
+
+fn put_framed<T: Serialize + ?Sized>(
+    batch: &mut WriteBatch,
+    cf: Cf,
+    key: Vec<u8>,
+    value: &T,
+    frame: fn(&[u8], &[u8]) -> Vec<u8>,
+) -> io::Result<()> {
+    let bytes = frame(&key, &codec::encode(value)?);
     batch.put(cf, key, bytes);
     Ok(())
 }
