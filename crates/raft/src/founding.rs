@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jetraft_meta::META_GROUP;
-use jetraft_types::config::StorageType;
 
 use crate::codec;
 use crate::host::{Group, Host};
+use crate::network::replied;
 use crate::standing::Roster;
 use crate::types::NodeId;
 
@@ -56,11 +56,8 @@ async fn ask(host: &Host, group: &Group, nodes: &[NodeId]) -> Verdict {
     for peer in nodes.iter().copied().filter(|p| *p != me) {
         match host.peers.identify(peer, group.id).await {
             Ok(r) => {
-                let theirs = match storage {
-                    StorageType::File => r.incarnation,
-                    StorageType::Memory => r.memory_incarnation,
-                };
-                collected.insert(peer, theirs);
+                let theirs = replied(r.incarnation, r.memory_incarnation);
+                collected.insert(peer, theirs.of(storage));
                 if !r.founding.is_empty() {
                     if let Ok(roster) = codec::decode::<Roster>(&r.founding)
                         && roster.get(&me) == Some(&mine)

@@ -229,7 +229,7 @@ impl Host {
 
     /// This node's incarnation in groups kept in `storage`.
     pub fn incarnation_for(&self, storage: StorageType) -> u64 {
-        self.identity.incarnation_for(storage)
+        self.identity.incarnations().of(storage)
     }
 
     /// Where `storage` groups keep their log and state, and their committer.

@@ -10,12 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jetraft_types::config::StorageType;
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{Group, ProposeError};
-use crate::network::Peers;
+use crate::network::{Peers, replied};
 use crate::types::NodeId;
 
 /// A learner within this many entries of the leader's log counts as caught
@@ -109,10 +108,7 @@ impl Group {
                                 "node {id} did not say who it is: {e}"
                             ))
                         })?;
-                        match storage {
-                            StorageType::File => r.incarnation,
-                            StorageType::Memory => r.memory_incarnation,
-                        }
+                        replied(r.incarnation, r.memory_incarnation).of(storage)
                     }
                 };
                 let node = peers

@@ -31,7 +31,7 @@ use tonic::transport::Channel;
 
 use crate::codec;
 use crate::sm::{Catchup, Frozen, Snapshot, Source};
-use crate::standing::Standing;
+use crate::standing::{Incarnations, Standing};
 use crate::types::{GroupId, LogId, Member, NodeId, TypeConfig, Vote};
 
 /// Makes a (lazily connecting) channel to a peer's cluster address. The
@@ -40,11 +40,9 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self, addr: &str) -> Channel;
 }
 
-/// A peer's incarnations, as it last replied (0: not known).
-#[derive(Debug, Clone, Copy, Default)]
-struct Seen {
-    disk: u64,
-    memory: u64,
+/// The incarnations a reply (Raft or `Identify`) carries.
+pub fn replied(disk: u64, memory: u64) -> Incarnations {
+    Incarnations { disk, memory }
 }
 
 /// The node's view of its peers and their shared channels.
@@ -58,7 +56,7 @@ pub struct Peers {
     pipes: Mutex<BTreeMap<NodeId, Arc<RaftPipe>>>,
     /// The incarnations each peer last replied with: of its data directory,
     /// and of its process (for groups kept in memory).
-    seen: Mutex<BTreeMap<NodeId, Seen>>,
+    seen: Mutex<BTreeMap<NodeId, Incarnations>>,
     /// Bound on each RPC that has no openraft deadline.
     pub rpc_timeout: Duration,
 }
@@ -96,21 +94,17 @@ impl Peers {
     /// (None: no reply yet).
     pub fn seen_incarnation(&self, id: NodeId, storage: StorageType) -> Option<u64> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let s = seen.get(&id)?;
-        let i = match storage {
-            StorageType::File => s.disk,
-            StorageType::Memory => s.memory,
-        };
+        let i = seen.get(&id)?.of(storage);
         (i != 0).then_some(i)
     }
 
-    fn saw(&self, id: NodeId, disk: u64, memory: u64) {
-        if disk != 0 {
+    fn saw(&self, id: NodeId, is: Incarnations) {
+        if is.disk != 0 {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             let s = seen.entry(id).or_default();
-            s.disk = disk;
-            if memory != 0 {
-                s.memory = memory;
+            s.disk = is.disk;
+            if is.memory != 0 {
+                s.memory = is.memory;
             }
         }
     }
@@ -123,7 +117,7 @@ impl Peers {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "identify timed out"))?
             .map_err(status_to_io)?
             .into_inner();
-        self.saw(peer, reply.incarnation, reply.memory_incarnation);
+        self.saw(peer, replied(reply.incarnation, reply.memory_incarnation));
         Ok(reply)
     }
 
@@ -407,18 +401,14 @@ impl GroupConn {
                 Ok(Ok(r)) => r.into_inner(),
             }
         };
-        self.peers
-            .saw(self.target, reply.incarnation, reply.memory_incarnation);
+        let is = replied(reply.incarnation, reply.memory_incarnation);
+        self.peers.saw(self.target, is);
         if !reply.error.is_empty() {
             return Err(unreachable(&reply.error));
         }
         let resp =
             codec::decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let incarnation = match self.standing.storage() {
-            StorageType::File => reply.incarnation,
-            StorageType::Memory => reply.memory_incarnation,
-        };
-        Ok((resp, incarnation))
+        Ok((resp, is.of(self.standing.storage())))
     }
 
     /// A candidate that does not count in the group asks nobody for votes.

@@ -116,8 +116,7 @@ type RaftReplies = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>
 impl ClusterService {
     async fn raft_reply(&self, req: RaftRequest) -> RaftReply {
         let id = req.id;
-        let incarnation = self.host.incarnation();
-        let memory_incarnation = self.host.incarnation_for(StorageType::Memory);
+        let is = self.host.identity.incarnations();
         let (payload, error) = match self.raft(req).await {
             Ok(payload) => (Bytes::from(payload), String::new()),
             Err(error) => (Bytes::new(), error),
@@ -126,8 +125,8 @@ impl ClusterService {
             payload,
             error,
             id,
-            incarnation,
-            memory_incarnation,
+            incarnation: is.disk,
+            memory_incarnation: is.memory,
         }
     }
 }
@@ -211,12 +210,13 @@ impl Cluster for ClusterService {
             Some(r) => codec::encode(&r).map_err(|e| Status::internal(e.to_string()))?,
             None => Vec::new(),
         };
+        let is = self.host.identity.incarnations();
         Ok(Response::new(IdentifyReply {
             node: self.host.me(),
-            incarnation: self.host.incarnation(),
+            incarnation: is.disk,
             has_state,
             founding: Bytes::from(founding),
-            memory_incarnation: self.host.incarnation_for(StorageType::Memory),
+            memory_incarnation: is.memory,
         }))
     }
 

@@ -59,12 +59,28 @@ struct StoredIdentity {
     meta_founding: Option<Roster>,
 }
 
+/// A node's two incarnations: of its data directory (disk groups) and of
+/// its process (groups kept in memory, new at every start: a restart
+/// forgets them whatever the disk kept). 0: not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Incarnations {
+    pub disk: u64,
+    pub memory: u64,
+}
+
+impl Incarnations {
+    /// The one that names the node in groups kept in `storage`.
+    pub fn of(self, storage: StorageType) -> u64 {
+        match storage {
+            StorageType::File => self.disk,
+            StorageType::Memory => self.memory,
+        }
+    }
+}
+
 /// The node's identity, loaded from (or created in) its store.
 pub struct Identity {
-    incarnation: u64,
-    /// This process's incarnation in groups kept in memory: new at every
-    /// start (a restart forgets them whatever the disk kept).
-    memory_incarnation: u64,
+    incarnations: Incarnations,
     meta_founding: Mutex<Option<Roster>>,
 }
 
@@ -89,11 +105,13 @@ impl Identity {
                 (s, true)
             }
         };
-        let memory_incarnation = splitmix(entropy ^ MEMORY_SALT).max(1);
+        let incarnations = Incarnations {
+            disk: stored.incarnation,
+            memory: splitmix(entropy ^ MEMORY_SALT).max(1),
+        };
         Ok((
             Self {
-                incarnation: stored.incarnation,
-                memory_incarnation,
+                incarnations,
                 meta_founding: Mutex::new(stored.meta_founding),
             },
             created,
@@ -101,15 +119,11 @@ impl Identity {
     }
 
     pub fn incarnation(&self) -> u64 {
-        self.incarnation
+        self.incarnations.disk
     }
 
-    /// The incarnation this node has in groups kept in `storage`.
-    pub fn incarnation_for(&self, storage: StorageType) -> u64 {
-        match storage {
-            StorageType::File => self.incarnation,
-            StorageType::Memory => self.memory_incarnation,
-        }
+    pub fn incarnations(&self) -> Incarnations {
+        self.incarnations
     }
 
     pub fn meta_founding(&self) -> Option<Roster> {
@@ -122,7 +136,7 @@ impl Identity {
     /// Records the meta group's founding roster (fsynced).
     pub fn set_meta_founding(&self, engine: &dyn Engine, roster: Roster) -> io::Result<()> {
         let s = StoredIdentity {
-            incarnation: self.incarnation,
+            incarnation: self.incarnations.disk,
             meta_founding: Some(roster.clone()),
         };
         let mut batch = WriteBatch::new();

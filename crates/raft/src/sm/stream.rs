@@ -367,18 +367,7 @@ async fn reconcile(
             // A record that rotted names no subject: find its index entry.
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 batch.delete(Cf::Messages, keys::message(group, *seq));
-                let bounds = keys::group_bounds(group);
-                for (k, _) in engine.scan(
-                    Cf::SubjectIndex,
-                    &bounds.0,
-                    &bounds.1,
-                    Dir::Forward,
-                    usize::MAX,
-                )? {
-                    if keys::subject_seq(&k) == Some(*seq) {
-                        batch.delete(Cf::SubjectIndex, k);
-                    }
-                }
+                delete_subject_entries(engine, group, &mut batch, |at| at == *seq)?;
             }
             Err(e) => return Err(e),
         }
@@ -490,20 +479,33 @@ fn drop_stale_subjects(
     first: u64,
     last: u64,
 ) -> io::Result<()> {
-    let bounds = keys::group_bounds(group);
     let mut batch = WriteBatch::new();
-    for (k, _) in engine.scan(
+    delete_subject_entries(engine, group, &mut batch, |seq| seq < first || seq > last)?;
+    engine.write(batch)
+}
+
+/// Adds to `batch` the deletion of every subject-index entry of `group`
+/// whose sequence `doomed` picks (a full scan of the group's index).
+fn delete_subject_entries(
+    engine: &dyn Engine,
+    group: GroupId,
+    batch: &mut WriteBatch,
+    doomed: impl Fn(u64) -> bool,
+) -> io::Result<()> {
+    let bounds = keys::group_bounds(group);
+    let index = engine.scan(
         Cf::SubjectIndex,
         &bounds.0,
         &bounds.1,
         Dir::Forward,
         usize::MAX,
-    )? {
-        if keys::subject_seq(&k).is_some_and(|seq| seq < first || seq > last) {
+    )?;
+    for (k, _) in index {
+        if keys::subject_seq(&k).is_some_and(&doomed) {
             batch.delete(Cf::SubjectIndex, k);
         }
     }
-    engine.write(batch)
+    Ok(())
 }
 
 pub fn read_message(
