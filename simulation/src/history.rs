@@ -122,6 +122,9 @@ pub struct History {
     pub deletes: Vec<DeleteOp>,
     pub purges: Vec<PurgeOp>,
     pub probes: Vec<Probe>,
+    /// Each time a node's process died (crash, power cut, fatal stop),
+    /// in order: what it held in memory was gone from then on.
+    pub crashes: Vec<(String, Duration)>,
     /// Nodes that stopped on a fatal storage error nobody injected.
     pub unexpected_fatal: Vec<String>,
     /// Every event in simulated order: (simulated ms, text).

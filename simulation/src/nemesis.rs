@@ -189,6 +189,24 @@ impl Nemesis {
             .event(sim.elapsed(), "nemesis: final heal".to_string());
     }
 
+    /// What an operator does for a memory stream that waits for the
+    /// replicas that kept it (decision 35): restarts those nodes (cleanly:
+    /// everything they wrote reached their disks), so every replica has
+    /// forgotten it and they found it again.
+    pub fn restart_cleanly(
+        &mut self,
+        sim: &mut Sim<'_>,
+        nodes: &mut [SimNode],
+        which: Vec<usize>,
+        hist: &SharedHistory,
+    ) {
+        for &i in &which {
+            let unsynced = nodes[i].engine.unsynced_batches();
+            Self::crash(sim, &mut nodes[i], unsynced, hist);
+        }
+        self.undo(sim, nodes, Undo::Restart(which), hist);
+    }
+
     /// A node whose store failed a write or fsync stopped itself; it is
     /// crashed here (what it had not synced may be lost, as its dirty pages
     /// may be) as `jetraft server` exits. Only an injected failure
@@ -203,7 +221,7 @@ impl Nemesis {
             };
             let unsynced = node.engine.unsynced_batches();
             let keep = self.rng.random_range(0..=unsynced);
-            Self::crash(sim, node, keep);
+            Self::crash(sim, node, keep, hist);
             let fired = node.faulty.fired();
             let seen = self.fired_seen.entry(i).or_default();
             let injected = fired > *seen;
@@ -227,7 +245,11 @@ impl Nemesis {
         nodes.iter().map(|n| n.name.clone()).collect()
     }
 
-    fn crash(sim: &mut Sim<'_>, node: &mut SimNode, keep: usize) {
+    /// Kills the node's process, keeping `keep` of its unsynced batches.
+    pub fn crash(sim: &mut Sim<'_>, node: &mut SimNode, keep: usize, hist: &SharedHistory) {
+        hist.borrow_mut()
+            .crashes
+            .push((node.name.clone(), sim.elapsed()));
         sim.crash(node.name.as_str());
         *node.cluster.borrow_mut() = None;
         node.engine.crash_keeping(keep);
@@ -304,7 +326,7 @@ impl Nemesis {
                 for &i in &order {
                     let unsynced = nodes[i].engine.unsynced_batches();
                     let keep = self.rng.random_range(0..=unsynced);
-                    Self::crash(sim, &mut nodes[i], keep);
+                    Self::crash(sim, &mut nodes[i], keep, hist);
                     lost.push(format!("{} (kept {keep} of {unsynced} unsynced)", names[i]));
                 }
                 (format!("crash {}", lost.join(", ")), Undo::Restart(order))
@@ -326,7 +348,7 @@ impl Nemesis {
             }
             Fault::LeaderKill => match Self::stream_leader(nodes) {
                 Some(i) => {
-                    Self::crash(sim, &mut nodes[i], 0);
+                    Self::crash(sim, &mut nodes[i], 0, hist);
                     (
                         format!("kill stream leader {}", names[i]),
                         Undo::Restart(vec![i]),
@@ -373,7 +395,7 @@ impl Nemesis {
                         Undo::Nothing,
                     )
                 } else {
-                    Self::crash(sim, &mut nodes[victim], 0);
+                    Self::crash(sim, &mut nodes[victim], 0, hist);
                     nodes[victim].engine.wipe();
                     (
                         format!("wipe the disk of {} (crash, empty store)", names[victim]),

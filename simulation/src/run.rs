@@ -13,7 +13,7 @@ use turmoil::Sim;
 use crate::check::{self, Final, Replica};
 use crate::history::{History, SharedHistory};
 use crate::nemesis::{BASE_MAX_LATENCY, Fault, Nemesis};
-use crate::workload::{self, LIMITS_STREAM, STREAM};
+use crate::workload::{self, LIMITS_STREAM, MEMORY_STREAM, STREAM};
 use crate::world::{SimNode, add_nodes, node_names};
 
 /// How long liveness may take after the final heal: a few election rounds
@@ -96,6 +96,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
             ),
         );
     }
+    sim.client(
+        "mk",
+        workload::create_memory_stream(names.clone(), opts.replicas, opts.duration, hist.clone()),
+    );
     for node in &names {
         sim.client(
             format!("r-{node}"),
@@ -133,7 +137,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
     if violations.is_empty() {
         violations = check::check_all(&history, &fin);
     }
-    for (stream, replicas) in [(STREAM, &fin.replicas), (LIMITS_STREAM, &fin.limits)] {
+    for (stream, replicas) in [
+        (STREAM, &fin.replicas),
+        (LIMITS_STREAM, &fin.limits),
+        (MEMORY_STREAM, &fin.memory),
+    ] {
         for (node, r) in replicas {
             let text = match r {
                 Some(r) => format!(
@@ -190,15 +198,26 @@ fn drive(
     // Clients finish their last retries; probes finish or give up.
     while !step(sim)? {}
 
-    let deadline = sim.elapsed() + CONVERGE_BOUND;
-    let mut converged = false;
-    while sim.elapsed() < deadline {
-        for _ in 0..100 {
-            step(sim)?;
-        }
-        if replicas_agree(nodes, opts.replicas) {
-            converged = true;
-            break;
+    let mut converged = converge(sim, nodes, opts.replicas)?;
+    // A memory stream whose replicas restarted while it could not spare
+    // them waits for the replicas that kept it to restart too (decision
+    // 35): the operator's remedy, taken only when the durable streams
+    // agree and some memory replica did forget the stream.
+    let durable = [STREAM, LIMITS_STREAM];
+    if !converged && streams_agree(nodes, opts.replicas, &durable) {
+        let holding: Vec<usize> = (0..nodes.len())
+            .filter(|i| holds(&nodes[*i], MEMORY_STREAM))
+            .collect();
+        if !holding.is_empty() && holding.len() < opts.replicas {
+            let names: Vec<&str> = holding.iter().map(|i| nodes[*i].name.as_str()).collect();
+            hist.borrow_mut().event(
+                sim.elapsed(),
+                format!(
+                    "operator: {MEMORY_STREAM} waits for the replicas that kept it; restart {names:?}"
+                ),
+            );
+            nemesis.restart_cleanly(sim, nodes, holding, hist);
+            converged = converge(sim, nodes, opts.replicas)?;
         }
     }
     let read = |stream: &str| {
@@ -214,6 +233,7 @@ fn drive(
     Ok(Final {
         replicas: read(STREAM),
         limits: read(LIMITS_STREAM),
+        memory: read(MEMORY_STREAM),
         end_ns,
         expected_replicas: opts.replicas,
         liveness_bound: LIVENESS_BOUND,
@@ -222,24 +242,47 @@ fn drive(
     })
 }
 
-/// Every replica is healthy and, stream by stream, reports the same
-/// applied state and digest.
-fn replicas_agree(nodes: &[SimNode], replicas: usize) -> bool {
-    let mut seen: [Vec<(u64, u64, String)>; 2] = Default::default();
+/// Steps until every node is healthy and every stream's replicas agree,
+/// for at most [`CONVERGE_BOUND`]; whether they did.
+fn converge(sim: &mut Sim<'_>, nodes: &[SimNode], replicas: usize) -> anyhow::Result<bool> {
+    let deadline = sim.elapsed() + CONVERGE_BOUND;
+    while sim.elapsed() < deadline {
+        for _ in 0..100 {
+            sim.step().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let healthy = nodes
+            .iter()
+            .all(|n| n.cluster().is_some_and(|c| c.health().is_ok()));
+        if healthy && streams_agree(nodes, replicas, &[STREAM, LIMITS_STREAM, MEMORY_STREAM]) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Stream by stream, `replicas` nodes report the same applied state and
+/// digest.
+fn streams_agree(nodes: &[SimNode], replicas: usize, streams: &[&str]) -> bool {
+    let mut seen: Vec<Vec<(u64, u64, String)>> = vec![Vec::new(); streams.len()];
     for n in nodes {
         let Some(c) = n.cluster() else { return false };
-        if c.health().is_err() {
-            return false;
-        }
         let Ok(jsz) = c.jsz() else { return false };
-        for (i, name) in [STREAM, LIMITS_STREAM].into_iter().enumerate() {
-            if let Some(s) = jsz.streams.iter().find(|s| s.name == name) {
+        for (i, name) in streams.iter().enumerate() {
+            if let Some(s) = jsz.streams.iter().find(|s| s.name == *name) {
                 seen[i].push((s.last_seq, s.messages, s.digest.clone()));
             }
         }
     }
     seen.iter()
         .all(|s| s.len() == replicas && s.windows(2).all(|w| w[0] == w[1]))
+}
+
+/// Whether the node kept `stream`: it counts in the group (admitted with
+/// the incarnation it has now) and holds its log.
+fn holds(node: &SimNode, stream: &str) -> bool {
+    node.stream_group(stream).is_some_and(|g| {
+        g.standing.may_vote_strictly().is_ok() && g.metrics().last_log_index.is_some()
+    })
 }
 
 /// Reads a node's replica of `stream` straight from its store.

@@ -31,6 +31,9 @@ pub const LIMITS_STREAM: &str = "L";
 pub const LIMIT_MAX_MSGS: u64 = 40;
 pub const LIMIT_PER_SUBJECT: u64 = 6;
 pub const LIMIT_MAX_AGE: Duration = Duration::from_secs(20);
+/// The stream kept in memory (`storage: "memory"`): replicated like the
+/// others, forgotten by a replica that restarts, gone when all did.
+pub const MEMORY_STREAM: &str = "M";
 /// Subjects `l.0` … of the stream with limits.
 const LIMIT_SUBJECTS: u64 = 8;
 /// Subjects `r.0` … rolled up now and then.
@@ -40,6 +43,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// inside its duplicate window (= `max_age`), so a retry is never stored
 /// twice.
 const LIMITS_RETRY: Duration = Duration::from_secs(12);
+/// A publish to the stream kept in memory is retried at most this long: a
+/// memory stream can wait long for the replicas that kept it (decision
+/// 35), and its client must go on with the rest of the workload.
+const MEMORY_RETRY: Duration = Duration::from_secs(2);
 
 /// The stream's configuration as the clients create it.
 pub fn stream_config(replicas: usize) -> String {
@@ -50,6 +57,18 @@ pub fn stream_config(replicas: usize) -> String {
         "storage": "file",
         "duplicate_window": 120_000_000_000u64,
         "allow_rollup_hdrs": true,
+    })
+    .to_string()
+}
+
+/// The configuration of the stream kept in memory.
+pub fn memory_config(replicas: usize) -> String {
+    serde_json::json!({
+        "name": MEMORY_STREAM,
+        "subjects": ["m.>"],
+        "num_replicas": replicas,
+        "storage": "memory",
+        "duplicate_window": 120_000_000_000u64,
     })
     .to_string()
 }
@@ -172,8 +191,14 @@ fn retryable(code: u64, err_code: u64) -> bool {
 }
 
 /// Creates the stream `name` with `body`, retrying until it exists.
-pub async fn create_stream(conn: &mut Conn, name: &str, body: &str, hist: &SharedHistory) {
-    loop {
+pub async fn create_stream(
+    conn: &mut Conn,
+    name: &str,
+    body: &str,
+    give_up_at: Duration,
+    hist: &SharedHistory,
+) {
+    while now() < give_up_at {
         match api_request(conn, &format!("$JS.API.STREAM.CREATE.{name}"), body).await {
             Ok(_) => {
                 hist.borrow_mut()
@@ -191,6 +216,10 @@ pub async fn create_stream(conn: &mut Conn, name: &str, body: &str, hist: &Share
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A memory stream founded with replicas that restarted since may wait
+    // for an operator (decision 35); the client goes on without it.
+    hist.borrow_mut()
+        .event(now(), format!("stream {name} not created: giving up"));
 }
 
 /// Why a stream request did not take effect (as far as the client knows).
@@ -398,7 +427,8 @@ async fn compare_and_set(conn: &mut Conn, client: usize, id: &str) -> Option<Cas
     })
 }
 
-/// One workload client: until `stop_at`, publishes (45%), compare-and-sets
+/// One workload client: until `stop_at`, publishes (45%: 38% to `s.cN`,
+/// 7% to the stream kept in memory), compare-and-sets
 /// (20%), and removes messages: publishes to `d.cN` and deletes some of
 /// them again, publishes to `p.cN` and purges `p.>` keeping a few,
 /// publishes to `r.K` with a rollup now and then, and publishes to the
@@ -414,11 +444,15 @@ pub async fn run_client(
     let mut rng = SmallRng::seed_from_u64(seed ^ (idx as u64).wrapping_mul(0xA076_1D64_78BD_642F));
     let first = idx % nodes.len();
     let mut conn = Conn::new(format!("c{idx}"), nodes, first);
-    if idx == 0 {
-        create_stream(&mut conn, STREAM, &stream_config(replicas), &hist).await;
-        create_stream(&mut conn, LIMITS_STREAM, &limits_config(replicas), &hist).await;
-    }
     let give_up_at = stop_at + Duration::from_secs(5);
+    if idx == 0 {
+        for (name, config) in [
+            (STREAM, stream_config(replicas)),
+            (LIMITS_STREAM, limits_config(replicas)),
+        ] {
+            create_stream(&mut conn, name, &config, give_up_at, &hist).await;
+        }
+    }
     // This client's acked `d.cN` messages not yet deleted.
     let mut deletable: Vec<u64> = Vec::new();
     let mut n = 0u64;
@@ -427,15 +461,14 @@ pub async fn run_client(
         let pick = rng.random_range(0..100);
         match pick {
             0..45 => {
-                let op = publish(
-                    &mut conn,
-                    idx,
-                    &format!("s.c{idx}"),
-                    &format!("c{idx}-{n}"),
-                    false,
-                    give_up_at,
-                )
-                .await;
+                // Most to the stream nothing removes, some to the one in memory.
+                let (subject, id, until) = if pick < 38 {
+                    (format!("s.c{idx}"), format!("c{idx}-{n}"), give_up_at)
+                } else {
+                    let until = give_up_at.min(now() + MEMORY_RETRY);
+                    (format!("m.c{idx}"), format!("c{idx}-m{n}"), until)
+                };
+                let op = publish(&mut conn, idx, &subject, &id, false, until).await;
                 record_pub(&hist, op);
             }
             45..65 => {
@@ -525,6 +558,22 @@ pub async fn run_client(
         let pause = rng.random_range(0..50);
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
+    Ok(())
+}
+
+/// Creates the stream kept in memory, beside the workload clients: its
+/// group may wait long for replicas that restarted while it was being
+/// founded (decision 35), and the workload must not wait with it.
+pub async fn create_memory_stream(
+    nodes: Vec<String>,
+    replicas: usize,
+    stop_at: Duration,
+    hist: SharedHistory,
+) -> turmoil::Result {
+    let mut conn = Conn::new("mk".to_string(), nodes, 0);
+    let give_up_at = stop_at + Duration::from_secs(5);
+    let config = memory_config(replicas);
+    create_stream(&mut conn, MEMORY_STREAM, &config, give_up_at, &hist).await;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jetraft_meta::META_GROUP;
+use jetraft_types::config::StreamConfig;
 
 use crate::codec;
 use crate::host::{Group, Host};
@@ -91,25 +92,29 @@ async fn ask(host: &Host, group: &Group, nodes: &[NodeId]) -> Verdict {
 /// holds meta state (a leader admitted it).
 pub async fn found_meta(host: Arc<Host>, group: Group) {
     let nodes: Vec<NodeId> = host.peers.addrs().keys().copied().collect();
-    found(host, group, nodes).await;
+    found(host, group, nodes, None).await;
 }
 
 /// The same for a group kept in memory (decision 35) whose replicas are
 /// `nodes`: after every replica restarted, none holds its state, and they
 /// found it again, empty, with the incarnations their processes have now.
-/// While any replica still holds state, this node waits for that group's
-/// leader to re-admit it.
-pub async fn found_memory(host: Arc<Host>, group: Group, nodes: Vec<NodeId>) {
-    found(host, group, nodes).await;
+/// While any replica still holds the group ([`Host::holds_group`]), this
+/// node waits for that group's leader to re-admit it. What this replica
+/// kept of an earlier generation (a vote, or a log it got as a learner
+/// that was never admitted) is dropped before it founds the new one:
+/// openraft initializes only an empty replica. `config` is the stream's
+/// config to start the new generation from.
+pub async fn found_memory(host: Arc<Host>, group: Group, nodes: Vec<NodeId>, config: StreamConfig) {
+    found(host, group, nodes, Some(config)).await;
 }
 
-async fn found(host: Arc<Host>, group: Group, nodes: Vec<NodeId>) {
+async fn found(host: Arc<Host>, group: Group, nodes: Vec<NodeId>, config: Option<StreamConfig>) {
     let me = host.me();
     let id = group.id;
     let lowest = nodes.iter().min().copied() == Some(me);
     let mut last_why = String::new();
     loop {
-        if host.has_replica(id).unwrap_or(false) || host.group(id).is_none() {
+        if host.holds_group(id).unwrap_or(false) || host.group(id).is_none() {
             return;
         }
         let roster = match ask(&host, &group, &nodes).await {
@@ -143,6 +148,11 @@ async fn found(host: Arc<Host>, group: Group, nodes: Vec<NodeId>) {
                     .set_meta_founding(host.engine.as_ref(), roster.clone())
             {
                 tracing::error!(error = %e, "persisting the founding roster");
+            } else if let Some(config) = config.filter(|_| host.has_replica(id).unwrap_or(true)) {
+                if let Err(e) = host.start_over(id, config, roster).await {
+                    tracing::error!(group = id, error = %e, "starting the group over");
+                }
+                return;
             } else {
                 group.standing.set_founding(roster.clone());
                 if let Err(e) = host.found(&group, roster).await {

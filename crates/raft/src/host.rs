@@ -427,6 +427,41 @@ impl Host {
         Ok(false)
     }
 
+    /// Whether this node holds the group, for founding it:
+    /// [`Host::has_replica`], except that a running group kept in memory
+    /// is held only by a replica that counts in it (admitted with the
+    /// incarnation it has now) and has a log. A vote alone, or a log a
+    /// forgetful replica copied as a learner not yet promoted, can never
+    /// lead the group; counting them stopped it ever being founded again
+    /// after every replica that counted forgot it (simulation seeds 72,
+    /// 76, 157).
+    pub fn holds_group(&self, id: GroupId) -> io::Result<bool> {
+        match self.group(id) {
+            Some(g) if g.standing.storage() == StorageType::Memory => {
+                Ok(g.standing.may_vote_strictly().is_ok() && g.metrics().last_log_index.is_some())
+            }
+            _ => self.has_replica(id),
+        }
+    }
+
+    /// Drops this node's replica of a group kept in memory (what it kept
+    /// of an earlier generation) and starts it again, empty, as one of
+    /// `roster`'s founders ([`crate::founding::found_memory`]).
+    pub async fn start_over(
+        &self,
+        id: GroupId,
+        config: StreamConfig,
+        roster: Roster,
+    ) -> io::Result<()> {
+        tracing::info!(
+            group = id,
+            "dropping what this replica kept of an earlier generation"
+        );
+        self.remove_group(id, true).await?;
+        self.start_stream(id, config, Some(roster)).await?;
+        Ok(())
+    }
+
     /// One scrub step over a stream group's message records: verifies up
     /// to `limit` records from `from` on and repairs corrupt ones from the
     /// other `members`. Returns where to continue (0: from the start).

@@ -193,7 +193,7 @@ impl Cluster for ClusterService {
         let group = request.into_inner().group;
         let has_state = self
             .host
-            .has_replica(group)
+            .holds_group(group)
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let founding = if group == jetraft_meta::META_GROUP {
             self.host.identity.meta_founding()

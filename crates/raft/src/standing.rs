@@ -105,9 +105,14 @@ impl Identity {
                 (s, true)
             }
         };
+        let remembers = jetraft_types::bugs::enabled(jetraft_types::bugs::Bug::MemoryRemembers);
         let incarnations = Incarnations {
             disk: stored.incarnation,
-            memory: splitmix(entropy ^ MEMORY_SALT).max(1),
+            memory: if remembers {
+                stored.incarnation
+            } else {
+                splitmix(entropy ^ MEMORY_SALT).max(1)
+            },
         };
         Ok((
             Self {

@@ -167,6 +167,7 @@ pub(crate) async fn sync_groups(cluster: &Cluster, current: &Catalog) {
                     host.clone(),
                     group,
                     a.peers.clone(),
+                    a.start_config().clone(),
                 ));
             }
             Ok(_) => {}

@@ -20,14 +20,19 @@ pub enum Bug {
     /// Answer reads "by the leader" without confirming leadership first (a
     /// deposed leader in a minority answers from what it has).
     StaleLeaderRead,
+    /// Name a node in memory groups by its data directory's incarnation,
+    /// as if a restart kept what it held in memory: a restarted replica
+    /// then votes and acks in a memory stream it forgot.
+    MemoryRemembers,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 5] = [
         Bug::AckBeforeFsync,
         Bug::SkipDedup,
         Bug::SkipCasCheck,
         Bug::StaleLeaderRead,
+        Bug::MemoryRemembers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +41,7 @@ impl Bug {
             Bug::SkipDedup => "skip-dedup",
             Bug::SkipCasCheck => "skip-cas-check",
             Bug::StaleLeaderRead => "stale-leader-read",
+            Bug::MemoryRemembers => "memory-remembers",
         }
     }
 

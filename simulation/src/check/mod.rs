@@ -7,6 +7,7 @@ mod cas;
 mod fatal;
 mod live;
 mod liveness;
+mod memory;
 mod progress;
 mod reads;
 mod replicas;
@@ -39,6 +40,8 @@ pub struct Final {
     pub replicas: BTreeMap<String, Option<Replica>>,
     /// The same for the stream with limits.
     pub limits: BTreeMap<String, Option<Replica>>,
+    /// The same for the stream kept in memory.
+    pub memory: BTreeMap<String, Option<Replica>>,
     /// The nodes' wall clock (all reset) when the replicas were read.
     pub end_ns: i64,
     /// The nodes that must hold a replica.
@@ -58,6 +61,7 @@ pub fn check_all(history: &History, fin: &Final) -> Vec<String> {
     out.extend(live::check(history, fin));
     out.extend(acked::check(history, fin));
     out.extend(cas::check(history, fin));
+    out.extend(memory::check(history, fin));
     out.extend(reads::check(history));
     out.extend(liveness::check(history, fin));
     out.extend(progress::check(history, fin));

@@ -27,6 +27,11 @@ pub fn check(history: &History, fin: &Final) -> Vec<String> {
     if existing(&fin.limits).next().is_some() {
         out.extend(one_stream("L: ", &fin.limits, fin.expected_replicas, false));
     }
+    // Nothing removes messages from the stream kept in memory: gapless
+    // (from 1 again if it was founded again).
+    if existing(&fin.memory).next().is_some() {
+        out.extend(one_stream("M: ", &fin.memory, fin.expected_replicas, true));
+    }
     out
 }
 
