@@ -46,7 +46,7 @@ struct Args {
     duration: u64,
     /// Faults to inject (comma-separated), default all: partition, one-way,
     /// delay, conn-fail, crash, pause, clock-jump, leader-kill, bit-flip,
-    /// sync-fail, rescale.
+    /// wipe-disk, sync-fail, power-cut, rescale.
     #[arg(long)]
     faults: Option<String>,
     /// Faults to leave out (comma-separated).
@@ -274,13 +274,27 @@ fn many(args: &Args, seeds: std::ops::Range<u64>) -> Result<ExitCode> {
     })
 }
 
+/// Log lines carry simulated time, as the trace does. (turmoil enters a
+/// `node{name=..}` span while it runs a host: add `turmoil=info` to
+/// `RUST_LOG` to see which node logged a line.)
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:>10.3}s", t.as_secs_f64()),
+            None => write!(w, "{:>11}", "-"),
+        }
+    }
+}
+
 fn main() -> Result<ExitCode> {
     let args = Args::parse();
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
-            .without_time()
+            .with_timer(SimTime)
             .init();
     }
     match (&args.seeds, args.seed) {

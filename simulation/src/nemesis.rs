@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use turmoil::Sim;
 
 use crate::history::SharedHistory;
-use crate::workload::STREAM;
+use crate::workload::{LIMITS_STREAM, STREAM};
 use crate::world::SimNode;
 
 /// A kind of fault, each on its own switch.
@@ -45,6 +45,11 @@ pub enum Fault {
     /// stop at once (it counts as crashed, losing what it had not synced)
     /// and is restarted when the fault is undone.
     SyncFail,
+    /// Not in the rotation: in a quarter of the seeds every node loses
+    /// power at once when the workload ends, with publishes in flight,
+    /// each keeping a random part of what it had not synced; then the
+    /// final heal restarts them all and the checker reads what survived.
+    PowerCut,
     /// An operator changes the stream's replica count (R → R−1 → R …)
     /// through `STREAM.UPDATE`, beside the other faults. Driven by its own
     /// client ([`crate::workload::run_operator`]), not by the nemesis.
@@ -52,7 +57,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::Partition,
         Fault::OneWay,
         Fault::Delay,
@@ -64,18 +69,13 @@ impl Fault {
         Fault::BitFlip,
         Fault::WipeDisk,
         Fault::SyncFail,
+        Fault::PowerCut,
         Fault::Rescale,
     ];
 
-    /// The faults a run has unless told otherwise: all but `wipe-disk`,
-    /// which is opt-in (`--faults`) until every seed re-admits the wiped
-    /// node before the final check (some seeds still end with a group
-    /// short of a replica: a liveness gap, never a lost write; issue 11).
+    /// The faults a run has unless told otherwise: all of them.
     pub fn default_set() -> BTreeSet<Fault> {
-        Self::ALL
-            .into_iter()
-            .filter(|f| *f != Fault::WipeDisk)
-            .collect()
+        Self::ALL.into_iter().collect()
     }
 
     pub fn name(self) -> &'static str {
@@ -91,6 +91,7 @@ impl Fault {
             Fault::BitFlip => "bit-flip",
             Fault::WipeDisk => "wipe-disk",
             Fault::SyncFail => "sync-fail",
+            Fault::PowerCut => "power-cut",
             Fault::Rescale => "rescale",
         }
     }
@@ -108,6 +109,9 @@ impl fmt::Display for Fault {
 
 /// Normal link latency, restored after a delay fault.
 pub const BASE_MAX_LATENCY: Duration = Duration::from_millis(5);
+
+/// A node's running group of one kind (the meta group, a stream's).
+type GroupOf = fn(&SimNode) -> Option<jetraft_raft::host::Group>;
 
 /// How to undo the active fault.
 enum Undo {
@@ -131,22 +135,56 @@ pub struct Nemesis {
     /// Per node, the injected sync faults that fired and were accounted
     /// for (a node's fatal stop must be one of them).
     fired_seen: std::collections::BTreeMap<usize, u64>,
+    /// This seed ends its workload with a power cut to every node.
+    power_cut_at_end: bool,
 }
 
 impl Nemesis {
     pub fn new(seed: u64, faults: &BTreeSet<Fault>) -> Self {
         Self {
             rng: SmallRng::seed_from_u64(seed ^ 0x006E_656D_6573_6973),
-            // Rescale runs in its own client, beside the nemesis.
+            // Rescale runs in its own client, beside the nemesis; the power
+            // cut comes once, at the end.
             faults: faults
                 .iter()
                 .copied()
-                .filter(|f| *f != Fault::Rescale)
+                .filter(|f| !matches!(f, Fault::Rescale | Fault::PowerCut))
                 .collect(),
             active: None,
             next_at: Duration::from_secs(3),
             fired_seen: std::collections::BTreeMap::new(),
+            power_cut_at_end: faults.contains(&Fault::PowerCut)
+                && SmallRng::seed_from_u64(seed ^ 0x706F_7765_7263_7574).random_bool(0.25),
         }
+    }
+
+    /// When the workload ends: in the seeds that have one, every node that
+    /// is up loses power at once (publishes are in flight), each keeping a
+    /// random prefix of its unsynced batches. [`Self::heal_all`] then
+    /// restarts them.
+    pub fn end_of_workload(
+        &mut self,
+        sim: &mut Sim<'_>,
+        nodes: &mut [SimNode],
+        hist: &SharedHistory,
+    ) {
+        if !self.power_cut_at_end {
+            return;
+        }
+        let mut lost = Vec::new();
+        for node in nodes.iter_mut().filter(|n| n.up) {
+            let unsynced = node.engine.unsynced_batches();
+            let keep = self.rng.random_range(0..=unsynced);
+            Self::crash(sim, node, keep, hist);
+            lost.push(format!(
+                "{} (kept {keep} of {unsynced} unsynced)",
+                node.name
+            ));
+        }
+        hist.borrow_mut().event(
+            sim.elapsed(),
+            format!("nemesis: power cut to every node: {}", lost.join(", ")),
+        );
     }
 
     /// Called before every step of the workload phase.
@@ -264,6 +302,73 @@ impl Nemesis {
         nodes.iter().position(|n| n.id == leader)
     }
 
+    /// Whether wiping `victim`'s disk leaves every durable group (the meta
+    /// group, `S`, `L`) a majority of voters that kept their data: a
+    /// majority that lost its disks loses data in any system, so the
+    /// nemesis never goes that far. Every node is up; in each group the
+    /// membership is settled (no learner catching up, no change
+    /// committing), every voter counts (admitted with the incarnation it
+    /// has), and the voters without `victim` are still a majority (an R2
+    /// stream, mid-rescale, cannot spare one), also in the replica set
+    /// the catalog asks for.
+    fn may_wipe(nodes: &[SimNode], victim: usize) -> Result<(), String> {
+        if nodes.iter().any(|n| !n.up) {
+            return Err("a node is down already".into());
+        }
+        let victim_id = nodes[victim].id;
+        let groups: [(&str, GroupOf); 3] = [
+            ("meta", |n| n.cluster().map(|c| c.meta_group().clone())),
+            (STREAM, |n| n.stream_group(STREAM)),
+            (LIMITS_STREAM, |n| n.stream_group(LIMITS_STREAM)),
+        ];
+        for (name, group_of) in groups {
+            let leader = nodes
+                .iter()
+                .filter_map(|n| group_of(n).filter(|g| g.leader() == Some(n.id)))
+                .next();
+            let Some(leader) = leader else {
+                return Err(format!("{name} has no leader"));
+            };
+            let m = leader.members();
+            if !m.committed || m.joint || !m.learners.is_empty() {
+                return Err(format!("{name} is changing its members"));
+            }
+            for voter in &m.voters {
+                let counts = nodes
+                    .iter()
+                    .find(|n| n.id == *voter)
+                    .and_then(group_of)
+                    .is_some_and(|g| g.standing.may_vote_strictly().is_ok());
+                if !counts {
+                    return Err(format!("{name}: node {voter} is not re-admitted yet"));
+                }
+            }
+            if m.voters.contains(&victim_id) && (m.voters.len() - 1) * 2 <= m.voters.len() {
+                return Err(format!(
+                    "{name} has {} voters and cannot spare one",
+                    m.voters.len()
+                ));
+            }
+        }
+        // The replicas the operator asked for (a rescale the group has not
+        // made yet) must be able to spare it too: an R2 set cannot.
+        for stream in [STREAM, LIMITS_STREAM] {
+            for n in nodes {
+                let Some(c) = n.cluster() else { continue };
+                let Some(wanted) = c.catalog().stream(stream).map(|a| a.peers.clone()) else {
+                    continue;
+                };
+                if wanted.contains(&victim_id) && (wanted.len() - 1) * 2 <= wanted.len() {
+                    return Err(format!(
+                        "{stream} is asked to have {} replicas and cannot spare one",
+                        wanted.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn inject(
         &mut self,
         fault: Fault,
@@ -374,27 +479,12 @@ impl Nemesis {
                     ),
                 }
             }
-            Fault::WipeDisk => {
-                // Never more than one forgetful node at a time, and only
-                // when every other node is up: a majority that lost its
-                // disks loses data in any system.
-                let counted = |n: &SimNode| {
-                    let Some(c) = n.cluster() else { return false };
-                    c.meta_group().standing.may_vote_strictly().is_ok()
-                        && n.stream_group(STREAM)
-                            .is_none_or(|g| g.standing.may_vote_strictly().is_ok())
-                };
-                if nodes.iter().any(|n| !n.up) {
-                    (
-                        "wipe a disk: a node is down already".to_string(),
-                        Undo::Nothing,
-                    )
-                } else if !nodes.iter().all(counted) {
-                    (
-                        "wipe a disk: a node is not re-admitted yet".to_string(),
-                        Undo::Nothing,
-                    )
-                } else {
+            Fault::WipeDisk => match Self::may_wipe(nodes, victim) {
+                Err(why) => (
+                    format!("wipe a disk of {}: {why}", names[victim]),
+                    Undo::Nothing,
+                ),
+                Ok(()) => {
                     Self::crash(sim, &mut nodes[victim], 0, hist);
                     nodes[victim].engine.wipe();
                     (
@@ -402,7 +492,7 @@ impl Nemesis {
                         Undo::Restart(vec![victim]),
                     )
                 }
-            }
+            },
             Fault::SyncFail => {
                 let ok = self.rng.random_range(0..8);
                 nodes[victim].faulty.fail_sync_after(ok);
@@ -411,7 +501,9 @@ impl Nemesis {
                     Undo::SyncFail(victim),
                 )
             }
-            Fault::Rescale => ("rescale: not the nemesis' job".to_string(), Undo::Nothing),
+            Fault::Rescale | Fault::PowerCut => {
+                (format!("{fault}: not in the rotation"), Undo::Nothing)
+            }
         };
         hist.borrow_mut()
             .event(sim.elapsed(), format!("nemesis: {text}"));

@@ -180,6 +180,7 @@ fn drive(
         nemesis.tick(sim, nodes, hist);
         step(sim)?;
     }
+    nemesis.end_of_workload(sim, nodes, hist);
     nemesis.heal_all(sim, nodes, hist);
     let healed_at = sim.elapsed();
     let names = node_names(opts.nodes);

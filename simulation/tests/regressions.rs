@@ -45,3 +45,27 @@ fn t_a_replica_stopped_on_a_corrupt_record_it_could_not_remove() {
 fn t_a_rescale_back_to_r3_waited_for_the_quorum_it_restores() {
     passes(23);
 }
+
+/// A replica the catalog dropped (a rescale to R2) asked its peers whether
+/// the group had released it; one of them had just lost its disk
+/// (`wipe-disk`) and, knowing no membership yet, answered with an empty
+/// one, which read as "released". The replica deleted its copy while it
+/// was one of the two voters that still held the stream, and the group
+/// never had a quorum again. A node that never learned a membership
+/// releases nobody now (`Members::released`).
+#[test]
+fn t_a_wiped_peer_released_a_replica_the_group_still_needed() {
+    passes(31);
+}
+
+/// A shrink to R2 kept a replica that had just crashed (the leader still
+/// counted it) and entered joint consensus, which needs a majority of the
+/// new voters; the replica came back with a wiped disk and could never
+/// be counted, so the group stayed stuck. A shrink now keeps the voters
+/// the leader heard from last, and the voter change waits until every
+/// new voter is live (`Group::not_live`); the scenario is pinned in
+/// `server/tests/replicas.rs` (`a_shrink_while_a_replica_is_down_…`).
+#[test]
+fn t_a_shrink_waited_in_joint_consensus_for_a_wiped_replica() {
+    passes(91);
+}

@@ -67,14 +67,17 @@ pub enum MetaCommand {
     },
     /// A config change. When it changes `num_replicas`, the replica set
     /// is placed again at apply: new replicas go to the least loaded of
-    /// `nodes`; a shrink keeps `keep` (the stream leader the proposer saw)
-    /// and then the lowest ids.
+    /// `nodes`; a shrink keeps `keep` (the stream leader the proposer saw),
+    /// then the replicas in `live` (those that leader knew to be up and
+    /// whole), then the lowest ids.
     UpdateStream {
         config: StreamConfig,
         #[serde(default)]
         nodes: Vec<u64>,
         #[serde(default)]
         keep: Option<u64>,
+        #[serde(default)]
+        live: Vec<u64>,
     },
     DeleteStream {
         name: String,
@@ -147,7 +150,11 @@ impl Catalog {
                 config,
                 nodes,
                 keep,
-            } => self.update(config, nodes, *keep),
+                live,
+            } => {
+                let prefer: Vec<u64> = keep.iter().chain(live).copied().collect();
+                self.update(config, nodes, &prefer)
+            }
             MetaCommand::DeleteStream { name } => match self.streams.remove(name) {
                 Some(assignment) => MetaReply::Deleted { assignment },
                 None => MetaReply::Error(ApiError::stream_not_found()),
@@ -200,7 +207,7 @@ impl Catalog {
         }
     }
 
-    fn update(&mut self, config: &StreamConfig, nodes: &[u64], keep: Option<u64>) -> MetaReply {
+    fn update(&mut self, config: &StreamConfig, nodes: &[u64], prefer: &[u64]) -> MetaReply {
         let Some(old) = self.streams.get(&config.name) else {
             return MetaReply::Error(ApiError::stream_not_found());
         };
@@ -211,7 +218,7 @@ impl Catalog {
         let peers = if replicas == old.peers.len() {
             old.peers.clone()
         } else {
-            match replace(&old.peers, replicas, nodes, &self.load(), keep) {
+            match replace(&old.peers, replicas, nodes, &self.load(), prefer) {
                 Some(p) => p,
                 None => return MetaReply::Error(ApiError::no_suitable_peers()),
             }
@@ -351,6 +358,7 @@ mod tests {
             config: c,
             nodes: vec![1, 2, 3],
             keep: None,
+            live: Vec::new(),
         })
         else {
             panic!()
@@ -368,6 +376,7 @@ mod tests {
             config: c,
             nodes: vec![1, 2, 3],
             keep,
+            live: Vec::new(),
         })
     }
 

@@ -21,15 +21,18 @@ pub fn place(nodes: &[u64], load: &BTreeMap<u64, usize>, replicas: usize) -> Opt
 
 /// A new replica set of size `replicas` for a stream now on `current`.
 /// Growing keeps every current replica and adds the least loaded of the
-/// other `nodes` ([`place`]); shrinking keeps `keep` when it is a current
-/// replica (the stream leader: no election needed) and then the lowest ids.
-/// Returns `None` when there are not enough nodes.
+/// other `nodes` ([`place`]); shrinking keeps the current replicas in the
+/// order of `prefer` (the stream leader first: no election needed; then
+/// the replicas its leader knows to be up and whole, so the new voters
+/// have a quorum) and then the lowest ids. Ids in `prefer` that are not
+/// current replicas are ignored. Returns `None` when there are not enough
+/// nodes.
 pub fn replace(
     current: &[u64],
     replicas: usize,
     nodes: &[u64],
     load: &BTreeMap<u64, usize>,
-    keep: Option<u64>,
+    prefer: &[u64],
 ) -> Option<Vec<u64>> {
     if replicas == 0 {
         return None;
@@ -48,7 +51,8 @@ pub fn replace(
         current.iter().copied().chain(added).collect()
     } else {
         let mut order: Vec<u64> = current.to_vec();
-        order.sort_unstable_by_key(|n| (Some(*n) != keep, *n));
+        let rank = |n: &u64| prefer.iter().position(|p| p == n).unwrap_or(usize::MAX);
+        order.sort_unstable_by_key(|n| (rank(n), *n));
         order.truncate(replicas);
         order
     };
@@ -73,19 +77,35 @@ mod tests {
     fn replace_grows_onto_least_loaded_and_shrinks_around_keep() {
         let load = BTreeMap::from([(1, 1), (2, 5), (3, 0), (4, 2)]);
         let nodes = [1, 2, 3, 4];
-        assert_eq!(replace(&[2], 3, &nodes, &load, None), Some(vec![1, 2, 3]));
+        assert_eq!(replace(&[2], 3, &nodes, &load, &[]), Some(vec![1, 2, 3]));
+        assert_eq!(replace(&[1, 2, 3], 1, &nodes, &load, &[2]), Some(vec![2]));
+        assert_eq!(replace(&[1, 2, 3], 1, &nodes, &load, &[]), Some(vec![1]));
+        // A preferred node that is not a replica (leader moved meanwhile)
+        // is ignored.
         assert_eq!(
-            replace(&[1, 2, 3], 1, &nodes, &load, Some(2)),
-            Some(vec![2])
-        );
-        assert_eq!(replace(&[1, 2, 3], 1, &nodes, &load, None), Some(vec![1]));
-        // A `keep` that is not a replica (leader moved meanwhile) is ignored.
-        assert_eq!(
-            replace(&[1, 2, 3], 2, &nodes, &load, Some(4)),
+            replace(&[1, 2, 3], 2, &nodes, &load, &[4]),
             Some(vec![1, 2])
         );
-        assert_eq!(replace(&[1, 3], 5, &nodes, &load, None), None);
-        assert_eq!(replace(&[1, 3], 0, &nodes, &load, None), None);
+        assert_eq!(replace(&[1, 3], 5, &nodes, &load, &[]), None);
+        assert_eq!(replace(&[1, 3], 0, &nodes, &load, &[]), None);
+    }
+
+    #[test]
+    fn a_shrink_keeps_the_leader_then_the_replicas_that_are_up() {
+        let load = BTreeMap::new();
+        let nodes = [1, 2, 3];
+        // Node 1 is down or forgot its state: the leader (2) and the
+        // other live replica (3) stay, whatever the ids.
+        assert_eq!(
+            replace(&[1, 2, 3], 2, &nodes, &load, &[2, 3]),
+            Some(vec![2, 3])
+        );
+        assert_eq!(
+            replace(&[1, 2, 3], 1, &nodes, &load, &[3, 2]),
+            Some(vec![3])
+        );
+        // With nothing known, the lowest ids.
+        assert_eq!(replace(&[1, 2, 3], 2, &nodes, &load, &[]), Some(vec![1, 2]));
     }
 
     #[test]

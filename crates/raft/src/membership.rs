@@ -35,9 +35,18 @@ pub struct Members {
 
 impl Members {
     /// A committed membership that does not include `node`: the group
-    /// goes on without it, so it may drop its replica.
+    /// goes on without it, so it may drop its replica. A node that runs
+    /// the group but has never learned a membership (a new or wiped disk
+    /// waiting to be admitted) has no voters, and releases nobody:
+    /// simulation seed 31 with `wipe-disk`, where a replica leaving the
+    /// stream asked a just-wiped peer, deleted its copy while it was one
+    /// of the two voters that still held the stream, and left the group
+    /// without a quorum.
     pub fn released(&self, node: NodeId) -> bool {
-        self.committed && !self.voters.contains(&node) && !self.learners.contains(&node)
+        self.committed
+            && !self.voters.is_empty()
+            && !self.voters.contains(&node)
+            && !self.learners.contains(&node)
     }
 }
 
@@ -65,6 +74,84 @@ impl Group {
             joint: membership.get_joint_config().len() > 1,
             committed,
         }
+    }
+
+    /// The voters this leader knows to be alive and whole right now: itself
+    /// and each follower that [`Self::not_live`] has nothing against, the
+    /// leader first, then the one that answered a heartbeat last. Empty
+    /// unless this node leads the group. A replica change that shrinks a
+    /// stream keeps these first: dropping a replica that is down or forgot
+    /// its state costs no quorum, while keeping it can leave the new
+    /// voters without one.
+    pub fn current_voters(&self, peers: &Peers) -> Vec<NodeId> {
+        use openraft::Instant as _;
+        let m = self.metrics();
+        if m.current_leader != Some(m.id) {
+            return Vec::new();
+        }
+        let mut live: Vec<(std::time::Duration, NodeId)> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| self.not_live(&m, *id, peers).is_none())
+            .map(|id| {
+                let since = m
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(&id).cloned().flatten())
+                    .map_or(std::time::Duration::ZERO, |t| t.elapsed());
+                (
+                    if id == m.id {
+                        std::time::Duration::ZERO
+                    } else {
+                        since
+                    },
+                    id,
+                )
+            })
+            .collect();
+        live.sort_by_key(|(since, id)| (*id != m.id, *since, *id));
+        live.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Why the leader (metrics `m`) cannot count on member `id` now, or
+    /// `None`: it acknowledged a heartbeat within three heartbeat
+    /// intervals, has replicated to within [`CAUGHT_UP_LAG`] entries of the
+    /// leader's log, and is the incarnation the membership admitted.
+    fn not_live(
+        &self,
+        m: &openraft::RaftMetrics<crate::types::TypeConfig>,
+        id: NodeId,
+        peers: &Peers,
+    ) -> Option<String> {
+        use openraft::Instant as _;
+        if id == m.id {
+            return None;
+        }
+        let within = std::time::Duration::from_millis(3 * self.raft.config().heartbeat_interval);
+        let heard = m
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.get(&id).cloned().flatten())
+            .is_some_and(|t| t.elapsed() <= within);
+        if !heard {
+            return Some(format!("node {id} has not answered a heartbeat lately"));
+        }
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = m
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&id).cloned().flatten())
+            .map_or(0, |l| l.index);
+        if matched + CAUGHT_UP_LAG < last {
+            return Some(format!("node {id} is catching up ({matched} of {last})"));
+        }
+        let roster = crate::standing::roster_of(&m.membership_config);
+        let seen = peers.seen_incarnation(id, self.standing.storage());
+        if seen.is_some_and(|i| roster.get(&id) != Some(&i)) {
+            return Some(format!("node {id} answers as another incarnation"));
+        }
+        None
     }
 
     /// One step toward `wanted` voters; this node must lead the group.
@@ -119,19 +206,16 @@ impl Group {
             self.change(ChangeMembers::AddNodes(nodes)).await?;
             return Ok(Reshape::Changed(format!("added learners {missing:?}")));
         }
+        // Every voter of the new set must be live before the change: a
+        // joint configuration needs a majority of the new voters too, and
+        // one that waits on a node that went down, or came back without
+        // its state, can never commit (simulation seed 91: a shrink to
+        // {1, 3} just after node 1 lost its disk left the group stuck in
+        // joint consensus). Waiting here keeps the old voters serving, and
+        // re-admission can still run.
         let m = self.metrics();
-        let last = m.last_log_index.unwrap_or(0);
-        for id in wanted.difference(&now.voters) {
-            let matched = m
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(id).cloned().flatten())
-                .map_or(0, |l| l.index);
-            if matched + CAUGHT_UP_LAG < last {
-                return Ok(Reshape::Waiting(format!(
-                    "learner {id} is catching up ({matched} of {last})"
-                )));
-            }
+        if let Some(why) = wanted.iter().find_map(|id| self.not_live(&m, *id, peers)) {
+            return Ok(Reshape::Waiting(why));
         }
         self.change(ChangeMembers::ReplaceAllVoters(wanted.clone()))
             .await?;
@@ -228,5 +312,34 @@ impl Group {
             Err(RaftError::APIError(e)) => Err(e.into()),
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(voters: &[NodeId], learners: &[NodeId], committed: bool) -> Members {
+        Members {
+            voters: voters.iter().copied().collect(),
+            learners: learners.iter().copied().collect(),
+            joint: false,
+            committed,
+        }
+    }
+
+    #[test]
+    fn only_a_committed_membership_without_the_node_releases_it() {
+        assert!(members(&[1, 3], &[], true).released(2));
+        assert!(!members(&[1, 3], &[], false).released(2), "not committed");
+        assert!(!members(&[1, 2], &[], true).released(2), "a voter");
+        assert!(!members(&[1, 3], &[2], true).released(2), "a learner");
+    }
+
+    #[test]
+    fn a_node_that_never_learned_a_membership_releases_nobody() {
+        // What a wiped node answers while it waits to be admitted.
+        assert!(!Members::default().released(2));
+        assert!(!members(&[], &[], true).released(2));
     }
 }

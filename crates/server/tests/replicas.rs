@@ -238,3 +238,59 @@ async fn a_replica_added_after_the_log_was_purged_copies_a_frozen_replica() {
         .count();
     assert_eq!(copies, 2, "both new replicas copy a frozen replica");
 }
+
+/// A shrink while a replica is down drops that replica, not a live one:
+/// the new voters must have a quorum without it. Before, a shrink kept the
+/// leader and then the lowest ids, so with node 1 down (and not leading)
+/// R3 → R2 kept node 1, the change waited in joint consensus for it, and
+/// had it come back with a wiped disk the stream would never have
+/// recovered (simulation seeds 64 and 91).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shrink_while_a_replica_is_down_drops_that_replica() {
+    let mut c = Cluster::start(3, &[]).await;
+    let config = stream::Config {
+        name: "SHRINK".into(),
+        subjects: vec!["shrink.>".into()],
+        num_replicas: 3,
+        ..Default::default()
+    };
+    // The lowest-id node that does not lead goes down.
+    let url = c.nodes[2].url();
+    let ctx = jetstream::new(async_nats::connect(url).await.unwrap());
+    ctx.create_stream(config.clone()).await.unwrap();
+    publish_n(&ctx, "shrink", 0, 100, 10).await;
+    let info = settled(&c, &ctx, "SHRINK", 3).await;
+    let leader = node_of(&c, info.cluster.as_ref().unwrap().leader.as_ref().unwrap());
+    let down = (0..3).find(|i| *i != leader).unwrap();
+    let up: Vec<usize> = (0..3).filter(|i| *i != down).collect();
+    c.nodes[down].kill();
+    // Past three heartbeats: the leader no longer counts it as live.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ctx = jetstream::new(async_nats::connect(c.nodes[up[1]].url()).await.unwrap());
+    let info = set_replicas(&ctx, &config, 2).await;
+    let mut kept: Vec<String> = info
+        .cluster
+        .as_ref()
+        .unwrap()
+        .replicas
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    kept.extend(info.cluster.as_ref().unwrap().leader.clone());
+    kept.sort();
+    let mut want: Vec<String> = up.iter().map(|i| c.nodes[*i].name.clone()).collect();
+    want.sort();
+    assert_eq!(kept, want, "the new replica set is the two live nodes");
+    // The change commits without the dead node, and the stream takes writes.
+    settled(&c, &ctx, "SHRINK", 2).await;
+    publish_n(&ctx, "shrink", 100, 200, 10).await;
+    let info = ctx
+        .get_stream("SHRINK")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.state.messages, 200);
+}

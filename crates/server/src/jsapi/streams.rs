@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use super::{STREAM_INFO, parse_body};
 use crate::cluster::{ApiRequest, Cluster};
+use jetraft_gateway::Outbound;
 
 /// How long a create waits for the new stream's group to elect a leader.
 const CREATE_LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -153,27 +154,80 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
 }
 
 /// Which node a replica of the stream believes leads it.
-async fn leader_hint(cluster: &Cluster, a: &StreamAssignment) -> Option<jetraft_raft::NodeId> {
-    let me = cluster.arc()?;
+async fn leader_hint(cluster: &Cluster, a: &StreamAssignment) -> LeaderHint {
+    let Some(me) = cluster.arc() else {
+        return LeaderHint::default();
+    };
     let probe = ApiRequest::empty(format!(
         "{}{}",
         super::INTERNAL_STREAM_LEADER,
         a.config.name
     ));
-    let out = me.dispatch_request(probe, 0).await;
-    let v: serde_json::Value = serde_json::from_slice(&out.first()?.payload).ok()?;
-    cluster.id_of(v.get("leader")?.as_str()?)
+    let mut hint = LeaderHint::parse(cluster, &me.dispatch_request(probe.clone(), 0).await);
+    // A follower answered: only the leader knows which voters are live.
+    if let Some(leader) = hint.leader
+        && hint.live.is_empty()
+        && let Ok(out) = cluster.forward_to(leader, &probe).await
+    {
+        let asked = LeaderHint::parse(cluster, &out);
+        if asked.leader == Some(leader) {
+            hint.live = asked.live;
+        }
+    }
+    hint
 }
 
-/// The `INTERNAL_STREAM_LEADER` answer: the leader this replica knows of.
+/// Who leads a stream, as one of its replicas knows, and (when that
+/// replica is the leader) which voters it knows to be up and whole.
+#[derive(Debug, Default)]
+struct LeaderHint {
+    leader: Option<jetraft_raft::NodeId>,
+    live: Vec<jetraft_raft::NodeId>,
+}
+
+impl LeaderHint {
+    fn parse(cluster: &Cluster, out: &[Outbound]) -> Self {
+        let Some(v) = out
+            .first()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.payload).ok())
+        else {
+            return Self::default();
+        };
+        let leader = v
+            .get("leader")
+            .and_then(|l| l.as_str())
+            .and_then(|l| cluster.id_of(l));
+        let live = v
+            .get("live")
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|n| cluster.id_of(n.as_str()?))
+            .collect();
+        Self { leader, live }
+    }
+}
+
+/// The `INTERNAL_STREAM_LEADER` answer: the leader this replica knows of,
+/// and, from the leader itself, its live voters ([`Group::current_voters`]).
+///
+/// [`Group::current_voters`]: jetraft_raft::Group::current_voters
 pub fn leader_hint_reply(cluster: &Cluster, name: &str) -> Vec<u8> {
-    let leader = cluster
+    let group = cluster
         .catalog()
         .stream(name)
-        .and_then(|a| cluster.host().group(a.group))
+        .and_then(|a| cluster.host().group(a.group));
+    let leader = group
+        .as_ref()
         .and_then(|g| g.leader())
         .map(|l| cluster.name_of(l));
-    serde_json::to_vec(&serde_json::json!({ "leader": leader })).unwrap_or_default()
+    let live: Vec<String> = group
+        .map(|g| g.current_voters(&cluster.host().peers))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| cluster.name_of(n))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "leader": leader, "live": live })).unwrap_or_default()
 }
 
 pub async fn update(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
@@ -194,11 +248,12 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     let mut config = StreamConfig::check_update(&old.config, config)?;
     config.set_static_metadata();
     // A replica change places the stream again; a shrink keeps the
-    // current leader when it can (no election), so ask who leads: a hint
-    // from any replica, not a confirmed read (a change that gives a group
-    // without a quorum its replicas back must not wait for that quorum).
-    let keep = if config.num_replicas == old.config.num_replicas {
-        None
+    // current leader when it can (no election), then the replicas the
+    // leader knows to be up and whole, so ask who leads: a hint from any
+    // replica, not a confirmed read (a change that gives a group without a
+    // quorum its replicas back must not wait for that quorum).
+    let hint = if config.num_replicas == old.config.num_replicas {
+        LeaderHint::default()
     } else {
         leader_hint(cluster, &old).await
     };
@@ -206,7 +261,8 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
         .propose_meta(MetaCommand::UpdateStream {
             config: config.clone(),
             nodes: cluster.node_ids(),
-            keep,
+            keep: hint.leader,
+            live: hint.live,
         })
         .await?
     {
