@@ -76,8 +76,8 @@ fn skip_cas_check_is_caught() {
 }
 
 /// A deposed leader answering reads from what it has. Its seeds start at 40
-/// to keep the test short (the first 100 seeds catch it at 48, 53, 55 and
-/// 67); the seed that catches it passes without the bug.
+/// to keep the test short (the first 100 seeds catch it at 48, 55, 67 and
+/// 92); the seed that catches it passes without the bug.
 #[test]
 fn stale_leader_read_is_caught() {
     let (seed, v) = caught_in("stale-leader-read", 40..140);
@@ -88,10 +88,10 @@ fn stale_leader_read_is_caught() {
 
 /// A restarted node that claims to remember the memory streams it forgot
 /// (its memory incarnation is its data directory's): two generations of
-/// `M` on different replicas. Of seeds 0..100 (20 s) it is caught at 14,
-/// 26 and 61 in a release build: `M`'s replicas differ, and at 26
-/// acknowledged publishes are replaced while at most one node restarted;
-/// the seed that catches it passes without the bug.
+/// `M` on different replicas. Of seeds 0..100 (20 s) it is caught at 24,
+/// 39, 57 and 61 in a release build (`M`'s replicas differ, or
+/// acknowledged publishes are replaced while fewer than a majority
+/// restarted); the seed that catches it passes without the bug.
 #[test]
 fn memory_remembers_is_caught() {
     let (seed, v) = caught_within("memory-remembers", 100);
