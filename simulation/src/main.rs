@@ -46,7 +46,7 @@ struct Args {
     duration: u64,
     /// Faults to inject (comma-separated), default all: partition, one-way,
     /// delay, conn-fail, crash, pause, clock-jump, leader-kill, bit-flip,
-    /// wipe-disk, sync-fail, power-cut, rescale.
+    /// wipe-disk, restore-backup, sync-fail, power-cut, rescale.
     #[arg(long)]
     faults: Option<String>,
     /// Faults to leave out (comma-separated).

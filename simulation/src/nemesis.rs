@@ -41,6 +41,12 @@ pub enum Fault {
     /// A node crashes and comes back with an empty disk (a replaced or
     /// wiped data directory): a new incarnation the groups must re-admit.
     WipeDisk,
+    /// An operator's backup of one node's disk is taken (what would
+    /// survive a crash now); a later pick puts it back: the node crashes
+    /// and restarts on the older copy, keeping its incarnation. It must
+    /// not count until re-admitted (decision 37): its peers see it start
+    /// behind what it reported, and it stops itself once told.
+    RestoreBackup,
     /// One of the next few fsyncs of one node fails (EIO): the node must
     /// stop at once (it counts as crashed, losing what it had not synced)
     /// and is restarted when the fault is undone.
@@ -57,7 +63,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::Partition,
         Fault::OneWay,
         Fault::Delay,
@@ -68,6 +74,7 @@ impl Fault {
         Fault::LeaderKill,
         Fault::BitFlip,
         Fault::WipeDisk,
+        Fault::RestoreBackup,
         Fault::SyncFail,
         Fault::PowerCut,
         Fault::Rescale,
@@ -90,6 +97,7 @@ impl Fault {
             Fault::LeaderKill => "leader-kill",
             Fault::BitFlip => "bit-flip",
             Fault::WipeDisk => "wipe-disk",
+            Fault::RestoreBackup => "restore-backup",
             Fault::SyncFail => "sync-fail",
             Fault::PowerCut => "power-cut",
             Fault::Rescale => "rescale",
@@ -137,6 +145,11 @@ pub struct Nemesis {
     fired_seen: std::collections::BTreeMap<usize, u64>,
     /// This seed ends its workload with a power cut to every node.
     power_cut_at_end: bool,
+    /// Per node, the backup `restore-backup` took of its disk.
+    backups: std::collections::BTreeMap<usize, jetraft_store::mem::MemBackup>,
+    /// Nodes put back from a backup: they may stop once, on finding
+    /// themselves behind what they reported.
+    restored: BTreeSet<usize>,
 }
 
 impl Nemesis {
@@ -153,6 +166,8 @@ impl Nemesis {
             active: None,
             next_at: Duration::from_secs(3),
             fired_seen: std::collections::BTreeMap::new(),
+            backups: std::collections::BTreeMap::new(),
+            restored: BTreeSet::new(),
             power_cut_at_end: faults.contains(&Fault::PowerCut)
                 && SmallRng::seed_from_u64(seed ^ 0x706F_7765_7263_7574).random_bool(0.25),
         }
@@ -248,8 +263,10 @@ impl Nemesis {
     /// A node whose store failed a write or fsync stopped itself; it is
     /// crashed here (what it had not synced may be lost, as its dirty pages
     /// may be) as `jetraft server` exits. Only an injected failure
-    /// (`sync-fail`) may cause this: any other is a violation.
-    fn stop_fatal(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], hist: &SharedHistory) {
+    /// (`sync-fail`) may cause this, or a node put back from a backup
+    /// finding itself behind (`restore-backup`; it is started again at
+    /// once, as a supervisor would): any other is a violation.
+    pub fn stop_fatal(&mut self, sim: &mut Sim<'_>, nodes: &mut [SimNode], hist: &SharedHistory) {
         for (i, node) in nodes.iter_mut().enumerate() {
             if !node.up {
                 continue;
@@ -264,8 +281,15 @@ impl Nemesis {
             let seen = self.fired_seen.entry(i).or_default();
             let injected = fired > *seen;
             *seen = fired;
+            // A node put back from a backup stops once it learns it is
+            // behind; a supervisor starts it again (a new incarnation).
+            let behind = why.contains("put back from an older copy") && self.restored.remove(&i);
+            if behind {
+                sim.bounce(node.name.as_str());
+                node.up = true;
+            }
             let mut h = hist.borrow_mut();
-            if !injected {
+            if !injected && !behind {
                 h.unexpected_fatal
                     .push(format!("{} stopped on its own: {why}", node.name));
             }
@@ -367,6 +391,17 @@ impl Nemesis {
             }
         }
         Ok(())
+    }
+
+    /// The backup `restore-backup` puts back: `victim`'s if it has one,
+    /// else any node's; none taken yet: `victim`'s disk is backed up.
+    fn pick_backup(&mut self, victim: usize) -> Option<(usize, jetraft_store::mem::MemBackup)> {
+        let node = if self.backups.contains_key(&victim) {
+            victim
+        } else {
+            *self.backups.keys().next()?
+        };
+        self.backups.remove(&node).map(|b| (node, b))
     }
 
     fn inject(
@@ -487,11 +522,44 @@ impl Nemesis {
                 Ok(()) => {
                     Self::crash(sim, &mut nodes[victim], 0, hist);
                     nodes[victim].engine.wipe();
+                    // A backup of the old disk would bring back an
+                    // incarnation the groups already replaced.
+                    self.backups.remove(&victim);
                     (
                         format!("wipe the disk of {} (crash, empty store)", names[victim]),
                         Undo::Restart(vec![victim]),
                     )
                 }
+            },
+            Fault::RestoreBackup => match self.pick_backup(victim) {
+                None => {
+                    self.backups.insert(victim, nodes[victim].engine.backup());
+                    (
+                        format!("back up the disk of {}", names[victim]),
+                        Undo::Nothing,
+                    )
+                }
+                Some((victim, backup)) => match Self::may_wipe(nodes, victim) {
+                    Err(why) => {
+                        self.backups.insert(victim, backup);
+                        (
+                            format!("restore a backup of {}: {why}", names[victim]),
+                            Undo::Nothing,
+                        )
+                    }
+                    Ok(()) => {
+                        Self::crash(sim, &mut nodes[victim], 0, hist);
+                        nodes[victim].engine.restore(&backup);
+                        self.restored.insert(victim);
+                        (
+                            format!(
+                                "put the disk of {} back from its backup (crash, older store)",
+                                names[victim]
+                            ),
+                            Undo::Restart(vec![victim]),
+                        )
+                    }
+                },
             },
             Fault::SyncFail => {
                 let ok = self.rng.random_range(0..8);

@@ -196,10 +196,14 @@ fn drive(
             ),
         );
     }
-    // Clients finish their last retries; probes finish or give up.
-    while !step(sim)? {}
+    // Clients finish their last retries; probes finish or give up. A node
+    // that stops itself meanwhile (one put back from a backup finding
+    // itself behind) is handled as during the workload.
+    while !step(sim)? {
+        nemesis.stop_fatal(sim, nodes, hist);
+    }
 
-    let mut converged = converge(sim, nodes, opts.replicas)?;
+    let mut converged = converge(sim, nodes, nemesis, hist, opts.replicas)?;
     // A memory stream whose replicas restarted while it could not spare
     // them waits for the replicas that kept it to restart too (decision
     // 35): the operator's remedy, taken only when the durable streams
@@ -218,7 +222,7 @@ fn drive(
                 ),
             );
             nemesis.restart_cleanly(sim, nodes, holding, hist);
-            converged = converge(sim, nodes, opts.replicas)?;
+            converged = converge(sim, nodes, nemesis, hist, opts.replicas)?;
         }
     }
     let read = |stream: &str| {
@@ -245,11 +249,18 @@ fn drive(
 
 /// Steps until every node is healthy and every stream's replicas agree,
 /// for at most [`CONVERGE_BOUND`]; whether they did.
-fn converge(sim: &mut Sim<'_>, nodes: &[SimNode], replicas: usize) -> anyhow::Result<bool> {
+fn converge(
+    sim: &mut Sim<'_>,
+    nodes: &mut [SimNode],
+    nemesis: &mut Nemesis,
+    hist: &SharedHistory,
+    replicas: usize,
+) -> anyhow::Result<bool> {
     let deadline = sim.elapsed() + CONVERGE_BOUND;
     while sim.elapsed() < deadline {
         for _ in 0..100 {
             sim.step().map_err(|e| anyhow::anyhow!("{e}"))?;
+            nemesis.stop_fatal(sim, nodes, hist);
         }
         let healthy = nodes
             .iter()

@@ -90,6 +90,34 @@ pub struct Committer {
     tx: mpsc::UnboundedSender<Waiter>,
     mode: SyncMode,
     fatal: Fatal,
+    marks: Arc<Marks>,
+}
+
+/// How far the store is known durable, in [`Engine::sequence`] numbers:
+/// at this process's start, and as of the last completed fsync. A node
+/// tells its peers both with every Raft reply (decision 37).
+#[derive(Debug)]
+pub struct Marks {
+    boot: u64,
+    durable: std::sync::atomic::AtomicU64,
+}
+
+impl Marks {
+    /// The store's sequence when this process opened it: at least every
+    /// durable mark an earlier process of this data directory reported.
+    pub fn boot(&self) -> u64 {
+        self.boot
+    }
+
+    /// The sequence the last completed fsync covered.
+    pub fn durable(&self) -> u64 {
+        self.durable.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn synced(&self, seq: u64) {
+        self.durable
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Committer {
@@ -112,11 +140,31 @@ impl Committer {
         fatal: Fatal,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(engine.clone(), rx, blocking_sync, fatal.clone()));
+        let boot = engine.sequence();
+        let marks = Arc::new(Marks {
+            boot,
+            durable: std::sync::atomic::AtomicU64::new(boot),
+        });
+        let sync = Syncer {
+            engine,
+            blocking: blocking_sync,
+            marks: marks.clone(),
+        };
+        tokio::spawn(run(sync.clone(), rx, fatal.clone()));
         if let SyncMode::Interval(every) = mode {
-            tokio::spawn(sync_every(engine, every, blocking_sync, fatal.clone()));
+            tokio::spawn(sync_every(sync, every, fatal.clone()));
         }
-        Self { tx, mode, fatal }
+        Self {
+            tx,
+            mode,
+            fatal,
+            marks,
+        }
+    }
+
+    /// How far this node's store is known durable.
+    pub fn marks(&self) -> Arc<Marks> {
+        self.marks.clone()
     }
 
     pub fn mode(&self) -> SyncMode {
@@ -163,12 +211,7 @@ impl Committer {
     }
 }
 
-async fn run(
-    engine: Arc<dyn Engine>,
-    mut rx: mpsc::UnboundedReceiver<Waiter>,
-    blocking: bool,
-    fatal: Fatal,
-) {
+async fn run(sync: Syncer, mut rx: mpsc::UnboundedReceiver<Waiter>, fatal: Fatal) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -177,7 +220,7 @@ async fn run(
         }
         let res = match fatal.check() {
             Err(e) => Err(e),
-            Ok(()) => sync_once(&engine, blocking).await.inspect_err(|e| {
+            Ok(()) => sync.once().await.inspect_err(|e| {
                 fatal.raise(format!(
                     "WAL fsync failed (covering {}): {e}",
                     covering(&batch)
@@ -215,13 +258,13 @@ fn covering(batch: &[Waiter]) -> String {
     parts.join(", ")
 }
 
-async fn sync_every(engine: Arc<dyn Engine>, every: Duration, blocking: bool, fatal: Fatal) {
+async fn sync_every(sync: Syncer, every: Duration, fatal: Fatal) {
     loop {
         tokio::time::sleep(every).await;
         if fatal.is_raised() {
             return;
         }
-        if let Err(e) = sync_once(&engine, blocking).await {
+        if let Err(e) = sync.once().await {
             fatal.raise(format!(
                 "periodic WAL fsync failed (sync = interval, every {} ms): {e}",
                 every.as_millis()
@@ -231,13 +274,29 @@ async fn sync_every(engine: Arc<dyn Engine>, every: Duration, blocking: bool, fa
     }
 }
 
-async fn sync_once(engine: &Arc<dyn Engine>, blocking: bool) -> io::Result<()> {
-    if blocking {
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || engine.sync())
-            .await
-            .map_err(|e| io::Error::other(format!("fsync task: {e}")))?
-    } else {
-        engine.sync()
+/// Runs one fsync of the store and moves the durable mark to the
+/// sequence it covered.
+#[derive(Clone)]
+struct Syncer {
+    engine: Arc<dyn Engine>,
+    blocking: bool,
+    marks: Arc<Marks>,
+}
+
+impl Syncer {
+    async fn once(&self) -> io::Result<()> {
+        // Read before the fsync: everything up to it is covered once it
+        // returns (later writes may be too, but are not counted).
+        let seq = self.engine.sequence();
+        if self.blocking {
+            let engine = self.engine.clone();
+            tokio::task::spawn_blocking(move || engine.sync())
+                .await
+                .map_err(|e| io::Error::other(format!("fsync task: {e}")))??;
+        } else {
+            self.engine.sync()?;
+        }
+        self.marks.synced(seq);
+        Ok(())
     }
 }

@@ -176,7 +176,7 @@ pub struct Host {
     /// Stream replicas frozen here for followers copying them.
     pub sessions: Sessions,
     /// The data directory's identity (decision 29).
-    pub identity: Identity,
+    pub identity: Arc<Identity>,
 }
 
 impl Host {
@@ -191,6 +191,7 @@ impl Host {
         entropy: u64,
     ) -> io::Result<Self> {
         let (identity, created) = Identity::load_or_create(engine.as_ref(), entropy)?;
+        let identity = Arc::new(identity);
         if created {
             tracing::info!(
                 incarnation = %format!("{:016x}", identity.incarnation()),
@@ -198,6 +199,30 @@ impl Host {
                  admits this incarnation (or it founds the cluster with its peers)"
             );
         }
+        // A peer that heard more of this store than it holds (a data
+        // directory put back from an older copy, decision 37): the next
+        // start is a new incarnation, and this process stops at once.
+        let retire = {
+            let engine = engine.clone();
+            let fatal = committer.fatal().clone();
+            let identity = identity.clone();
+            Box::new(move |why: String| {
+                match identity.retire(engine.as_ref(), entropy) {
+                    Ok(next) => tracing::error!(
+                        next_incarnation = %format!("{next:016x}"),
+                        "{why}"
+                    ),
+                    Err(e) => tracing::error!(
+                        "{why}; recording the new incarnation failed ({e}): the next start \
+                         will be found behind again"
+                    ),
+                }
+                fatal.raise(why);
+            })
+        };
+        peers.set_local(identity.incarnation(), committer.marks(), retire);
+        peers.load_mark_book(crate::marks::load(engine.as_ref())?);
+        tokio::spawn(crate::marks::keep_written(peers.clone(), engine.clone()));
         let memory: Arc<dyn Engine> = Arc::new(jetraft_store::mem::MemEngine::volatile());
         let memory_committer = Committer::start_with(
             memory.clone(),

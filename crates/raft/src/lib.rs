@@ -12,6 +12,7 @@
 //! * [`standing`] — the data directory's incarnation, and the gates that
 //!   keep a node that lost its state out of every quorum until re-admitted.
 //! * [`founding`] — founding the meta group only with every peer's word.
+//! * [`marks`] — telling a data directory put back from an older copy.
 
 pub mod codec;
 pub mod commit;
@@ -19,6 +20,7 @@ pub mod founding;
 pub mod host;
 mod kv;
 pub mod log_store;
+pub mod marks;
 pub mod membership;
 pub mod network;
 pub mod service;

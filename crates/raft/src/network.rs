@@ -30,6 +30,8 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::codec;
+use crate::commit::Marks;
+use crate::marks::{MarkBook, Verdict};
 use crate::sm::{Catchup, Frozen, Snapshot, Source};
 use crate::standing::{Incarnations, Standing};
 use crate::types::{GroupId, LogId, Member, NodeId, TypeConfig, Vote};
@@ -45,6 +47,14 @@ pub fn replied(disk: u64, memory: u64) -> Incarnations {
     Incarnations { disk, memory }
 }
 
+/// This node as the network tells it to its peers (decision 37).
+struct Local {
+    disk: u64,
+    marks: Arc<Marks>,
+    behind: Box<dyn Fn(String) + Send + Sync>,
+    fired: std::sync::Once,
+}
+
 /// The node's view of its peers and their shared channels.
 pub struct Peers {
     me: NodeId,
@@ -57,6 +67,10 @@ pub struct Peers {
     /// The incarnations each peer last replied with: of its data directory,
     /// and of its process (for groups kept in memory).
     seen: Mutex<BTreeMap<NodeId, Incarnations>>,
+    /// The durable marks each peer reported (decision 37).
+    marks: Mutex<MarkBook>,
+    /// This node's own data directory and marks, once the host is up.
+    local: std::sync::OnceLock<Local>,
     /// Bound on each RPC that has no openraft deadline.
     pub rpc_timeout: Duration,
 }
@@ -70,7 +84,88 @@ impl Peers {
             channels: Mutex::new(BTreeMap::new()),
             pipes: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(BTreeMap::new()),
+            marks: Mutex::new(MarkBook::default()),
+            local: std::sync::OnceLock::new(),
             rpc_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Tells the network this node's data directory and its marks, and
+    /// what to do when a peer heard more of it than its store holds
+    /// (`behind`, called once with the reason).
+    pub fn set_local(
+        &self,
+        disk: u64,
+        marks: Arc<Marks>,
+        behind: Box<dyn Fn(String) + Send + Sync>,
+    ) {
+        let _ = self.local.set(Local {
+            disk,
+            marks,
+            behind,
+            fired: std::sync::Once::new(),
+        });
+    }
+
+    /// This node's marks for a reply: (boot, durable); zeros before the
+    /// host is up.
+    pub fn my_marks(&self) -> (u64, u64) {
+        self.local
+            .get()
+            .map_or((0, 0), |l| (l.marks.boot(), l.marks.durable()))
+    }
+
+    /// What this node heard from `peer`: (its data directory, its highest
+    /// mark there), to send with a request or reply.
+    pub fn heard_of(&self, peer: NodeId) -> (u64, u64) {
+        self.marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .heard(peer)
+    }
+
+    /// A copy of what this node heard from its peers (to write down).
+    pub fn mark_book(&self) -> MarkBook {
+        self.marks.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts from what this node wrote down before it restarted.
+    pub fn load_mark_book(&self, book: MarkBook) {
+        *self.marks.lock().unwrap_or_else(|p| p.into_inner()) = book;
+    }
+
+    /// Records the marks of a reply from `peer` and judges it.
+    pub fn judge(&self, peer: NodeId, is: Incarnations, boot: u64, mark: u64) -> Verdict {
+        self.marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reply(peer, is.disk, is.memory, boot, mark)
+    }
+
+    /// Checks what `peer` heard from this node against this node's store:
+    /// behind it, this node stops (the host's `behind` action) and the
+    /// reason is returned.
+    pub fn check_heard_of_me(
+        &self,
+        peer: NodeId,
+        seen_disk: u64,
+        seen_mark: u64,
+    ) -> Result<(), String> {
+        let Some(l) = self.local.get() else {
+            return Ok(());
+        };
+        match crate::marks::behind_what_peer_heard(
+            peer,
+            seen_disk,
+            seen_mark,
+            l.disk,
+            l.marks.durable(),
+        ) {
+            None => Ok(()),
+            Some(why) => {
+                l.fired.call_once(|| (l.behind)(why.clone()));
+                Err(why)
+            }
         }
     }
 
@@ -112,12 +207,27 @@ impl Peers {
     /// Asks `peer` who it is and what it holds of `group`.
     pub async fn identify(&self, peer: NodeId, group: GroupId) -> io::Result<IdentifyReply> {
         let mut c = self.client(peer)?;
-        let reply = tokio::time::timeout(self.rpc_timeout, c.identify(IdentifyRequest { group }))
+        let (seen_incarnation, seen_mark) = self.heard_of(peer);
+        let request = IdentifyRequest {
+            group,
+            seen_incarnation,
+            seen_mark,
+            from_node: self.me,
+        };
+        let reply = tokio::time::timeout(self.rpc_timeout, c.identify(request))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "identify timed out"))?
             .map_err(status_to_io)?
             .into_inner();
-        self.saw(peer, replied(reply.incarnation, reply.memory_incarnation));
+        let is = replied(reply.incarnation, reply.memory_incarnation);
+        if let Verdict::Behind { reported, boot } =
+            self.judge(peer, is, reply.boot_mark, reply.mark)
+        {
+            return Err(io::Error::other(format!(
+                "node {peer} started behind what it reported before ({boot} < {reported}):                  its data directory was put back from an older copy"
+            )));
+        }
+        self.saw(peer, is);
         Ok(reply)
     }
 
@@ -369,12 +479,15 @@ impl GroupConn {
             RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))
         };
         let payload = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let (seen_incarnation, seen_mark) = self.peers.heard_of(self.target);
         let req = RaftRequest {
             group: self.group,
             kind: kind as i32,
             from_node: self.peers.me,
             payload: payload.into(),
             id: 0,
+            seen_incarnation,
+            seen_mark,
         };
         let timed_out = || unreachable(&format!("raft rpc to node {} timed out", self.target));
         let reply = if kind != RaftKind::Snapshot && req.payload.len() <= PIPE_MAX_PAYLOAD {
@@ -402,6 +515,30 @@ impl GroupConn {
             }
         };
         let is = replied(reply.incarnation, reply.memory_incarnation);
+        // What the target heard from this node first: if this store is
+        // behind it, nothing more is done here (this node stops).
+        self.peers
+            .check_heard_of_me(self.target, reply.seen_incarnation, reply.seen_mark)
+            .map_err(|why| unreachable(&why))?;
+        match self
+            .peers
+            .judge(self.target, is, reply.boot_mark, reply.mark)
+        {
+            Verdict::Counts => {}
+            Verdict::EarlierProcess => {
+                return Err(unreachable(&format!(
+                    "a late reply from an earlier process of node {}",
+                    self.target
+                )));
+            }
+            Verdict::Behind { reported, boot } => {
+                return Err(unreachable(&format!(
+                    "node {} started behind what it reported before ({boot} < {reported}): its \
+                     data directory was put back from an older copy; it does not count",
+                    self.target
+                )));
+            }
+        }
         self.peers.saw(self.target, is);
         if !reply.error.is_empty() {
             return Err(unreachable(&reply.error));

@@ -61,6 +61,11 @@ impl ClusterService {
     }
 
     async fn raft(&self, req: RaftRequest) -> Result<Vec<u8>, String> {
+        // A caller that heard more of this store than it holds: this node
+        // stops (decision 37) and handles nothing.
+        self.host
+            .peers
+            .check_heard_of_me(req.from_node, req.seen_incarnation, req.seen_mark)?;
         let group = self
             .host
             .group(req.group)
@@ -116,17 +121,26 @@ type RaftReplies = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>
 impl ClusterService {
     async fn raft_reply(&self, req: RaftRequest) -> RaftReply {
         let id = req.id;
+        let from = req.from_node;
         let is = self.host.identity.incarnations();
         let (payload, error) = match self.raft(req).await {
             Ok(payload) => (Bytes::from(payload), String::new()),
             Err(error) => (Bytes::new(), error),
         };
+        // Read after the request ran: its writes are covered (the reply
+        // goes out only once they are synced, in `sync = "always"`).
+        let (boot_mark, mark) = self.host.peers.my_marks();
+        let (seen_incarnation, seen_mark) = self.host.peers.heard_of(from);
         RaftReply {
             payload,
             error,
             id,
             incarnation: is.disk,
             memory_incarnation: is.memory,
+            boot_mark,
+            mark,
+            seen_incarnation,
+            seen_mark,
         }
     }
 }
@@ -190,7 +204,16 @@ impl Cluster for ClusterService {
         &self,
         request: Request<IdentifyRequest>,
     ) -> Result<Response<IdentifyReply>, Status> {
-        let group = request.into_inner().group;
+        let request = request.into_inner();
+        let group = request.group;
+        self.host
+            .peers
+            .check_heard_of_me(
+                request.from_node,
+                request.seen_incarnation,
+                request.seen_mark,
+            )
+            .map_err(Status::failed_precondition)?;
         let has_state = self
             .host
             .holds_group(group)
@@ -211,12 +234,15 @@ impl Cluster for ClusterService {
             None => Vec::new(),
         };
         let is = self.host.identity.incarnations();
+        let (boot_mark, mark) = self.host.peers.my_marks();
         Ok(Response::new(IdentifyReply {
             node: self.host.me(),
             incarnation: is.disk,
             has_state,
             founding: Bytes::from(founding),
             memory_incarnation: is.memory,
+            boot_mark,
+            mark,
         }))
     }
 

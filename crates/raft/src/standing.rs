@@ -138,6 +138,29 @@ impl Identity {
             .clone()
     }
 
+    /// Gives the data directory a new incarnation (fsynced), keeping what
+    /// it holds: it was found behind what it reported to a peer (decision
+    /// 37), so from its next start it is re-admitted by every group like
+    /// a new disk instead of counting with state it lost. The running
+    /// process keeps its incarnation and must stop.
+    pub fn retire(&self, engine: &dyn Engine, entropy: u64) -> io::Result<u64> {
+        let incarnation = splitmix(entropy ^ self.incarnations.disk ^ RETIRE_SALT).max(1);
+        let s = StoredIdentity {
+            incarnation,
+            meta_founding: self.meta_founding(),
+        };
+        let mut batch = WriteBatch::new();
+        kv::put(
+            &mut batch,
+            Cf::State,
+            keys::state(NODE_GROUP, StateKind::Identity),
+            &s,
+        )?;
+        engine.write(batch)?;
+        engine.sync()?;
+        Ok(incarnation)
+    }
+
     /// Records the meta group's founding roster (fsynced).
     pub fn set_meta_founding(&self, engine: &dyn Engine, roster: Roster) -> io::Result<()> {
         let s = StoredIdentity {
@@ -157,6 +180,10 @@ impl Identity {
         Ok(())
     }
 }
+
+/// Mixed into the start's entropy for the incarnation a data directory
+/// takes when it is found behind what it reported ([`Identity::retire`]).
+const RETIRE_SALT: u64 = 0x7265_7469_7265_6421;
 
 /// Mixed into the start's entropy for the memory incarnation, so it is
 /// never the data directory's one.

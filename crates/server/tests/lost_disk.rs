@@ -10,7 +10,8 @@
 //! 4. the paused follower resumes and the wiped one restarts empty.
 //!
 //! The two must not elect a leader (no publish is acked while only they
-//! run). Once the old leader is back, every acked message reads back with
+//! run). The same holds when the directory is put back from a backup
+//! instead of deleted (decision 37). Once the old leader is back, every acked message reads back with
 //! its content, the wiped node is re-admitted, and all replicas are
 //! identical.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
@@ -81,33 +82,10 @@ async fn cluster_with_stream() -> (Cluster, usize) {
     panic!("no stream leader");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost() {
-    let (mut c, leader) = cluster_with_stream().await;
-    let paused = (leader + 1) % 3;
-    let wiped = (leader + 2) % 3;
-    let ctx = js(&c.nodes[leader].url()).await;
-
-    let mut acked = Vec::new();
-    for i in 1..=100 {
-        acked.push((publish_acked(&ctx, i).await, i));
-    }
-    c.nodes[paused].pause();
-    for i in 101..=200 {
-        acked.push((publish_acked(&ctx, i).await, i));
-    }
-    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
-    drop(ctx);
-
-    c.nodes[wiped].kill();
-    c.nodes[wiped].wipe();
-    c.nodes[leader].kill();
-    c.nodes[paused].resume();
-    c.nodes[wiped].start();
-
-    // Only the stale node and the forgetful one run: nothing may be acked.
-    let survivor = js(&c.nodes[paused].url()).await;
+/// For 12 s, publishes through `node` (while only it and nodes that must
+/// not count run): none may be acked.
+async fn nothing_acked_through(node: &NodeProc, who: &str) {
+    let survivor = js(&node.url()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
     let mut tries = 0;
     while tokio::time::Instant::now() < deadline {
@@ -119,33 +97,19 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
             && let Ok(ack) = f.await
         {
             panic!(
-                "a stale node and a wiped node acked a publish at seq {} (acked writes \
-                 101..=200 would be overwritten)",
+                "{who} acked a publish at seq {} (acked writes 101..=200 would be overwritten)",
                 ack.sequence
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("{tries} publishes refused while only the stale and the wiped node ran");
-    // The wiped node says why it is not healthy. (The stale one may still
-    // name the dead leader it last followed: its pre-votes change no vote.)
-    let (status, wiped_health) = c.nodes[wiped].http_get("/healthz").await.unwrap();
-    eprintln!(
-        "{} /healthz while forgetful: {wiped_health}",
-        c.nodes[wiped].name
-    );
-    assert_eq!(status, 503, "{wiped_health}");
-    assert!(
-        wiped_health.contains("lost its state") || wiped_health.contains("not one of its founding"),
-        "{wiped_health}"
-    );
-    drop(survivor);
+    eprintln!("{tries} publishes refused while only {who} ran");
+}
 
-    // The old leader returns: it holds every acked write.
-    c.nodes[leader].start();
-    c.wait_healthy(Duration::from_secs(60)).await;
-
-    // The wiped node is re-admitted and catches up; all replicas agree.
+/// Waits until every node holds an identical replica with 3 voters and
+/// at least seq 200; then every acked message (seq, i) reads back at its
+/// sequence with its content, through each node.
+async fn converged_with_every_acked_message(c: &Cluster, acked: &[(u64, usize)]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let digests = loop {
         let mut seen = Vec::new();
@@ -174,13 +138,10 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     eprintln!("replica digests after re-admission: {digests:?}");
-
-    // Every acked message reads back at its sequence with its content,
-    // through each node.
     for n in &c.nodes {
         let ctx = js(&n.url()).await;
         let s = ctx.get_stream(STREAM).await.unwrap();
-        for (seq, i) in &acked {
+        for (seq, i) in acked {
             let m = s.get_raw_message(*seq).await.unwrap();
             assert_eq!(
                 m.subject.as_str(),
@@ -196,8 +157,122 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost() {
+    let (mut c, leader) = cluster_with_stream().await;
+    let paused = (leader + 1) % 3;
+    let wiped = (leader + 2) % 3;
+    let ctx = js(&c.nodes[leader].url()).await;
+
+    let mut acked = Vec::new();
+    for i in 1..=100 {
+        acked.push((publish_acked(&ctx, i).await, i));
+    }
+    c.nodes[paused].pause();
+    for i in 101..=200 {
+        acked.push((publish_acked(&ctx, i).await, i));
+    }
+    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    drop(ctx);
+
+    c.nodes[wiped].kill();
+    c.nodes[wiped].wipe();
+    c.nodes[leader].kill();
+    c.nodes[paused].resume();
+    c.nodes[wiped].start();
+
+    // Only the stale node and the forgetful one run: nothing may be acked.
+    nothing_acked_through(&c.nodes[paused], "a stale node and a wiped node").await;
+    // The wiped node says why it is not healthy. (The stale one may still
+    // name the dead leader it last followed: its pre-votes change no vote.)
+    let (status, wiped_health) = c.nodes[wiped].http_get("/healthz").await.unwrap();
+    eprintln!(
+        "{} /healthz while forgetful: {wiped_health}",
+        c.nodes[wiped].name
+    );
+    assert_eq!(status, 503, "{wiped_health}");
+    assert!(
+        wiped_health.contains("lost its state") || wiped_health.contains("not one of its founding"),
+        "{wiped_health}"
+    );
+
+    // The old leader returns: it holds every acked write.
+    c.nodes[leader].start();
+    c.wait_healthy(Duration::from_secs(60)).await;
+
+    // The wiped node is re-admitted and catches up; all replicas agree,
+    // and every acked message reads back.
+    converged_with_every_acked_message(&c, &acked).await;
     // And the group takes writes again.
     let ctx = js(&c.nodes[wiped].url()).await;
+    assert_eq!(publish_acked(&ctx, 201).await, 201);
+}
+
+/// The four steps with a backup instead of a new disk (decision 37): the
+/// follower's data directory is put back from a copy taken before the
+/// last 100 acked publishes, so it keeps its incarnation but lacks what
+/// it acknowledged. The leader, which heard its later marks, does not
+/// count it; the node learns it is behind and stops, and comes back as a
+/// new incarnation. With the leader then gone, it and the stale node
+/// elect nobody; once the leader is back nothing acked is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_put_back_from_a_backup_stops_and_counts_in_no_quorum() {
+    let (mut c, leader) = cluster_with_stream().await;
+    let paused = (leader + 1) % 3;
+    let restored = (leader + 2) % 3;
+    let ctx = js(&c.nodes[leader].url()).await;
+    let mut acked = Vec::new();
+    for i in 1..=100 {
+        acked.push((publish_acked(&ctx, i).await, i));
+    }
+    // An operator's backup: the node stopped, its directory copied.
+    c.nodes[restored].kill();
+    let backup = c.nodes[restored].backup();
+    c.nodes[restored].start();
+    c.wait_healthy(Duration::from_secs(60)).await;
+    c.nodes[paused].pause();
+    for i in 101..=200 {
+        acked.push((publish_acked(&ctx, i).await, i));
+    }
+    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    drop(ctx);
+
+    // The directory is put back from the backup; the leader still runs.
+    c.nodes[restored].kill();
+    c.nodes[restored].restore(&backup);
+    c.nodes[restored].start();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = c.nodes[restored].exited() {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restored node did not stop; log:\n{}",
+            c.nodes[restored].log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = c.nodes[restored].log();
+    assert!(!status.success(), "{status}");
+    assert!(log.contains("put back from an older copy"), "{log}");
+    c.nodes[restored].child = None;
+
+    // The leader goes; the stale node resumes; the restored one starts
+    // again, now a new incarnation: the two must elect nobody.
+    c.nodes[leader].kill();
+    c.nodes[paused].resume();
+    c.nodes[restored].start();
+    nothing_acked_through(&c.nodes[paused], "a stale node and a restored one").await;
+
+    c.nodes[leader].start();
+    c.wait_healthy(Duration::from_secs(60)).await;
+    converged_with_every_acked_message(&c, &acked).await;
+    let ctx = js(&c.nodes[restored].url()).await;
     assert_eq!(publish_acked(&ctx, 201).await, 201);
 }
 

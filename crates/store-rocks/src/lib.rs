@@ -191,6 +191,12 @@ impl Engine for RocksEngine {
             db.snapshot()
         })))
     }
+
+    /// RocksDB's last sequence number: every write takes the next ones,
+    /// and recovery replays the synced WAL with its numbers.
+    fn sequence(&self) -> u64 {
+        self.db.latest_sequence_number()
+    }
 }
 
 impl View for RocksEngine {

@@ -146,6 +146,10 @@ impl Engine for FailStop {
     fn frozen(&self) -> io::Result<Arc<dyn View>> {
         self.inner.frozen()
     }
+
+    fn sequence(&self) -> u64 {
+        self.inner.sequence()
+    }
 }
 
 crate::view_through!(FailStop, inner);

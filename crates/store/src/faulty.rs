@@ -115,6 +115,10 @@ impl Engine for FaultyEngine {
     fn frozen(&self) -> io::Result<Arc<dyn View>> {
         self.inner.frozen()
     }
+
+    fn sequence(&self) -> u64 {
+        self.inner.sequence()
+    }
 }
 
 crate::view_through!(FaultyEngine, inner);

@@ -76,6 +76,9 @@ pub enum StateKind {
     /// The data directory's identity (its incarnation and the meta
     /// group's founding roster), under [`NODE_GROUP`].
     Identity,
+    /// The durable marks this node heard from its peers, under
+    /// [`NODE_GROUP`] (ARCHITECTURE decision 37).
+    PeerMarks,
 }
 
 /// The pseudo group id of the node's own records; never a stream's.
@@ -92,6 +95,7 @@ impl StateKind {
             StateKind::Config => 4,
             StateKind::Catchup => 5,
             StateKind::Identity => 6,
+            StateKind::PeerMarks => 7,
         }
     }
 }

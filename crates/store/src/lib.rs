@@ -165,6 +165,15 @@ pub trait Engine: View + 'static {
     /// peer's stream through one, so every page comes from the same applied
     /// index even while the peer goes on applying.
     fn frozen(&self) -> io::Result<std::sync::Arc<dyn View>>;
+    /// A number that grows with every write and, after a restart or a
+    /// crash, is at least what it was when the last completed [`sync`]
+    /// began: what the store held then is still there. A data directory
+    /// put back from an older copy (a backup) reports less than its node
+    /// told its peers before, which is how they tell (ARCHITECTURE
+    /// decision 37).
+    ///
+    /// [`sync`]: Engine::sync
+    fn sequence(&self) -> u64;
 }
 
 impl WriteBatch {
@@ -201,6 +210,9 @@ impl<E: Engine + ?Sized> Engine for std::sync::Arc<E> {
     }
     fn frozen(&self) -> io::Result<std::sync::Arc<dyn View>> {
         (**self).frozen()
+    }
+    fn sequence(&self) -> u64 {
+        (**self).sequence()
     }
 }
 

@@ -84,9 +84,19 @@ struct Inner {
     faults: Faults,
     syncs: u64,
     crashes: u64,
+    /// Batches in the durable image ([`Engine::sequence`] adds the
+    /// unsynced ones).
+    durable_batches: u64,
     /// Keeps no durable image: what is written is all there is, and the
     /// process's end is its end ([`MemEngine::volatile`]).
     volatile: bool,
+}
+
+/// A [`MemEngine`]'s disk as it was at [`MemEngine::backup`].
+#[derive(Debug, Clone)]
+pub struct MemBackup {
+    image: Image,
+    batches: u64,
 }
 
 /// In-memory engine. Clones share one store, so a simulated host keeps its
@@ -130,6 +140,7 @@ impl MemEngine {
         let unsynced = std::mem::take(&mut inner.unsynced);
         for batch in unsynced.iter().take(keep) {
             inner.durable.apply(batch);
+            inner.durable_batches += 1;
         }
         inner.visible = inner.durable.clone();
         inner.crashes += 1;
@@ -142,6 +153,28 @@ impl MemEngine {
         let crashes = inner.crashes + 1;
         *inner = Inner::default();
         inner.crashes = crashes;
+    }
+
+    /// A copy of what is on the disk now (what survives a crash), to put
+    /// back later with [`Self::restore`]: an operator's backup.
+    pub fn backup(&self) -> MemBackup {
+        let inner = self.lock();
+        MemBackup {
+            image: inner.durable.clone(),
+            batches: inner.durable_batches,
+        }
+    }
+
+    /// The disk is replaced by an older copy of itself (the node must be
+    /// down): everything written since `backup` was taken is gone, and the
+    /// data directory's identity is the one it had then.
+    pub fn restore(&self, backup: &MemBackup) {
+        let mut inner = self.lock();
+        inner.durable = backup.image.clone();
+        inner.visible = backup.image.clone();
+        inner.durable_batches = backup.batches;
+        inner.unsynced.clear();
+        inner.crashes += 1;
     }
 
     /// Batches written since the last completed sync.
@@ -238,12 +271,18 @@ impl Engine for MemEngine {
         for batch in &unsynced {
             inner.durable.apply(batch);
         }
+        inner.durable_batches += unsynced.len() as u64;
         inner.syncs += 1;
         Ok(())
     }
 
     fn frozen(&self) -> io::Result<Arc<dyn View>> {
         Ok(Arc::new(self.lock().visible.clone()))
+    }
+
+    fn sequence(&self) -> u64 {
+        let inner = self.lock();
+        inner.durable_batches + inner.unsynced.len() as u64
     }
 }
 

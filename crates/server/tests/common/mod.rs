@@ -270,6 +270,19 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .flatten()
 }
 
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// Pausing and wiping a node (the lost-disk tests).
 impl NodeProc {
     /// SIGSTOP: the process keeps its sockets but answers nothing.
@@ -286,6 +299,24 @@ impl NodeProc {
         let child = self.child.as_ref().expect("node is running");
         let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
         nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// Copies the node's data directory (an operator's backup of a stopped
+    /// node); returns where the copy is.
+    pub fn backup(&self) -> std::path::PathBuf {
+        assert!(self.child.is_none(), "{} is running", self.name);
+        let to = self.data_dir.with_extension("backup");
+        let _ = std::fs::remove_dir_all(&to);
+        copy_dir(&self.data_dir, &to);
+        to
+    }
+
+    /// Puts the data directory back from `backup`; the node must be
+    /// stopped.
+    pub fn restore(&self, backup: &std::path::Path) {
+        assert!(self.child.is_none(), "{} is running", self.name);
+        std::fs::remove_dir_all(&self.data_dir).unwrap();
+        copy_dir(backup, &self.data_dir);
     }
 
     /// Deletes the node's data directory (a replaced disk); the node must
