@@ -7,9 +7,13 @@ mod common;
 use common::{run_seed, violations};
 
 fn passes(seed: u64) {
-    let r = run_seed(seed, &[]);
+    passes_with(seed, &[]);
+}
+
+fn passes_with(seed: u64, flags: &[&str]) {
+    let r = run_seed(seed, flags);
     let v = violations(&r);
-    assert!(v.is_empty(), "seed {seed}: {v:?}");
+    assert!(v.is_empty(), "seed {seed} {flags:?}: {v:?}");
 }
 
 /// The stream leader's fsync failed (`sync-fail`) after it had sent its
@@ -68,4 +72,18 @@ fn t_a_wiped_peer_released_a_replica_the_group_still_needed() {
 #[test]
 fn t_a_shrink_waited_in_joint_consensus_for_a_wiped_replica() {
     passes(91);
+}
+
+/// A node put back from a backup (`restore-backup`) held a membership from
+/// when the stream had other replicas; a replica the catalog had just
+/// dropped asked it whether the group had released it, read "yes" in that
+/// old membership, and deleted one of the two copies the group still
+/// had. A peer's view releases a node now only if it is newer than the
+/// node's own, and a node that does not count answers with none.
+#[test]
+fn t_a_restored_peer_released_a_replica_with_its_old_membership() {
+    passes_with(
+        49,
+        &["--faults", "restore-backup,crash,partition,leader-kill,rescale"],
+    );
 }

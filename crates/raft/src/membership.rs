@@ -31,6 +31,9 @@ pub struct Members {
     /// This node has applied the entry that set this membership, so it is
     /// committed.
     pub committed: bool,
+    /// The log index of the entry that set it (None: never set here).
+    #[serde(default)]
+    pub index: Option<u64>,
 }
 
 impl Members {
@@ -47,6 +50,16 @@ impl Members {
             && !self.voters.is_empty()
             && !self.voters.contains(&node)
             && !self.learners.contains(&node)
+    }
+
+    /// A peer's view (`self`) that releases `node`, whose own latest view
+    /// is `mine`: it must also be newer, as the change that removes a node
+    /// comes after every membership that still lists it. A peer whose
+    /// view is older (its directory was put back from a backup taken when
+    /// the stream had other replicas, simulation seed 49 with
+    /// `restore-backup`) releases nobody.
+    pub fn releases(&self, node: NodeId, mine: &Members) -> bool {
+        self.released(node) && self.index > mine.index
     }
 }
 
@@ -73,6 +86,7 @@ impl Group {
             learners: membership.learner_ids().collect(),
             joint: membership.get_joint_config().len() > 1,
             committed,
+            index: m.membership_config.log_id().as_ref().map(|l| l.index),
         }
     }
 
@@ -325,7 +339,19 @@ mod tests {
             learners: learners.iter().copied().collect(),
             joint: false,
             committed,
+            index: Some(10),
         }
+    }
+
+    #[test]
+    fn a_peer_releases_a_node_only_with_a_newer_membership() {
+        let mine = members(&[1, 2, 3], &[], true);
+        let mut theirs = members(&[1, 3], &[], true);
+        assert!(!theirs.releases(2, &mine), "as old as mine");
+        theirs.index = Some(9);
+        assert!(!theirs.releases(2, &mine), "older: a restored copy");
+        theirs.index = Some(11);
+        assert!(theirs.releases(2, &mine));
     }
 
     #[test]

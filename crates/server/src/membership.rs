@@ -141,7 +141,8 @@ async fn leave(cluster: &Cluster, a: &StreamAssignment) {
 /// membership says so, or one of the stream's replicas' does.
 async fn leaving_done(cluster: &Cluster, g: &Group, a: &StreamAssignment) -> bool {
     let me = cluster.host().me();
-    if g.members().released(me) {
+    let mine = g.members();
+    if mine.released(me) {
         return true;
     }
     for peer in &a.peers {
@@ -152,7 +153,7 @@ async fn leaving_done(cluster: &Cluster, g: &Group, a: &StreamAssignment) -> boo
         let seen: Option<Members> = out
             .first()
             .and_then(|o| serde_json::from_slice(&o.payload).ok());
-        if seen.is_some_and(|m| m.released(me)) {
+        if seen.is_some_and(|m| m.releases(me, &mine)) {
             return true;
         }
     }
@@ -160,13 +161,15 @@ async fn leaving_done(cluster: &Cluster, g: &Group, a: &StreamAssignment) -> boo
 }
 
 /// The `INTERNAL_GROUP_MEMBERS` answer: this node's view of a group's
-/// membership (`null` when it does not run the group).
+/// membership (`null` when it does not run the group, or does not count
+/// in it: a node waiting to be admitted may hold a stale copy).
 pub(crate) fn members_reply(cluster: &Cluster, group: &str) -> Vec<u8> {
     let members = group
         .parse::<GroupId>()
         .ok()
         .filter(|id| *id != META_GROUP)
         .and_then(|id| cluster.host().group(id))
+        .filter(|g| g.standing.may_vote_strictly().is_ok())
         .map(|g| g.members());
     serde_json::to_vec(&members).unwrap_or_default()
 }
