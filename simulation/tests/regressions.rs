@@ -84,6 +84,9 @@ fn t_a_shrink_waited_in_joint_consensus_for_a_wiped_replica() {
 fn t_a_restored_peer_released_a_replica_with_its_old_membership() {
     passes_with(
         49,
-        &["--faults", "restore-backup,crash,partition,leader-kill,rescale"],
+        &[
+            "--faults",
+            "restore-backup,crash,partition,leader-kill,rescale",
+        ],
     );
 }
