@@ -346,3 +346,59 @@ async fn an_s2_stream_stores_its_messages_compressed_and_a_copy_stays_compressed
     assert_eq!(fingerprint(&follower), fingerprint(&leader));
     assert_eq!(stored(&copy_disk), (1_000, 1_000, s2_bytes));
 }
+
+/// A copy cut short from a source that was further on (the per-subject
+/// limit had deleted more there, so its first sequence is higher), then
+/// finished from one that was not: the messages below what the first copy
+/// stored must be fetched too. They were not, once: the follower held every
+/// message but those and reported a first sequence it did not store.
+#[tokio::test]
+async fn a_copy_finished_from_a_source_further_behind_fetches_what_lies_below() {
+    let local = Arc::new(Local::default());
+    let mut ahead = open(&local, 1, &MemEngine::new());
+    let mut behind = open(&local, 2, &MemEngine::new());
+    let disk = MemEngine::new();
+    let follower = open(&local, 3, &disk);
+    local.sms.lock().unwrap().remove(&3);
+    apply(&mut ahead, 1..=260).await;
+    apply(&mut behind, 1..=200).await;
+    let (first_ahead, first_behind) = (
+        ahead.stream_view().unwrap().state().first_seq,
+        behind.stream_view().unwrap().state().first_seq,
+    );
+    assert!(first_behind < first_ahead, "{first_behind} {first_ahead}");
+    let meta = with_voters(snapshot(&mut behind).await.meta);
+
+    // The copy from `ahead` stores one page and is cut.
+    local.cut.store(true, Ordering::SeqCst);
+    local.pages.store(0, Ordering::SeqCst);
+    let install = {
+        let mut follower = follower.clone();
+        let meta = meta.clone();
+        tokio::spawn(async move {
+            follower.set_snapshot_source(1);
+            follower.install_snapshot(&meta, Vec::new()).await
+        })
+    };
+    while local.pages.load(Ordering::SeqCst) < 3 {
+        assert!(!install.is_finished(), "the cut copy finished");
+        tokio::task::yield_now().await;
+    }
+    install.abort();
+    let _ = install.await;
+    drop(follower);
+    let (records, _, _) = stored(&disk);
+    assert!(records > 0, "the first page was stored");
+
+    // `ahead` is gone; the restarted follower finishes from `behind`.
+    local.sms.lock().unwrap().remove(&1);
+    local.cut.store(false, Ordering::SeqCst);
+    let mut restarted = open(&local, 3, &disk);
+    apply(&mut restarted, 1..=200).await;
+    assert_eq!(fingerprint(&restarted), fingerprint(&behind));
+    assert_eq!(
+        restarted.stream_view().unwrap().state().first_seq,
+        first_behind
+    );
+    assert!(local.sessions.is_empty(), "every frozen view was released");
+}

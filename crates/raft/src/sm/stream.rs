@@ -287,7 +287,17 @@ async fn mirror(
 
     let stored = stored_range(engine, group)?;
     let mut fetch_from = target.first_seq.max(1);
+    let all = |_| true;
     if let Some((local_first, local_last)) = stored {
+        // Below what this store holds: a half-finished copy from a source
+        // that was further on (its first sequence higher) left nothing
+        // there. Without this a follower once held every message but the
+        // first and reported a first sequence it did not store (CI,
+        // `catchup.rs`: first_seq 5000 instead of 5001).
+        if local_first > fetch_from {
+            let below_to = (local_first - 1).min(target.last_seq);
+            copy_messages(at, fetch_from, below_to, all, engine, compression, catchup).await?;
+        }
         // Where both may hold messages, compare sequence lists page by page.
         let overlap_to = local_last.min(target.last_seq);
         let mut next = local_first.max(target.first_seq).max(1);
@@ -305,7 +315,6 @@ async fn mirror(
         }
         fetch_from = fetch_from.max(local_last.saturating_add(1));
     }
-    let all = |_| true;
     copy_messages(
         at,
         fetch_from,
