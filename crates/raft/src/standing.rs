@@ -59,6 +59,21 @@ struct StoredIdentity {
     meta_founding: Option<Roster>,
 }
 
+impl StoredIdentity {
+    /// Writes the identity and fsyncs it before it is used.
+    fn store(&self, engine: &dyn Engine) -> io::Result<()> {
+        let mut batch = WriteBatch::new();
+        kv::put(
+            &mut batch,
+            Cf::State,
+            keys::state(NODE_GROUP, StateKind::Identity),
+            self,
+        )?;
+        engine.write(batch)?;
+        engine.sync()
+    }
+}
+
 /// A node's two incarnations: of its data directory (disk groups) and of
 /// its process (groups kept in memory, new at every start: a restart
 /// forgets them whatever the disk kept). 0: not known.
@@ -98,10 +113,7 @@ impl Identity {
                     incarnation: splitmix(entropy).max(1),
                     meta_founding: None,
                 };
-                let mut batch = WriteBatch::new();
-                kv::put(&mut batch, Cf::State, key, &s)?;
-                engine.write(batch)?;
-                engine.sync()?;
+                s.store(engine)?;
                 (s, true)
             }
         };
@@ -145,37 +157,21 @@ impl Identity {
     /// process keeps its incarnation and must stop.
     pub fn retire(&self, engine: &dyn Engine, entropy: u64) -> io::Result<u64> {
         let incarnation = splitmix(entropy ^ self.incarnations.disk ^ RETIRE_SALT).max(1);
-        let s = StoredIdentity {
+        StoredIdentity {
             incarnation,
             meta_founding: self.meta_founding(),
-        };
-        let mut batch = WriteBatch::new();
-        kv::put(
-            &mut batch,
-            Cf::State,
-            keys::state(NODE_GROUP, StateKind::Identity),
-            &s,
-        )?;
-        engine.write(batch)?;
-        engine.sync()?;
+        }
+        .store(engine)?;
         Ok(incarnation)
     }
 
     /// Records the meta group's founding roster (fsynced).
     pub fn set_meta_founding(&self, engine: &dyn Engine, roster: Roster) -> io::Result<()> {
-        let s = StoredIdentity {
+        StoredIdentity {
             incarnation: self.incarnations.disk,
             meta_founding: Some(roster.clone()),
-        };
-        let mut batch = WriteBatch::new();
-        kv::put(
-            &mut batch,
-            Cf::State,
-            keys::state(NODE_GROUP, StateKind::Identity),
-            &s,
-        )?;
-        engine.write(batch)?;
-        engine.sync()?;
+        }
+        .store(engine)?;
         *self.meta_founding.lock().unwrap_or_else(|p| p.into_inner()) = Some(roster);
         Ok(())
     }

@@ -237,6 +237,31 @@ fn with_voters(mut meta: SnapshotMeta) -> SnapshotMeta {
     meta
 }
 
+/// Starts installing `meta` on `sm` (copying from node 1 first) with the
+/// catch-up connection cut after one page, and kills the install once it
+/// has tried a few: the copy is left half done, as a crash would leave it.
+/// Leaves the connection cut.
+async fn install_cut_off(local: &Arc<Local>, sm: &GroupSm, meta: &SnapshotMeta) {
+    local.cut.store(true, Ordering::SeqCst);
+    local.pages.store(0, Ordering::SeqCst);
+    let install = {
+        let mut sm = sm.clone();
+        let meta = meta.clone();
+        tokio::spawn(async move {
+            sm.set_snapshot_source(1);
+            sm.install_snapshot(&meta, Vec::new()).await
+        })
+    };
+    while local.pages.load(Ordering::SeqCst) < 3 {
+        if install.is_finished() {
+            panic!("the cut copy finished: {:?}", install.await);
+        }
+        tokio::task::yield_now().await;
+    }
+    install.abort();
+    let _ = install.await;
+}
+
 #[tokio::test]
 async fn follower_copies_a_frozen_replica_while_the_leader_deletes() {
     let local = Arc::new(Local::default());
@@ -278,25 +303,8 @@ async fn follower_copies_a_frozen_replica_while_the_leader_deletes() {
 
     // An empty follower whose copy is cut halfway, and whose process then
     // dies: the restarted replica finishes the copy before applying.
-    local.cut.store(true, Ordering::SeqCst);
-    local.pages.store(0, Ordering::SeqCst);
     let meta = with_voters(snapshot(&mut leader).await.meta);
-    let install = {
-        let mut empty = empty.clone();
-        let meta = meta.clone();
-        tokio::spawn(async move {
-            empty.set_snapshot_source(1);
-            empty.install_snapshot(&meta, Vec::new()).await
-        })
-    };
-    while local.pages.load(Ordering::SeqCst) < 3 {
-        if install.is_finished() {
-            panic!("install finished: {:?}", install.await);
-        }
-        tokio::task::yield_now().await;
-    }
-    install.abort();
-    let _ = install.await;
+    install_cut_off(&local, &empty, &meta).await;
     assert!(
         empty.stream_view().is_none(),
         "a half-copied replica serves no reads"
@@ -370,22 +378,7 @@ async fn a_copy_finished_from_a_source_further_behind_fetches_what_lies_below() 
     let meta = with_voters(snapshot(&mut behind).await.meta);
 
     // The copy from `ahead` stores one page and is cut.
-    local.cut.store(true, Ordering::SeqCst);
-    local.pages.store(0, Ordering::SeqCst);
-    let install = {
-        let mut follower = follower.clone();
-        let meta = meta.clone();
-        tokio::spawn(async move {
-            follower.set_snapshot_source(1);
-            follower.install_snapshot(&meta, Vec::new()).await
-        })
-    };
-    while local.pages.load(Ordering::SeqCst) < 3 {
-        assert!(!install.is_finished(), "the cut copy finished");
-        tokio::task::yield_now().await;
-    }
-    install.abort();
-    let _ = install.await;
+    install_cut_off(&local, &follower, &meta).await;
     drop(follower);
     let (records, _, _) = stored(&disk);
     assert!(records > 0, "the first page was stored");

@@ -60,6 +60,25 @@ async fn publish_acked(ctx: &jetstream::Context, i: usize) -> u64 {
     panic!("publish {i} never acked");
 }
 
+/// Publishes messages `range` one after another until each is acked;
+/// returns (acked seq, i) for each.
+async fn publish_all(
+    ctx: &jetstream::Context,
+    range: std::ops::RangeInclusive<usize>,
+) -> Vec<(u64, usize)> {
+    let mut acked = Vec::new();
+    for i in range {
+        acked.push((publish_acked(ctx, i).await, i));
+    }
+    acked
+}
+
+/// The acked publishes took sequences 1..=n, in order.
+fn assert_acked_in_order(acked: &[(u64, usize)], n: u64) {
+    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<u64>>());
+}
+
 /// Three nodes with `sync = "always"` and the R3 stream; returns the
 /// index of the stream's leader.
 async fn cluster_with_stream() -> (Cluster, usize) {
@@ -166,16 +185,10 @@ async fn a_wiped_node_and_a_stale_one_elect_no_leader_and_nothing_acked_is_lost(
     let wiped = (leader + 2) % 3;
     let ctx = js(&c.nodes[leader].url()).await;
 
-    let mut acked = Vec::new();
-    for i in 1..=100 {
-        acked.push((publish_acked(&ctx, i).await, i));
-    }
+    let mut acked = publish_all(&ctx, 1..=100).await;
     c.nodes[paused].pause();
-    for i in 101..=200 {
-        acked.push((publish_acked(&ctx, i).await, i));
-    }
-    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    acked.extend(publish_all(&ctx, 101..=200).await);
+    assert_acked_in_order(&acked, 200);
     drop(ctx);
 
     c.nodes[wiped].kill();
@@ -224,21 +237,15 @@ async fn a_node_put_back_from_a_backup_stops_and_counts_in_no_quorum() {
     let paused = (leader + 1) % 3;
     let restored = (leader + 2) % 3;
     let ctx = js(&c.nodes[leader].url()).await;
-    let mut acked = Vec::new();
-    for i in 1..=100 {
-        acked.push((publish_acked(&ctx, i).await, i));
-    }
+    let mut acked = publish_all(&ctx, 1..=100).await;
     // An operator's backup: the node stopped, its directory copied.
     c.nodes[restored].kill();
     let backup = c.nodes[restored].backup();
     c.nodes[restored].start();
     c.wait_healthy(Duration::from_secs(60)).await;
     c.nodes[paused].pause();
-    for i in 101..=200 {
-        acked.push((publish_acked(&ctx, i).await, i));
-    }
-    let seqs: Vec<u64> = acked.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    acked.extend(publish_all(&ctx, 101..=200).await);
+    assert_acked_in_order(&acked, 200);
     drop(ctx);
 
     // The directory is put back from the backup; the leader still runs.
