@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = std::env::var("CARGO_MANIFEST_DIR")?;
     let dir = format!("{manifest}/../../proto");
     println!("cargo:rerun-if-changed={dir}");
-    let fds = protox::compile([format!("{dir}/cluster.proto")], [dir.as_str()])?;
+    let fds = protox::compile(
+        [format!("{dir}/cluster.proto"), format!("{dir}/node.proto")],
+        [dir.as_str()],
+    )?;
     tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())
 }

@@ -75,6 +75,8 @@ fn node_config(name: &str, names: &[String]) -> NodeConfig {
             .collect::<BTreeMap<_, _>>(),
         sync: Sync::Always,
         max_payload: 1 << 20,
+        client_advertise: format!("{name}:{CLIENT_PORT}"),
+        limits: Default::default(),
     }
 }
 
@@ -131,10 +133,10 @@ pub fn add_nodes(sim: &mut Sim<'_>, n: usize, seed: u64) -> Vec<SimNode> {
                     port: CLIENT_PORT,
                     ..GatewayConfig::default()
                 };
-                let (cluster, _tasks) = jetraft_server::node::assemble(&config, env, gateway)
+                let node = jetraft_server::node::assemble(&config, env, gateway)
                     .await
                     .map_err(|e| e.to_string())?;
-                *slot.borrow_mut() = Some(cluster);
+                *slot.borrow_mut() = Some(node.cluster);
                 // The node lives until the host is crashed.
                 std::future::pending::<()>().await;
                 Ok(())

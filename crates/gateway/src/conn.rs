@@ -34,28 +34,40 @@ pub async fn serve_connection_from<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let client = gw.register_client();
+    let client = gw.register_client(peer.map(|p| p.ip().to_string()).unwrap_or_default());
     let (rd, wr) = tokio::io::split(io);
     client
         .outbox
-        .push(&writer::info(&server_info(&gw, client.id, peer)));
+        .push(&writer::info(&server_info(&gw, &client)));
     let writer_task = {
         let client = client.clone();
         let deadline = gw.config.write_deadline;
         tokio::spawn(async move { client.outbox.drain_into(wr, deadline).await })
     };
-    let mut conn = Conn::new(gw.clone(), client.clone());
-    let reason = conn.run(rd).await;
-    conn.unsubscribe_all();
+    let max = gw.config.max_connections;
+    let reason = if max > 0 && gw.num_clients() > max {
+        // As nats-server: INFO, then the error, then the close.
+        client
+            .outbox
+            .push(&writer::err("maximum connections exceeded"));
+        CloseReason::MaxConnections
+    } else {
+        let mut conn = Conn::new(gw.clone(), client.clone());
+        let reason = conn.run(rd).await;
+        conn.unsubscribe_all();
+        reason
+    };
     client.outbox.close(reason, true);
     let _ = writer_task.await;
-    gw.unregister_client();
+    gw.unregister_client(&client);
     let reason = client.outbox.reason().unwrap_or(reason);
     tracing::debug!(client = client.id, ?reason, "connection closed");
     reason
 }
 
-fn server_info(gw: &Gateway, client_id: u64, peer: Option<SocketAddr>) -> ServerInfo {
+/// The INFO this node sends `client` (on connect, and again when the
+/// cluster's client URLs change).
+pub(crate) fn server_info(gw: &Gateway, client: &Client) -> ServerInfo {
     let c = &gw.config;
     ServerInfo {
         server_id: c.server_id.clone(),
@@ -68,10 +80,10 @@ fn server_info(gw: &Gateway, client_id: u64, peer: Option<SocketAddr>) -> Server
         headers: true,
         max_payload: c.max_payload_bytes,
         jetstream: c.jetstream,
-        client_id,
-        client_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        client_id: client.id,
+        client_ip: client.ip.clone(),
         cluster: c.cluster.clone(),
-        connect_urls: c.connect_urls.clone(),
+        connect_urls: gw.connect_urls(),
         api_lvl: c.api_level,
         jetraft: env!("CARGO_PKG_VERSION").into(),
     }
@@ -216,6 +228,10 @@ impl Conn {
         })?;
         self.client.headers.store(opts.headers, Ordering::Relaxed);
         self.client.echo.store(opts.echo, Ordering::Relaxed);
+        self.client
+            .protocol
+            .store(u8::try_from(opts.protocol).unwrap_or(0), Ordering::Relaxed);
+        self.client.connected.store(true, Ordering::Release);
         self.parser.set_headers(opts.headers);
         self.opts = opts;
         self.ok();
@@ -237,17 +253,28 @@ impl Conn {
                 .push(&writer::err("Invalid Publish Subject"));
         }
         self.ok();
-        let delivered = self.gw.deliver(
+        let account = &self.client.account;
+        let (local, taken) = self.gw.deliver(
+            account,
             &subject,
             reply.as_deref(),
             headers.as_deref(),
             &payload,
             Some(&self.client),
         );
+        let routed = self.gw.route(
+            account,
+            &subject,
+            reply.as_deref(),
+            headers.as_deref(),
+            &payload,
+            &taken,
+        );
         // Never hand a wildcard or malformed subject to the streams.
         let mut taken = false;
         let (subject, reply) = if valid {
             let msg = Inbound {
+                account: account.clone(),
                 subject,
                 reply,
                 headers,
@@ -255,6 +282,7 @@ impl Conn {
             };
             let reply_to = ReplyTo {
                 gw: self.gw.clone(),
+                account: account.clone(),
                 subject: msg.reply.clone(),
             };
             taken = self.gw.backend.take(&msg, &reply_to);
@@ -263,11 +291,11 @@ impl Conn {
             (subject, reply)
         };
         if !taken {
-            self.no_responders_check(delivered, &subject, reply.as_deref());
+            self.no_responders_check(local + routed, &subject, reply.as_deref());
         }
     }
 
-    /// A request nobody received gets a 503 status on the requester's own
+    /// A request nobody in the cluster received gets a 503 status on the requester's own
     /// reply subscription, as nats-server does for `no_responders` clients.
     fn no_responders_check(&self, delivered: usize, subject: &str, reply: Option<&str>) {
         let Some(reply) = reply else { return };
@@ -290,6 +318,14 @@ impl Conn {
         if self.subs.get(&sid).is_some_and(|s| !s.is_closed()) {
             // nats-server keeps the existing subscription for a reused sid.
             self.ok();
+            return;
+        }
+        let max = self.gw.config.max_subscriptions;
+        if max > 0 && self.client.subs.load(Ordering::Relaxed) >= max {
+            // nats-server refuses the SUB and keeps the connection.
+            self.client
+                .outbox
+                .push(&writer::err("Maximum Subscriptions Exceeded"));
             return;
         }
         let sub = Arc::new(Subscription::new(

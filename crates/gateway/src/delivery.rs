@@ -1,8 +1,9 @@
 //! Local fan-out: from a published message to every interested client's
-//! outbox, honouring queue groups, echo, headers support and auto-unsubscribe.
+//! outbox, honouring accounts, queue groups, echo, headers support and
+//! auto-unsubscribe. Every subscription change is told to the [`Router`](crate::Router).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::Gateway;
 use crate::outbox::Outbox;
@@ -16,21 +17,38 @@ pub(crate) type SubKey = (u64, String);
 #[derive(Debug)]
 pub(crate) struct Client {
     pub(crate) id: u64,
+    pub(crate) account: String,
+    /// The client's address as INFO tells it back.
+    pub(crate) ip: String,
     pub(crate) outbox: Outbox,
     /// The client asked for headers in CONNECT: it gets HMSG, else MSG
     /// with the header block stripped (as nats-server does).
     pub(crate) headers: AtomicBool,
     pub(crate) echo: AtomicBool,
+    /// CONNECT's `protocol`, once it arrived (async INFO needs 1).
+    pub(crate) protocol: AtomicU8,
+    pub(crate) connected: AtomicBool,
+    /// Subscriptions it holds now.
+    pub(crate) subs: AtomicUsize,
 }
 
 impl Client {
-    pub(crate) fn new(id: u64, max_pending_bytes: usize) -> Self {
+    pub(crate) fn new(id: u64, ip: String, max_pending_bytes: usize) -> Self {
         Self {
             id,
+            account: crate::DEFAULT_ACCOUNT.to_string(),
+            ip,
             outbox: Outbox::new(max_pending_bytes),
             headers: AtomicBool::new(false),
             echo: AtomicBool::new(true),
+            protocol: AtomicU8::new(0),
+            connected: AtomicBool::new(false),
+            subs: AtomicUsize::new(0),
         }
+    }
+
+    pub(crate) fn wants_async_info(&self) -> bool {
+        self.connected.load(Ordering::Acquire) && self.protocol.load(Ordering::Relaxed) >= 1
     }
 }
 
@@ -73,48 +91,112 @@ impl Subscription {
     }
 }
 
+/// Where a delivery may go.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    /// The publishing client: it does not hear itself with echo off.
+    pub(crate) origin: Option<&'a Client>,
+    pub(crate) plain: bool,
+    /// Only these queue groups (a routed message); None: all of them.
+    pub(crate) queues: Option<&'a [String]>,
+}
+
 impl Gateway {
-    pub(crate) fn register_client(&self) -> Arc<Client> {
+    pub(crate) fn register_client(&self, ip: String) -> Arc<Client> {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        self.clients.fetch_add(1, Ordering::Relaxed);
-        Arc::new(Client::new(id, self.config.max_pending_bytes))
+        let client = Arc::new(Client::new(id, ip, self.config.max_pending_bytes));
+        self.lock_clients().insert(id, client.clone());
+        client
     }
 
-    pub(crate) fn unregister_client(&self) {
-        self.clients.fetch_sub(1, Ordering::Relaxed);
+    pub(crate) fn unregister_client(&self, client: &Client) {
+        self.lock_clients().remove(&client.id);
     }
 
     pub(crate) fn add_sub(&self, sub: &Arc<Subscription>) -> Result<(), InvalidSubject> {
+        let account = &sub.client.account;
         self.write_subs()
-            .insert(&sub.subject, sub.queue.as_deref(), sub.key(), sub.clone())
+            .entry(account.clone())
+            .or_default()
+            .insert(&sub.subject, sub.queue.as_deref(), sub.key(), sub.clone())?;
+        sub.client.subs.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = self.router.get() {
+            r.interest_changed(account, &sub.subject, sub.queue.as_deref(), true);
+        }
+        Ok(())
     }
 
     /// Removes exactly this subscription (not a newer one with the same sid).
     pub(crate) fn remove_sub(&self, sub: &Arc<Subscription>) {
         sub.closed.store(true, Ordering::Release);
-        self.write_subs()
-            .remove_if(&sub.subject, sub.queue.as_deref(), &sub.key(), |v| {
-                Arc::ptr_eq(v, sub)
+        let account = &sub.client.account;
+        let removed = {
+            let mut subs = self.write_subs();
+            let removed = subs.get_mut(account).and_then(|s| {
+                s.remove_if(&sub.subject, sub.queue.as_deref(), &sub.key(), |v| {
+                    Arc::ptr_eq(v, sub)
+                })
             });
+            if subs.get(account).is_some_and(|s| s.is_empty()) {
+                subs.remove(account);
+            }
+            removed
+        };
+        if removed.is_some() {
+            sub.client.subs.fetch_sub(1, Ordering::Relaxed);
+            if let Some(r) = self.router.get() {
+                r.interest_changed(account, &sub.subject, sub.queue.as_deref(), false);
+            }
+        }
     }
 
-    /// Delivers to every plain match and one member per queue group;
-    /// returns the number of deliveries. `origin` is the publishing client,
-    /// which does not get its own messages when it turned echo off.
+    /// Delivers to every local plain match and one member per queue group;
+    /// returns the number of deliveries and the queue groups a member here
+    /// took (no other node gets the message for them). `origin` is the
+    /// publishing client, which does not get its own messages when it
+    /// turned echo off.
     pub(crate) fn deliver(
         &self,
+        account: &str,
         subject: &str,
         reply: Option<&str>,
         headers: Option<&[u8]>,
         payload: &[u8],
         origin: Option<&Client>,
-    ) -> usize {
-        let found: Match<Arc<Subscription>> = self.read_subs().matches(subject);
+    ) -> (usize, Vec<String>) {
+        let all = Scope {
+            origin,
+            plain: true,
+            queues: None,
+        };
+        self.deliver_matching(account, subject, reply, headers, payload, all)
+    }
+
+    pub(crate) fn deliver_matching(
+        &self,
+        account: &str,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        scope: Scope<'_>,
+    ) -> (usize, Vec<String>) {
+        let found: Match<Arc<Subscription>> = match self.read_subs().get(account) {
+            Some(subs) => subs.matches(subject),
+            None => return (0, Vec::new()),
+        };
+        let origin = scope.origin;
         let mut n = 0;
-        for sub in &found.plain {
-            n += usize::from(self.deliver_one(sub, subject, reply, headers, payload, origin));
+        if scope.plain {
+            for sub in &found.plain {
+                n += usize::from(self.deliver_one(sub, subject, reply, headers, payload, origin));
+            }
         }
-        for group in found.queues.values() {
+        let mut taken = Vec::new();
+        for (name, group) in &found.queues {
+            if scope.queues.is_some_and(|only| !only.contains(name)) {
+                continue;
+            }
             // Start at the round-robin position; a member that cannot take
             // it (no echo, at max, closed) passes it to the next one.
             let start = self.queue_rr.fetch_add(1, Ordering::Relaxed);
@@ -124,11 +206,12 @@ impl Gateway {
                 };
                 if self.deliver_one(sub, subject, reply, headers, payload, origin) {
                     n += 1;
+                    taken.push(name.clone());
                     break;
                 }
             }
         }
-        n
+        (n, taken)
     }
 
     fn deliver_one(

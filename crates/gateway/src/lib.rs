@@ -2,10 +2,11 @@
 //!
 //! The only crate that knows the wire format. The server hands it accepted
 //! connections ([`serve_connection`]); it parses client operations, keeps the
-//! subscription index, delivers messages between local clients, and offers
-//! every publish to a [`Backend`] (the JetStream API and stream subjects).
-//! It opens no sockets itself, so the simulation can drive it over any
-//! `AsyncRead + AsyncWrite`.
+//! subscription index, delivers messages between local clients, hands
+//! every subscription change and publish to a [`Router`] (the other
+//! nodes), and offers every publish to a [`Backend`] (the JetStream API and
+//! stream subjects). It opens no sockets itself, so the simulation can
+//! drive it over any `AsyncRead + AsyncWrite`.
 
 pub mod conn;
 mod delivery;
@@ -13,8 +14,9 @@ mod outbox;
 pub mod proto;
 pub mod sublist;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,12 +26,19 @@ use tokio_util::sync::CancellationToken;
 pub use conn::{serve_connection, serve_connection_from};
 pub use outbox::CloseReason;
 
-use delivery::{SubKey, Subscription};
+use delivery::{Client, SubKey, Subscription};
 use sublist::Sublist;
+
+/// The account every client belongs to until authentication assigns
+/// another (nats-server's global account).
+pub const DEFAULT_ACCOUNT: &str = "$G";
 
 /// A message a client published, as offered to the [`Backend`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
+    /// The publisher's account: subjects, streams and the JetStream API
+    /// are separate per account.
+    pub account: String,
     pub subject: String,
     pub reply: Option<String>,
     /// The raw `NATS/1.0` header block, if the client used HPUB.
@@ -72,10 +81,11 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Where the answers to a taken publish go: its reply subject, delivered
-/// through this node's gateway.
+/// through this node's gateway to subscribers anywhere in the cluster.
 #[derive(Debug, Clone)]
 pub struct ReplyTo {
     gw: Arc<Gateway>,
+    account: String,
     subject: Option<String>,
 }
 
@@ -85,7 +95,8 @@ impl ReplyTo {
     pub fn send(&self, outs: Vec<Outbound>) {
         if let Some(subject) = &self.subject {
             for o in outs {
-                self.gw.publish(subject, None, o.headers, o.payload);
+                self.gw
+                    .publish_in(&self.account, subject, None, o.headers, o.payload);
             }
         }
     }
@@ -97,6 +108,46 @@ impl ReplyTo {
             self.send(outs);
         });
     }
+}
+
+/// A message leaving this node, as handed to the [`Router`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub account: &'a str,
+    pub subject: &'a str,
+    pub reply: Option<&'a str>,
+    pub headers: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+    /// Queue groups a member on this node already took the message for
+    /// (nats-server prefers local members); no other node gets it for them.
+    pub taken_queues: &'a [String],
+}
+
+/// A message another node routed to this one ([`Gateway::deliver_routed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RoutedIn<'a> {
+    pub account: &'a str,
+    pub subject: &'a str,
+    pub reply: Option<&'a str>,
+    pub headers: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+    /// For the plain subscriptions here.
+    pub plain: bool,
+    /// For one member of each of these queue groups here.
+    pub queues: &'a [String],
+}
+
+/// The rest of the cluster, as the gateway sees it. Both calls come
+/// synchronously from the connection that caused them, so what one client
+/// does reaches every peer in the order it did it (a SUB before the
+/// request whose reply it awaits).
+pub trait Router: Send + Sync + 'static {
+    /// A subscription on this node was added or removed.
+    fn interest_changed(&self, account: &str, subject: &str, queue: Option<&str>, added: bool);
+
+    /// Sends a message to the other nodes with matching interest (once
+    /// per node); returns how many nodes it went to. Never blocks.
+    fn route(&self, msg: &Outgoing<'_>) -> usize;
 }
 
 /// A backend that takes nothing: plain core NATS.
@@ -117,6 +168,10 @@ pub struct GatewayConfig {
     pub port: u16,
     pub max_payload_bytes: usize,
     pub max_control_line_bytes: usize,
+    /// Client connections this node accepts at once; 0 = no limit.
+    pub max_connections: usize,
+    /// Subscriptions one connection may hold at once; 0 = no limit.
+    pub max_subscriptions: usize,
     /// Outbound bytes queued for one client before it is a slow consumer.
     pub max_pending_bytes: usize,
     pub write_deadline: Duration,
@@ -127,7 +182,8 @@ pub struct GatewayConfig {
     /// JetStream API level (`api_lvl` in INFO), if we claim one.
     pub api_level: Option<u32>,
     pub cluster: Option<String>,
-    /// Client URLs of the other nodes, for client-side failover.
+    /// Client URLs of the cluster's nodes (this one first), for client-side
+    /// failover; the router keeps it current ([`Gateway::set_connect_urls`]).
     pub connect_urls: Vec<String>,
 }
 
@@ -141,6 +197,8 @@ impl Default for GatewayConfig {
             port: 4222,
             max_payload_bytes: 1024 * 1024,
             max_control_line_bytes: proto::MAX_CONTROL_LINE,
+            max_connections: 64 * 1024,
+            max_subscriptions: 0,
             max_pending_bytes: 64 * 1024 * 1024,
             write_deadline: Duration::from_secs(10),
             ping_interval: Duration::from_secs(120),
@@ -153,13 +211,18 @@ impl Default for GatewayConfig {
     }
 }
 
+type AccountSubs = BTreeMap<String, Sublist<SubKey, Arc<Subscription>>>;
+
 /// The shared state of all client connections on this node.
 pub struct Gateway {
     config: GatewayConfig,
     backend: Arc<dyn Backend>,
-    subs: RwLock<Sublist<SubKey, Arc<Subscription>>>,
+    router: OnceLock<Arc<dyn Router>>,
+    /// Subscriptions by account.
+    subs: RwLock<AccountSubs>,
     next_client_id: AtomicU64,
-    clients: AtomicUsize,
+    clients: Mutex<BTreeMap<u64, Arc<Client>>>,
+    connect_urls: RwLock<Vec<String>>,
     /// Round-robin position for queue groups.
     queue_rr: AtomicU64,
     shutdown: CancellationToken,
@@ -175,12 +238,15 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     pub fn new(config: GatewayConfig, backend: Arc<dyn Backend>) -> Self {
+        let connect_urls = RwLock::new(config.connect_urls.clone());
         Self {
             config,
             backend,
-            subs: RwLock::new(Sublist::new()),
+            router: OnceLock::new(),
+            subs: RwLock::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
-            clients: AtomicUsize::new(0),
+            clients: Mutex::new(BTreeMap::new()),
+            connect_urls,
             queue_rr: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
         }
@@ -190,8 +256,16 @@ impl Gateway {
         &self.config
     }
 
-    /// Delivers a message to local subscribers (responses from the backend,
-    /// later messages routed from other nodes). Returns how many got it.
+    /// Connects this gateway to the rest of the cluster (once, before
+    /// clients connect; a second router is ignored).
+    pub fn set_router(&self, router: Arc<dyn Router>) {
+        let _ = self.router.set(router);
+    }
+
+    /// Delivers a message from this node (responses from the backend,
+    /// later consumer deliveries) to subscribers here and on other nodes,
+    /// in the default account. Returns how many local subscribers and
+    /// nodes got it.
     pub fn publish(
         &self,
         subject: &str,
@@ -199,20 +273,91 @@ impl Gateway {
         headers: Option<Bytes>,
         payload: Bytes,
     ) -> usize {
-        self.deliver(subject, reply, headers.as_deref(), &payload, None)
+        self.publish_in(DEFAULT_ACCOUNT, subject, reply, headers, payload)
     }
 
-    /// Whether any local subscription matches `subject`.
+    /// [`Gateway::publish`] in `account`.
+    pub fn publish_in(
+        &self,
+        account: &str,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) -> usize {
+        let (n, taken) = self.deliver(account, subject, reply, headers.as_deref(), &payload, None);
+        n + self.route(
+            account,
+            subject,
+            reply,
+            headers.as_deref(),
+            &payload,
+            &taken,
+        )
+    }
+
+    /// Delivers a message another node routed here: to every matching
+    /// plain subscription if `msg.plain`, and to one member of each of
+    /// `msg.queues`. It goes no further (the sender reached every node
+    /// itself). Returns the number of deliveries.
+    pub fn deliver_routed(&self, msg: &RoutedIn<'_>) -> usize {
+        let scope = delivery::Scope {
+            origin: None,
+            plain: msg.plain,
+            queues: Some(msg.queues),
+        };
+        let (n, _) = self.deliver_matching(
+            msg.account,
+            msg.subject,
+            msg.reply,
+            msg.headers,
+            msg.payload,
+            scope,
+        );
+        n
+    }
+
+    /// Whether any local subscription matches `subject` (default account).
     pub fn has_interest(&self, subject: &str) -> bool {
-        self.read_subs().has_interest(subject)
+        self.read_subs()
+            .get(DEFAULT_ACCOUNT)
+            .is_some_and(|s| s.has_interest(subject))
     }
 
     pub fn num_clients(&self) -> usize {
-        self.clients.load(Ordering::Relaxed)
+        self.lock_clients().len()
     }
 
     pub fn num_subscriptions(&self) -> usize {
-        self.read_subs().len()
+        self.read_subs().values().map(Sublist::len).sum()
+    }
+
+    /// The cluster's client URLs as INFO lists them.
+    pub fn connect_urls(&self) -> Vec<String> {
+        self.connect_urls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the URLs INFO lists; if they changed, every client that
+    /// understands it (CONNECT `protocol` 1) gets an async INFO with them,
+    /// as nats-server sends when a node joins or leaves.
+    pub fn set_connect_urls(&self, urls: Vec<String>) {
+        {
+            let mut current = self.connect_urls.write().unwrap_or_else(|e| e.into_inner());
+            if *current == urls {
+                return;
+            }
+            *current = urls;
+        }
+        let clients: Vec<Arc<Client>> = self.lock_clients().values().cloned().collect();
+        for c in clients {
+            if c.wants_async_info() {
+                c.outbox
+                    .push(&proto::writer::info(&conn::server_info(self, &c)));
+            }
+        }
     }
 
     /// Closes every connection; `serve_connection` calls then return.
@@ -220,11 +365,37 @@ impl Gateway {
         self.shutdown.cancel();
     }
 
-    fn read_subs(&self) -> std::sync::RwLockReadGuard<'_, Sublist<SubKey, Arc<Subscription>>> {
+    fn route(
+        &self,
+        account: &str,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        taken_queues: &[String],
+    ) -> usize {
+        let Some(router) = self.router.get() else {
+            return 0;
+        };
+        router.route(&Outgoing {
+            account,
+            subject,
+            reply,
+            headers,
+            payload,
+            taken_queues,
+        })
+    }
+
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_subs(&self) -> std::sync::RwLockReadGuard<'_, AccountSubs> {
         self.subs.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_subs(&self) -> std::sync::RwLockWriteGuard<'_, Sublist<SubKey, Arc<Subscription>>> {
+    fn write_subs(&self) -> std::sync::RwLockWriteGuard<'_, AccountSubs> {
         self.subs.write().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -26,6 +26,8 @@ pub enum CloseReason {
     SlowConsumer,
     /// Unanswered pings.
     Stale,
+    /// The node already had `max_connections` clients.
+    MaxConnections,
     ServerShutdown,
 }
 

@@ -36,11 +36,7 @@ use crate::sm::{Catchup, Frozen, Snapshot, Source};
 use crate::standing::{Incarnations, Standing};
 use crate::types::{GroupId, LogId, Member, NodeId, TypeConfig, Vote};
 
-/// Makes a (lazily connecting) channel to a peer's cluster address. The
-/// server supplies TCP; the simulation supplies turmoil's network.
-pub trait Connector: Send + Sync + 'static {
-    fn connect(&self, addr: &str) -> Channel;
-}
+pub use jetraft_proto::Connector;
 
 /// The incarnations a reply (Raft or `Identify`) carries.
 pub fn replied(disk: u64, memory: u64) -> Incarnations {

@@ -44,6 +44,30 @@ pub struct ServerArgs {
     /// Largest message payload a client may publish [default: 1048576].
     #[arg(long)]
     pub max_payload: Option<usize>,
+    /// The host:port clients are told to reach this node at (INFO
+    /// `connect_urls` of every node) [default: --listen, or, when that is
+    /// 0.0.0.0, this node's host in --peers with the client port].
+    #[arg(long)]
+    pub client_advertise: Option<String>,
+    /// Client connections accepted at once [default: 65536].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Subscriptions one connection may hold; 0 = no limit [default: 0].
+    #[arg(long)]
+    pub max_subscriptions: Option<usize>,
+    /// Bytes queued for one client before it is cut off as a slow consumer
+    /// [default: 67108864].
+    #[arg(long)]
+    pub max_pending: Option<usize>,
+    /// Longest protocol line a client may send, in bytes [default: 4096].
+    #[arg(long)]
+    pub max_control_line: Option<usize>,
+    /// Seconds between server pings to an idle client; 0 = none [default: 120].
+    #[arg(long)]
+    pub ping_interval_secs: Option<u64>,
+    /// Unanswered pings before a client is closed as stale [default: 2].
+    #[arg(long)]
+    pub max_pings_out: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +82,13 @@ struct FileConfig {
     sync: Option<String>,
     sync_interval_ms: Option<u64>,
     max_payload: Option<usize>,
+    client_advertise: Option<String>,
+    max_connections: Option<usize>,
+    max_subscriptions: Option<usize>,
+    max_pending: Option<usize>,
+    max_control_line: Option<usize>,
+    ping_interval_secs: Option<u64>,
+    max_pings_out: Option<u32>,
 }
 
 /// `peers` in TOML may be the flag's string or a table `{ n1 = "host:port" }`.
@@ -86,6 +117,35 @@ pub struct NodeConfig {
     pub peers: BTreeMap<String, String>,
     pub sync: Sync,
     pub max_payload: usize,
+    /// host:port clients reach this node at.
+    pub client_advertise: String,
+    pub limits: ClientLimits,
+}
+
+/// What one client may do, as nats-server's options of the same names.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    pub max_connections: usize,
+    /// 0 = no limit.
+    pub max_subscriptions: usize,
+    pub max_pending_bytes: usize,
+    pub max_control_line_bytes: usize,
+    pub ping_interval: std::time::Duration,
+    pub max_pings_out: u32,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        let d = jetraft_gateway::GatewayConfig::default();
+        Self {
+            max_connections: d.max_connections,
+            max_subscriptions: d.max_subscriptions,
+            max_pending_bytes: d.max_pending_bytes,
+            max_control_line_bytes: d.max_control_line_bytes,
+            ping_interval: d.ping_interval,
+            max_pings_out: d.max_pings_out,
+        }
+    }
 }
 
 impl NodeConfig {
@@ -131,6 +191,42 @@ impl NodeConfig {
             },
             Some(other) => bail!("--sync must be `always` or `interval`, not `{other}`"),
         };
+        let listen = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:4222".into());
+        let client_advertise = match args.client_advertise.clone().or(file.client_advertise) {
+            Some(a) => a,
+            None => default_advertise(&listen, &peers[&name]),
+        };
+        let d = ClientLimits::default();
+        let limits = ClientLimits {
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
+            max_subscriptions: args
+                .max_subscriptions
+                .or(file.max_subscriptions)
+                .unwrap_or(d.max_subscriptions),
+            max_pending_bytes: args
+                .max_pending
+                .or(file.max_pending)
+                .unwrap_or(d.max_pending_bytes),
+            max_control_line_bytes: args
+                .max_control_line
+                .or(file.max_control_line)
+                .unwrap_or(d.max_control_line_bytes),
+            ping_interval: args
+                .ping_interval_secs
+                .or(file.ping_interval_secs)
+                .map_or(d.ping_interval, std::time::Duration::from_secs),
+            max_pings_out: args
+                .max_pings_out
+                .or(file.max_pings_out)
+                .unwrap_or(d.max_pings_out),
+        };
         Ok(Self {
             data_dir: args
                 .data_dir
@@ -138,11 +234,7 @@ impl NodeConfig {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(format!("data/{name}"))),
             name,
-            listen: args
-                .listen
-                .clone()
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:4222".into()),
+            listen,
             cluster_listen,
             http_listen: args
                 .http_listen
@@ -152,7 +244,25 @@ impl NodeConfig {
             peers,
             sync,
             max_payload: args.max_payload.or(file.max_payload).unwrap_or(1 << 20),
+            client_advertise,
+            limits,
         })
+    }
+
+    /// The client side of the gateway's configuration.
+    pub fn gateway(&self, base: jetraft_gateway::GatewayConfig) -> jetraft_gateway::GatewayConfig {
+        let l = &self.limits;
+        jetraft_gateway::GatewayConfig {
+            server_name: self.name.clone(),
+            max_payload_bytes: self.max_payload,
+            max_connections: l.max_connections,
+            max_subscriptions: l.max_subscriptions,
+            max_pending_bytes: l.max_pending_bytes,
+            max_control_line_bytes: l.max_control_line_bytes,
+            ping_interval: l.ping_interval,
+            max_pings_out: l.max_pings_out,
+            ..base
+        }
     }
 
     /// Node ids are positions in the name-sorted member list (from 1), so
@@ -167,6 +277,20 @@ impl NodeConfig {
 
     pub fn node_id(&self) -> u64 {
         self.node_ids().get(&self.name).copied().unwrap_or(1)
+    }
+}
+
+/// The listen address, unless it is a wildcard: then the host this node
+/// has in the peer list, with the client port.
+fn default_advertise(listen: &str, cluster_addr: &str) -> String {
+    let (host, port) = listen.rsplit_once(':').unwrap_or((listen, "4222"));
+    if host == "0.0.0.0" || host == "[::]" || host.is_empty() {
+        let peer_host = cluster_addr
+            .rsplit_once(':')
+            .map_or(cluster_addr, |(h, _)| h);
+        format!("{peer_host}:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -209,6 +333,7 @@ mod tests {
         assert_eq!(c.name, "b");
         assert_eq!(c.node_id(), 2);
         assert_eq!(c.listen, "0.0.0.0:1");
+        assert_eq!(c.client_advertise, "h:1", "wildcard listen: the peer host");
         assert_eq!(c.sync, Sync::Interval { every_ms: 1000 });
     }
 

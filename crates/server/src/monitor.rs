@@ -1,10 +1,10 @@
-//! Monitoring HTTP: `/healthz`, `/jsz`, and the operator's
+//! Monitoring HTTP: `/healthz`, `/jsz`, `/routez`, and the operator's
 //! `POST /admin/accept-loss/{stream|meta}`.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{self, Path};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post};
@@ -13,12 +13,23 @@ use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
 
-pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
+/// What the monitoring endpoints read.
+#[derive(Clone)]
+pub struct State {
+    pub cluster: Arc<Cluster>,
+    pub routes: Arc<jetraft_route::Routes>,
+    pub gateway: Arc<jetraft_gateway::Gateway>,
+}
+
+type Ctx = extract::State<State>;
+
+pub async fn serve(listener: TcpListener, state: State) {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/jsz", get(jsz))
+        .route("/routez", get(routez))
         .route("/admin/accept-loss/{group}", post(accept_loss))
-        .with_state(cluster);
+        .with_state(state);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "monitoring server stopped");
     }
@@ -26,8 +37,8 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>) {
 
 /// 200 only when this node sees a meta leader and every group it hosts has
 /// a leader and has applied everything it has in its log.
-async fn healthz(State(cluster): State<Arc<Cluster>>) -> impl IntoResponse {
-    match cluster.health() {
+async fn healthz(extract::State(s): Ctx) -> impl IntoResponse {
+    match s.cluster.health() {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -37,11 +48,8 @@ async fn healthz(State(cluster): State<Arc<Cluster>>) -> impl IntoResponse {
 }
 
 /// `POST /admin/accept-loss/{stream|meta}` (`jetraft admin accept-loss`).
-async fn accept_loss(
-    State(cluster): State<Arc<Cluster>>,
-    Path(group): Path<String>,
-) -> impl IntoResponse {
-    match cluster.accept_loss(&group) {
+async fn accept_loss(extract::State(s): Ctx, Path(group): Path<String>) -> impl IntoResponse {
+    match s.cluster.accept_loss(&group) {
         Ok(v) => (StatusCode::OK, Json(v)),
         Err(e) => (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": e}))),
     }
@@ -78,8 +86,20 @@ pub struct StreamReplica {
     pub digest: String,
 }
 
-async fn jsz(State(cluster): State<Arc<Cluster>>) -> impl IntoResponse {
-    let c = cluster.clone();
+/// The peers this node routes core NATS to, in the shape of nats-server's
+/// `/routez` (plus jetraft's stream states and drop counters).
+async fn routez(extract::State(s): Ctx) -> impl IntoResponse {
+    let routes = s.routes.routez();
+    Json(serde_json::json!({
+        "server_id": s.gateway.config().server_id,
+        "server_name": s.gateway.config().server_name,
+        "num_routes": routes.iter().filter(|r| r.connected).count(),
+        "routes": routes,
+    }))
+}
+
+async fn jsz(extract::State(s): Ctx) -> impl IntoResponse {
+    let c = s.cluster.clone();
     match tokio::task::spawn_blocking(move || c.jsz()).await {
         Ok(Ok(j)) => Json(j).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use jetraft_gateway::{Gateway, GatewayConfig};
 use jetraft_meta::{Catalog, META_GROUP};
 use jetraft_raft::{ClusterService, Committer, Host, Peers, SyncMode};
+use jetraft_route::{PeerAddr, RouteConfig, Routes};
 use jetraft_store::Engine;
 use jetraft_store::failstop::{FailStop, Fatal};
 use jetraft_types::config::StorageType;
@@ -22,16 +23,25 @@ use crate::cluster::Cluster;
 use crate::config::{NodeConfig, Sync};
 use crate::env::{Incoming, NodeEnv};
 
+/// A node's parts, as [`assemble`] returns them.
+pub struct Assembled {
+    pub cluster: Arc<Cluster>,
+    pub gateway: Arc<Gateway>,
+    pub routes: Arc<Routes>,
+    /// Abort them to stop the node.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
 /// Assembles a node from its configuration and environment: Raft groups
-/// over the environment's store, the cluster RPC service, the NATS gateway,
-/// and the background loops. Production (`standalone::Node::start`) and the
-/// simulation both start nodes through here. Returns the cluster handle and
-/// the node's tasks (abort them to stop the node).
+/// over the environment's store, the cluster RPC services (Raft, and core
+/// NATS routing), the NATS gateway, and the background loops. Production
+/// (`standalone::Node::start`) and the simulation both start nodes through
+/// here.
 pub async fn assemble(
     config: &NodeConfig,
     env: NodeEnv,
     gateway: GatewayConfig,
-) -> Result<(Arc<Cluster>, Vec<JoinHandle<()>>)> {
+) -> Result<Assembled> {
     let mode = match config.sync {
         Sync::Always => SyncMode::Always,
         Sync::Interval { every_ms } => SyncMode::Interval(Duration::from_millis(every_ms)),
@@ -53,6 +63,25 @@ pub async fn assemble(
         .collect();
     let names: BTreeMap<u64, String> = ids.iter().map(|(n, id)| (*id, n.clone())).collect();
     let me = config.node_id();
+    let routes = Routes::new(RouteConfig {
+        me,
+        name: config.name.clone(),
+        client_url: config.client_advertise.clone(),
+        peers: addrs
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(id, a)| {
+                let name = names.get(id).cloned().unwrap_or_default();
+                let addr = PeerAddr {
+                    name,
+                    cluster_addr: a.clone(),
+                };
+                (*id, addr)
+            })
+            .collect(),
+        max_pending_bytes: jetraft_route::limits::MAX_PENDING_BYTES,
+    });
+    let connector = env.connector.clone();
     let peers = Arc::new(Peers::new(me, addrs, env.connector));
     // A new data directory's incarnation: the node's seed and the time it
     // was first started (a wiped disk restarted later gets another).
@@ -66,11 +95,15 @@ pub async fn assemble(
 
     let mut tasks = Vec::new();
     let service = ClusterService::new(host.clone(), cluster.clone()).into_server();
+    let node_service = routes
+        .service()
+        .context("the routing layer is gone while assembling")?;
     let incoming = env.cluster_incoming;
     tasks.push(tokio::spawn(async move {
         if let Err(e) = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(service)
+            .add_service(node_service)
             .serve_with_incoming(incoming)
             .await
         {
@@ -79,21 +112,29 @@ pub async fn assemble(
     }));
     tasks.push(tokio::spawn(reconcile(cluster.clone(), catalog)));
     let gateway = Arc::new(Gateway::new(
-        GatewayConfig {
+        config.gateway(GatewayConfig {
             server_id: format!("JETRAFT{me}{}", config.name.to_uppercase()),
-            server_name: config.name.clone(),
-            max_payload_bytes: config.max_payload,
             ..gateway
-        },
+        }),
         cluster.clone(),
     ));
-    tasks.push(tokio::spawn(accept_clients(env.client_incoming, gateway)));
+    routes.attach(&gateway);
+    tasks.extend(routes.start(connector.as_ref()));
+    tasks.push(tokio::spawn(accept_clients(
+        env.client_incoming,
+        gateway.clone(),
+    )));
     tasks.push(tokio::spawn(expire_loop(cluster.clone())));
     tasks.push(tokio::spawn(scrub_loop(cluster.clone())));
     tasks.push(tokio::spawn(crate::membership::membership_loop(
         cluster.clone(),
     )));
-    Ok((cluster, tasks))
+    Ok(Assembled {
+        cluster,
+        gateway,
+        routes,
+        tasks,
+    })
 }
 
 async fn accept_clients(mut incoming: Incoming, gateway: Arc<Gateway>) {

@@ -71,8 +71,14 @@ impl Node {
             port: client_addr.port(),
             ..GatewayConfig::default()
         };
-        let (cluster, mut tasks) = assemble(&config, env, gateway).await?;
-        tasks.push(tokio::spawn(monitor::serve(http_listener, cluster.clone())));
+        let node = assemble(&config, env, gateway).await?;
+        let (cluster, mut tasks) = (node.cluster.clone(), node.tasks);
+        let state = monitor::State {
+            cluster: cluster.clone(),
+            routes: node.routes,
+            gateway: node.gateway,
+        };
+        tasks.push(tokio::spawn(monitor::serve(http_listener, state)));
         tracing::info!(
             node = %config.name, id = config.node_id(), client = %client_addr, cluster = %cluster_addr, http = %http_addr,
             sync = ?config.sync, "jetraft node started"

@@ -99,6 +99,21 @@ impl NodeProc {
             .cloned()
     }
 
+    /// This node's route to `peer` as `/routez` shows it (None while the
+    /// node does not answer).
+    pub async fn route_to(&self, peer: &str) -> Option<serde_json::Value> {
+        let (status, body) = self.http_get("/routez").await?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["routes"]
+            .as_array()?
+            .iter()
+            .find(|r| r["remote_name"] == peer)
+            .cloned()
+    }
+
     pub async fn jsz(&self) -> serde_json::Value {
         let (status, body) = self.http_get("/jsz").await.expect("jsz reachable");
         assert_eq!(status, 200, "{body}");
