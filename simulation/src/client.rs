@@ -25,10 +25,13 @@ const MAX_CONTROL_LINE: usize = 64 * 1024;
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 const PONG: &[u8] = b"PONG\r\n";
 
-/// A message delivered to the client: a reply to one of its requests.
+/// A message delivered to the client: a reply to one of its requests, or
+/// a message for one of its subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msg {
     pub subject: String,
+    /// The subscription it was delivered for (`1`: the inbox).
+    pub sid: String,
     /// Header fields in the order they arrived; a key may repeat.
     pub headers: Vec<(String, String)>,
     /// The code of a `NATS/1.0 503` style status line.
@@ -99,7 +102,12 @@ pub struct Client {
     next: AtomicU64,
     out: mpsc::UnboundedSender<Bytes>,
     pending: Arc<Pending>,
+    subs: Arc<Subs>,
+    next_sid: AtomicU64,
 }
+
+/// Subscriptions other than the inbox, by sid.
+type Subs = Mutex<BTreeMap<String, mpsc::UnboundedSender<Msg>>>;
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,9 +172,11 @@ where
         close(&writer_pending);
         drop(writer_alive);
     });
+    let subs: Arc<Subs> = Arc::default();
     let reader = Reader {
         inbox: inbox.clone(),
         pending: pending.clone(),
+        subs: subs.clone(),
         out: out.downgrade(),
     };
     tokio::spawn(async move {
@@ -184,6 +194,8 @@ where
         next: AtomicU64::new(1),
         out,
         pending,
+        subs,
+        next_sid: AtomicU64::new(2),
     })
 }
 
@@ -192,6 +204,41 @@ impl Client {
     /// [`RequestError::Closed`].
     pub fn is_closed(&self) -> bool {
         lock(&self.pending).is_none()
+    }
+
+    /// Subscribes to `subject` (in `queue`, if any): its messages arrive on
+    /// the returned channel, in the order the server sent them, until the
+    /// connection closes.
+    pub fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> Result<mpsc::UnboundedReceiver<Msg>, RequestError> {
+        if !is_wire_safe(subject) || queue.is_some_and(|q| !is_wire_safe(q)) {
+            return Err(RequestError::Io(format!(
+                "invalid subscription {subject:?}"
+            )));
+        }
+        let sid = self.next_sid.fetch_add(1, Ordering::Relaxed).to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sid.clone(), tx);
+        let line = match queue {
+            Some(q) => format!("SUB {subject} {q} {sid}\r\n"),
+            None => format!("SUB {subject} {sid}\r\n"),
+        };
+        self.out
+            .send(Bytes::from(line))
+            .map_err(|_| RequestError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Publishes `payload` to `subject`, expecting nothing back.
+    pub fn publish(&self, subject: &str, payload: &[u8]) -> Result<(), RequestError> {
+        let frame = encode_pub(subject, "", &[], payload).map_err(RequestError::Io)?;
+        self.out.send(frame).map_err(|_| RequestError::Closed)
     }
 
     /// Publishes `payload` to `subject` (with `headers`, if any) and waits up
@@ -265,6 +312,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 struct Reader {
     inbox: String,
     pending: Arc<Pending>,
+    subs: Arc<Subs>,
     /// Weak, so that dropping the Client ends the writer.
     out: mpsc::WeakUnboundedSender<Bytes>,
 }
@@ -301,6 +349,13 @@ impl Reader {
     }
 
     fn route(&self, msg: Msg) {
+        if msg.sid != "1" {
+            let subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(tx) = subs.get(&msg.sid) {
+                let _ = tx.send(msg);
+            }
+            return;
+        }
         let token = msg
             .subject
             .strip_prefix(self.inbox.as_str())
@@ -332,6 +387,7 @@ enum Control {
     /// `MSG`/`HMSG`: `total` bytes follow, the first `header_len` of them headers.
     Msg {
         subject: String,
+        sid: String,
         header_len: Option<usize>,
         total: usize,
     },
@@ -369,6 +425,7 @@ fn next_op(buf: &mut BytesMut) -> io::Result<Option<ServerOp>> {
         }
         Control::Msg {
             subject,
+            sid,
             header_len,
             total,
         } => {
@@ -387,6 +444,7 @@ fn next_op(buf: &mut BytesMut) -> io::Result<Option<ServerOp>> {
             };
             Ok(Some(ServerOp::Msg(Msg {
                 subject,
+                sid,
                 headers,
                 status,
                 description,
@@ -407,21 +465,23 @@ fn parse_control(line: &str) -> io::Result<Control> {
     };
     let control = match verb.as_str() {
         "MSG" => match args.as_slice() {
-            [subject, _sid, n] | [subject, _sid, _, n] => Control::Msg {
+            [subject, sid, n] | [subject, sid, _, n] => Control::Msg {
                 subject: (*subject).to_string(),
+                sid: (*sid).to_string(),
                 header_len: None,
                 total: size(n)?,
             },
             _ => return Err(malformed()),
         },
         "HMSG" => match args.as_slice() {
-            [subject, _sid, h, n] | [subject, _sid, _, h, n] => {
+            [subject, sid, h, n] | [subject, sid, _, h, n] => {
                 let (h, n) = (size(h)?, size(n)?);
                 if h > n {
                     return Err(malformed());
                 }
                 Control::Msg {
                     subject: (*subject).to_string(),
+                    sid: (*sid).to_string(),
                     header_len: Some(h),
                     total: n,
                 }
@@ -484,7 +544,10 @@ fn encode_pub(
         return Err(format!("invalid subject {subject:?}"));
     }
     let mut frame = BytesMut::with_capacity(subject.len() + reply.len() + payload.len() + 64);
-    if headers.is_empty() {
+    if headers.is_empty() && reply.is_empty() {
+        let line = format!("PUB {subject} {}\r\n", payload.len());
+        frame.extend_from_slice(line.as_bytes());
+    } else if headers.is_empty() {
         let line = format!("PUB {subject} {reply} {}\r\n", payload.len());
         frame.extend_from_slice(line.as_bytes());
     } else {

@@ -114,8 +114,36 @@ pub struct Probe {
     pub acked_after_heal: Option<Duration>,
 }
 
+/// A core NATS message a publisher sent (to `core.p.<publisher>` and to
+/// the queue group's `core.q.<publisher>`).
+#[derive(Debug, Clone)]
+pub struct CorePub {
+    pub publisher: usize,
+    pub seq: u64,
+    pub at: Duration,
+}
+
+/// A core NATS message a subscriber connection received.
+#[derive(Debug, Clone)]
+pub struct CoreMsg {
+    /// The subscriber connection (each reconnect is another).
+    pub conn: String,
+    pub subject: String,
+    /// Delivered to its queue group membership.
+    pub queue: bool,
+    /// The (publisher, seq) its payload names, if it parses.
+    pub sent: Option<(usize, u64)>,
+    pub at: Duration,
+}
+
 #[derive(Debug, Default)]
 pub struct History {
+    pub core_pubs: Vec<CorePub>,
+    pub core_msgs: Vec<CoreMsg>,
+    /// Publishers that sent the final messages.
+    pub core_final_pubs: Vec<usize>,
+    /// When the final heal was done.
+    pub healed_at: Option<Duration>,
     pub pubs: Vec<PubOp>,
     pub cas: Vec<CasOp>,
     pub reads: Vec<ReadOp>,
@@ -138,13 +166,19 @@ impl History {
         self.events.push((at.as_millis(), text));
     }
 
-    /// SHA-256 over the rendered trace.
+    /// SHA-256 over the rendered trace and every core NATS delivery.
     pub fn trace_hash(&self) -> String {
         let mut h = Sha256::new();
         for (at, text) in &self.events {
             h.update(at.to_le_bytes());
             h.update(text.as_bytes());
             h.update(b"\n");
+        }
+        for m in &self.core_msgs {
+            h.update(m.at.as_micros().to_le_bytes());
+            h.update(m.conn.as_bytes());
+            h.update(m.subject.as_bytes());
+            h.update(format!("{:?}", m.sent).as_bytes());
         }
         hex::encode(h.finalize())
     }

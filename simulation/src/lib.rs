@@ -9,12 +9,14 @@
 //! writes apart so a crash loses exactly what was not yet fsynced.
 //!
 //! A nemesis ([`nemesis`]) injects faults; clients ([`workload`]) publish
-//! with `Nats-Msg-Id`, retry on timeout, and compare-and-set; the checker
+//! with `Nats-Msg-Id`, retry on timeout, and compare-and-set; core NATS
+//! publishers and subscribers on different nodes ([`core`]); the checker
 //! ([`check`], one file per invariant) reads the history and every
 //! replica's store. See `docs/simulation.md`.
 
 pub mod check;
 pub mod client;
+pub mod core;
 pub mod history;
 pub mod nemesis;
 pub mod net;

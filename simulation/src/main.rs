@@ -53,8 +53,8 @@ struct Args {
     #[arg(long)]
     no_faults: Option<String>,
     /// Switch on a deliberate bug (ack-before-fsync, skip-dedup,
-    /// skip-cas-check, stale-leader-read, memory-remembers) to see the
-    /// checker catch it.
+    /// skip-cas-check, stale-leader-read, memory-remembers, route-twice,
+    /// skip-resync) to see the checker catch it.
     #[arg(long)]
     bug: Option<String>,
     /// With --seeds: processes at once (default: the machine's cores).

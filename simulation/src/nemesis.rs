@@ -379,7 +379,11 @@ impl Nemesis {
         for stream in [STREAM, LIMITS_STREAM] {
             for n in nodes {
                 let Some(c) = n.cluster() else { continue };
-                let Some(wanted) = c.catalog().stream(stream).map(|a| a.peers.clone()) else {
+                let Some(wanted) = c
+                    .catalog()
+                    .stream(jetraft_types::GLOBAL_ACCOUNT, stream)
+                    .map(|a| a.peers.clone())
+                else {
                     continue;
                 };
                 if wanted.contains(&victim_id) && (wanted.len() - 1) * 2 <= wanted.len() {

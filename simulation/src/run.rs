@@ -106,6 +106,16 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
             workload::run_reader(node.clone(), opts.seed, opts.duration, hist.clone()),
         );
     }
+    for (i, node) in names.iter().enumerate() {
+        sim.client(
+            format!("cpub-{node}"),
+            crate::core::run_publisher(i, node.clone(), opts.duration, hist.clone()),
+        );
+        sim.client(
+            format!("csub-{node}"),
+            crate::core::run_subscriber(i, node.clone(), hist.clone()),
+        );
+    }
 
     if opts.faults.contains(&Fault::Rescale) && opts.replicas > 1 {
         sim.client(
@@ -183,7 +193,14 @@ fn drive(
     nemesis.end_of_workload(sim, nodes, hist);
     nemesis.heal_all(sim, nodes, hist);
     let healed_at = sim.elapsed();
+    hist.borrow_mut().healed_at = Some(healed_at);
     let names = node_names(opts.nodes);
+    for (i, node) in names.iter().enumerate() {
+        sim.client(
+            format!("cfpub-{node}"),
+            crate::core::run_final_publisher(i, node.clone(), healed_at, hist.clone()),
+        );
+    }
     for i in 0..opts.nodes {
         sim.client(
             format!("probe{i}"),

@@ -52,7 +52,10 @@ impl SimNode {
     /// This node's running group of the stream `name`, if it hosts one.
     pub fn stream_group(&self, name: &str) -> Option<Group> {
         let c = self.cluster()?;
-        let a = c.catalog().stream(name).cloned()?;
+        let a = c
+            .catalog()
+            .stream(jetraft_types::GLOBAL_ACCOUNT, name)
+            .cloned()?;
         c.host().group(a.group)
     }
 }

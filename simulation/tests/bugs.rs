@@ -152,3 +152,31 @@ fn memory_remembers_is_caught() {
     );
     passes_without_the_bug(seed);
 }
+
+/// A routed core NATS message sent to its node twice: a subscriber there
+/// hears it twice.
+#[test]
+fn route_twice_is_caught() {
+    let (seed, v) = caught_within("route-twice", 20);
+    println!("route-twice caught at seed {seed}: {}", v[0]);
+    assert!(
+        v.iter()
+            .any(|v| v.contains("(a duplicate or out of order)")),
+        "{v:?}"
+    );
+    passes_without_the_bug(seed);
+}
+
+/// A route stream opened without the interest table: after a node
+/// restarts, its peers never hear what was subscribed on it before, and
+/// what they hold of it is never told to it.
+#[test]
+fn skip_resync_is_caught() {
+    let (seed, v) = caught_within("skip-resync", 40);
+    println!("skip-resync caught at seed {seed}: {}", v[0]);
+    assert!(
+        v.iter().any(|v| v.contains("(interest lost or stale)")),
+        "{v:?}"
+    );
+    passes_without_the_bug(seed);
+}

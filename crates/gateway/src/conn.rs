@@ -325,7 +325,7 @@ impl Conn {
             // nats-server refuses the SUB and keeps the connection.
             self.client
                 .outbox
-                .push(&writer::err("Maximum Subscriptions Exceeded"));
+                .push(&writer::err("maximum subscriptions exceeded"));
             return;
         }
         let sub = Arc::new(Subscription::new(

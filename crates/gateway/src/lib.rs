@@ -31,7 +31,7 @@ use sublist::Sublist;
 
 /// The account every client belongs to until authentication assigns
 /// another (nats-server's global account).
-pub const DEFAULT_ACCOUNT: &str = "$G";
+pub const DEFAULT_ACCOUNT: &str = jetraft_types::GLOBAL_ACCOUNT;
 
 /// A message a client published, as offered to the [`Backend`].
 #[derive(Debug, Clone, PartialEq, Eq)]

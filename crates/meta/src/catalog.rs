@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use jetraft_types::ApiError;
 use jetraft_types::config::StreamConfig;
-use jetraft_types::subject;
+use jetraft_types::{ApiError, global_account, subject};
 use serde::{Deserialize, Serialize};
 
 use crate::placement::{place, replace};
@@ -12,6 +11,9 @@ use crate::placement::{place, replace};
 /// Where one stream lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamAssignment {
+    /// The account the stream belongs to (its name is unique within it).
+    #[serde(default = "global_account")]
+    pub account: String,
     pub config: StreamConfig,
     /// The stream's Raft group id (also its id in the store's keys).
     pub group: u64,
@@ -57,6 +59,8 @@ pub enum MetaCommand {
     /// `nodes` is the membership the leader saw; placement is computed at
     /// apply from the catalog so every replica agrees.
     CreateStream {
+        #[serde(default = "global_account")]
+        account: String,
         config: StreamConfig,
         nodes: Vec<u64>,
         now_ns: i64,
@@ -71,6 +75,8 @@ pub enum MetaCommand {
     /// then the replicas in `live` (those that leader knew to be up and
     /// whole), then the lowest ids.
     UpdateStream {
+        #[serde(default = "global_account")]
+        account: String,
         config: StreamConfig,
         #[serde(default)]
         nodes: Vec<u64>,
@@ -80,6 +86,8 @@ pub enum MetaCommand {
         live: Vec<u64>,
     },
     DeleteStream {
+        #[serde(default = "global_account")]
+        account: String,
         name: String,
     },
 }
@@ -99,38 +107,46 @@ pub enum MetaReply {
     Error(ApiError),
 }
 
-/// The replicated catalog.
+/// The replicated catalog: streams by account, then by name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
-    streams: BTreeMap<String, StreamAssignment>,
+    accounts: BTreeMap<String, BTreeMap<String, StreamAssignment>>,
     /// Next group id to hand out; ids are never reused.
     next_group: u64,
 }
 
 impl Catalog {
-    pub fn stream(&self, name: &str) -> Option<&StreamAssignment> {
-        self.streams.get(name)
+    pub fn stream(&self, account: &str, name: &str) -> Option<&StreamAssignment> {
+        self.accounts.get(account)?.get(name)
     }
 
+    /// Every stream of every account, by account then name.
     pub fn streams(&self) -> impl Iterator<Item = &StreamAssignment> {
-        self.streams.values()
+        self.accounts.values().flat_map(BTreeMap::values)
+    }
+
+    /// The streams of one account, by name.
+    pub fn streams_in(&self, account: &str) -> impl Iterator<Item = &StreamAssignment> {
+        self.accounts
+            .get(account)
+            .into_iter()
+            .flat_map(BTreeMap::values)
     }
 
     pub fn by_group(&self, group: u64) -> Option<&StreamAssignment> {
-        self.streams.values().find(|a| a.group == group)
+        self.streams().find(|a| a.group == group)
     }
 
-    /// The stream whose subjects match a published subject, if any.
-    pub fn stream_for_subject(&self, subj: &str) -> Option<&StreamAssignment> {
-        self.streams
-            .values()
+    /// The stream of `account` whose subjects match a published subject.
+    pub fn stream_for_subject(&self, account: &str, subj: &str) -> Option<&StreamAssignment> {
+        self.streams_in(account)
             .find(|a| a.config.subjects.iter().any(|f| subject::matches(f, subj)))
     }
 
     /// Number of stream replicas per node.
     pub fn load(&self) -> BTreeMap<u64, usize> {
         let mut load = BTreeMap::new();
-        for a in self.streams.values() {
+        for a in self.streams() {
             for p in &a.peers {
                 *load.entry(*p).or_insert(0) += 1;
             }
@@ -141,35 +157,44 @@ impl Catalog {
     pub fn apply(&mut self, cmd: &MetaCommand) -> MetaReply {
         match cmd {
             MetaCommand::CreateStream {
+                account,
                 config,
                 nodes,
                 now_ns,
                 incarnations,
-            } => self.create(config, nodes, *now_ns, incarnations),
+            } => self.create(account, config, nodes, *now_ns, incarnations),
             MetaCommand::UpdateStream {
+                account,
                 config,
                 nodes,
                 keep,
                 live,
             } => {
                 let prefer: Vec<u64> = keep.iter().chain(live).copied().collect();
-                self.update(config, nodes, &prefer)
+                self.update(account, config, nodes, &prefer)
             }
-            MetaCommand::DeleteStream { name } => match self.streams.remove(name) {
-                Some(assignment) => MetaReply::Deleted { assignment },
-                None => MetaReply::Error(ApiError::stream_not_found()),
-            },
+            MetaCommand::DeleteStream { account, name } => {
+                let removed = self.accounts.get_mut(account).and_then(|s| s.remove(name));
+                if self.accounts.get(account).is_some_and(BTreeMap::is_empty) {
+                    self.accounts.remove(account);
+                }
+                match removed {
+                    Some(assignment) => MetaReply::Deleted { assignment },
+                    None => MetaReply::Error(ApiError::stream_not_found()),
+                }
+            }
         }
     }
 
     fn create(
         &mut self,
+        account: &str,
         config: &StreamConfig,
         nodes: &[u64],
         now_ns: i64,
         incarnations: &BTreeMap<u64, u64>,
     ) -> MetaReply {
-        if let Some(existing) = self.streams.get(&config.name) {
+        if let Some(existing) = self.stream(account, &config.name) {
             if existing.config == *config {
                 return MetaReply::Stream {
                     assignment: existing.clone(),
@@ -178,7 +203,7 @@ impl Catalog {
             }
             return MetaReply::Error(ApiError::stream_name_in_use());
         }
-        if let Some(err) = self.overlap_error(&config.name, &config.subjects) {
+        if let Some(err) = self.overlap_error(account, &config.name, &config.subjects) {
             return MetaReply::Error(err);
         }
         let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(usize::MAX);
@@ -191,6 +216,7 @@ impl Catalog {
             .filter_map(|p| incarnations.get(p).map(|i| (*p, *i)))
             .collect();
         let assignment = StreamAssignment {
+            account: account.to_string(),
             config: config.clone(),
             group: self.next_group,
             peers,
@@ -200,18 +226,27 @@ impl Catalog {
             incarnations,
         };
         self.next_group += 1;
-        self.streams.insert(config.name.clone(), assignment.clone());
+        self.accounts
+            .entry(account.to_string())
+            .or_default()
+            .insert(config.name.clone(), assignment.clone());
         MetaReply::Stream {
             assignment,
             created: true,
         }
     }
 
-    fn update(&mut self, config: &StreamConfig, nodes: &[u64], prefer: &[u64]) -> MetaReply {
-        let Some(old) = self.streams.get(&config.name) else {
+    fn update(
+        &mut self,
+        account: &str,
+        config: &StreamConfig,
+        nodes: &[u64],
+        prefer: &[u64],
+    ) -> MetaReply {
+        let Some(old) = self.stream(account, &config.name) else {
             return MetaReply::Error(ApiError::stream_not_found());
         };
-        if let Some(err) = self.overlap_error(&config.name, &config.subjects) {
+        if let Some(err) = self.overlap_error(account, &config.name, &config.subjects) {
             return MetaReply::Error(err);
         }
         let replicas = usize::try_from(config.num_replicas.max(1)).unwrap_or(usize::MAX);
@@ -223,7 +258,11 @@ impl Catalog {
                 None => return MetaReply::Error(ApiError::no_suitable_peers()),
             }
         };
-        let Some(a) = self.streams.get_mut(&config.name) else {
+        let Some(a) = self
+            .accounts
+            .get_mut(account)
+            .and_then(|s| s.get_mut(&config.name))
+        else {
             return MetaReply::Error(ApiError::stream_not_found());
         };
         if peers != a.peers {
@@ -237,10 +276,10 @@ impl Catalog {
         }
     }
 
-    fn overlap_error(&self, name: &str, subjects: &[String]) -> Option<ApiError> {
+    /// Subjects may overlap only across accounts (each is its own subject space).
+    fn overlap_error(&self, account: &str, name: &str, subjects: &[String]) -> Option<ApiError> {
         let clash = self
-            .streams
-            .values()
+            .streams_in(account)
             .filter(|a| a.config.name != name)
             .any(|a| {
                 a.config
@@ -265,11 +304,44 @@ mod tests {
 
     fn create(cat: &mut Catalog, c: StreamConfig, nodes: &[u64]) -> MetaReply {
         cat.apply(&MetaCommand::CreateStream {
+            account: global_account(),
             config: c,
             nodes: nodes.to_vec(),
             now_ns: 7,
             incarnations: nodes.iter().map(|n| (*n, 100 + n)).collect(),
         })
+    }
+
+    #[test]
+    fn accounts_are_separate_name_and_subject_spaces() {
+        let mut cat = Catalog::default();
+        assert!(matches!(
+            create(&mut cat, cfg("A", &["a.>"], 1), &[1]),
+            MetaReply::Stream { created: true, .. }
+        ));
+        let other = cat.apply(&MetaCommand::CreateStream {
+            account: "ACC".into(),
+            config: cfg("A", &["a.>"], 1),
+            nodes: vec![1],
+            now_ns: 8,
+            incarnations: BTreeMap::new(),
+        });
+        let MetaReply::Stream {
+            assignment,
+            created: true,
+        } = other
+        else {
+            panic!("{other:?}")
+        };
+        assert_eq!(assignment.account, "ACC");
+        assert_ne!(assignment.group, cat.stream("$G", "A").unwrap().group);
+        assert_eq!(
+            cat.stream_for_subject("ACC", "a.1").map(|a| a.group),
+            Some(assignment.group)
+        );
+        assert!(cat.stream_for_subject("NONE", "a.1").is_none());
+        assert_eq!(cat.streams().count(), 2);
+        assert_eq!(cat.streams_in("$G").count(), 1);
     }
 
     #[test]
@@ -330,10 +402,16 @@ mod tests {
     fn delete_and_group_ids_are_never_reused() {
         let mut cat = Catalog::default();
         create(&mut cat, cfg("A", &["a"], 1), &[1]);
-        let del = cat.apply(&MetaCommand::DeleteStream { name: "A".into() });
+        let del = cat.apply(&MetaCommand::DeleteStream {
+            account: global_account(),
+            name: "A".into(),
+        });
         assert!(matches!(del, MetaReply::Deleted { .. }));
         assert_eq!(
-            cat.apply(&MetaCommand::DeleteStream { name: "A".into() }),
+            cat.apply(&MetaCommand::DeleteStream {
+                account: global_account(),
+                name: "A".into(),
+            }),
             MetaReply::Error(ApiError::stream_not_found())
         );
         let MetaReply::Stream { assignment, .. } = create(&mut cat, cfg("A", &["a"], 1), &[1])
@@ -341,8 +419,8 @@ mod tests {
             panic!()
         };
         assert_eq!(assignment.group, 2);
-        assert_eq!(cat.stream_for_subject("a").map(|a| a.group), Some(2));
-        assert_eq!(cat.stream_for_subject("b"), None);
+        assert_eq!(cat.stream_for_subject("$G", "a").map(|a| a.group), Some(2));
+        assert_eq!(cat.stream_for_subject("$G", "b"), None);
     }
 
     #[test]
@@ -355,6 +433,7 @@ mod tests {
             assignment,
             created: false,
         } = cat.apply(&MetaCommand::UpdateStream {
+            account: global_account(),
             config: c,
             nodes: vec![1, 2, 3],
             keep: None,
@@ -373,6 +452,7 @@ mod tests {
 
     fn update(cat: &mut Catalog, c: StreamConfig, keep: Option<u64>) -> MetaReply {
         cat.apply(&MetaCommand::UpdateStream {
+            account: global_account(),
             config: c,
             nodes: vec![1, 2, 3],
             keep,
@@ -385,7 +465,7 @@ mod tests {
         let mut cat = Catalog::default();
         create(&mut cat, cfg("A", &["a"], 1), &[1, 2, 3]);
         create(&mut cat, cfg("B", &["b"], 1), &[1, 2, 3]);
-        assert_eq!(cat.stream("B").unwrap().peers, vec![2]);
+        assert_eq!(cat.stream("$G", "B").unwrap().peers, vec![2]);
         let MetaReply::Stream { assignment: up, .. } = update(&mut cat, cfg("B", &["b"], 3), None)
         else {
             panic!()
@@ -404,7 +484,7 @@ mod tests {
             update(&mut cat, cfg("B", &["b"], 5), None),
             MetaReply::Error(ApiError::no_suitable_peers())
         );
-        assert_eq!(cat.stream("B").unwrap().peers, vec![3]);
+        assert_eq!(cat.stream("$G", "B").unwrap().peers, vec![3]);
         assert_eq!(cat.load(), BTreeMap::from([(1, 1), (3, 1)]));
     }
 }

@@ -239,7 +239,10 @@ impl Routes {
             name: self.name.clone(),
             client_url: self.client_url.clone(),
         })];
-        first.extend(local.table().map(|((account, subject, queue), weight)| {
+        let table = local
+            .table()
+            .filter(|_| !jetraft_types::bugs::enabled(jetraft_types::bugs::Bug::SkipResync));
+        first.extend(table.map(|((account, subject, queue), weight)| {
             Kind::Interest(Interest {
                 account: account.clone(),
                 subject: subject.clone(),
@@ -392,6 +395,9 @@ impl Router for Routes {
                 plain,
                 queues,
             });
+            if jetraft_types::bugs::enabled(jetraft_types::bugs::Bug::RouteTwice) {
+                p.push(entry.clone(), size);
+            }
             if p.push(entry, size) {
                 sent += 1;
                 p.stats.out_msgs.fetch_add(1, Ordering::Relaxed);

@@ -52,16 +52,21 @@ fn retryable(payload: &[u8]) -> bool {
 /// A client request as it travels between nodes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiRequest {
+    /// The requester's account: the stream names, subjects and API of that
+    /// account only.
+    #[serde(default = "jetraft_types::global_account")]
+    pub account: String,
     pub subject: String,
     pub headers: Option<Bytes>,
     pub payload: Bytes,
 }
 
 impl ApiRequest {
-    /// A request with no headers and no body (node-internal requests and
-    /// `STREAM.INFO` probes).
-    pub fn empty(subject: String) -> Self {
+    /// A request in `account` with no headers and no body (node-internal
+    /// requests and `STREAM.INFO` probes).
+    pub fn empty(account: &str, subject: String) -> Self {
         Self {
+            account: account.to_string(),
             subject,
             headers: None,
             payload: Bytes::new(),
@@ -159,7 +164,7 @@ impl Cluster {
         } else {
             let a = self
                 .catalog()
-                .stream(name)
+                .stream(jetraft_types::GLOBAL_ACCOUNT, name)
                 .cloned()
                 .ok_or_else(|| format!("stream {name} is not in this node's catalog"))?;
             self.host
@@ -232,7 +237,7 @@ impl Cluster {
     /// forwarded requests). A subject this node's catalog does not know yet
     /// gets no reply, as for a subject nobody serves.
     pub async fn dispatch_request(self: Arc<Self>, req: ApiRequest, hops: u32) -> Vec<Outbound> {
-        match jsapi::classify(&self, &req.subject) {
+        match jsapi::classify(&self, &req.account, &req.subject) {
             Some(op) => self.dispatch(op, req, hops).await,
             None => Vec::new(),
         }
@@ -269,7 +274,7 @@ impl Cluster {
     }
 
     async fn dispatch_once(self: Arc<Self>, op: &Op, req: ApiRequest, hops: u32) -> Vec<Outbound> {
-        let target = match jsapi::target(&self, op) {
+        let target = match jsapi::target(&self, &req.account, op) {
             Ok(Some(t)) => t,
             Ok(None) => return jsapi::execute(self.clone(), op.clone(), req).await,
             Err(out) => return out,
@@ -420,7 +425,7 @@ impl Cluster {
         op: &Op,
         req: &ApiRequest,
     ) -> Option<tokio::sync::oneshot::Receiver<crate::forwarder::Reply>> {
-        let Ok(Some(target)) = jsapi::target(self, op) else {
+        let Ok(Some(target)) = jsapi::target(self, &req.account, op) else {
             return None;
         };
         let (Target::StreamLeader(a), Route::Forward(peer)) = (&target, self.route(&target)) else {
@@ -442,7 +447,10 @@ impl Cluster {
                     return true;
                 }
             } else if let Some(peer) = a.peers.first() {
-                let probe = ApiRequest::empty(format!("{}{}", jsapi::STREAM_INFO, a.config.name));
+                let probe = ApiRequest::empty(
+                    &a.account,
+                    format!("{}{}", jsapi::STREAM_INFO, a.config.name),
+                );
                 if let Ok(out) = self.forward(*peer, &probe, MAX_HOPS - 1).await
                     && out.first().is_some_and(|o| !jsapi::is_error(&o.payload))
                 {
@@ -457,15 +465,24 @@ impl Cluster {
     /// Waits until every reachable node's catalog lists (or no longer lists)
     /// the stream, so a client may use any node as soon as a create or
     /// delete returns. Unreachable nodes are not waited for.
-    pub async fn await_catalog_everywhere(&self, name: &str, present: bool, within: Duration) {
+    pub async fn await_catalog_everywhere(
+        &self,
+        account: &str,
+        name: &str,
+        present: bool,
+        within: Duration,
+    ) {
         let deadline = tokio::time::Instant::now() + within;
         let me = self.host.me();
         for node in self.node_ids() {
             loop {
                 let has = if node == me {
-                    Some(self.catalog().stream(name).is_some())
+                    Some(self.catalog().stream(account, name).is_some())
                 } else {
-                    let probe = ApiRequest::empty(format!("{}{name}", jsapi::INTERNAL_CATALOG_HAS));
+                    let probe = ApiRequest::empty(
+                        account,
+                        format!("{}{name}", jsapi::INTERNAL_CATALOG_HAS),
+                    );
                     match self.forward(node, &probe, MAX_HOPS).await {
                         Ok(out) => out
                             .first()
@@ -590,13 +607,14 @@ enum Route {
 
 impl Backend for Cluster {
     fn take(&self, msg: &Inbound, reply_to: &ReplyTo) -> bool {
-        let Some(op) = jsapi::client_op(self, &msg.subject) else {
+        let Some(op) = jsapi::client_op(self, &msg.account, &msg.subject) else {
             return false;
         };
         let Some(me) = self.self_arc() else {
             return false;
         };
         let req = ApiRequest {
+            account: msg.account.clone(),
             subject: msg.subject.clone(),
             headers: msg.headers.clone(),
             payload: msg.payload.clone(),
@@ -694,7 +712,7 @@ impl ForwardHandler for Cluster {
         let answers: Vec<BoxFuture<'static, Vec<Outbound>>> = reqs
             .into_iter()
             .map(|req| {
-                let op = jsapi::classify(self, &req.subject);
+                let op = jsapi::classify(self, &req.account, &req.subject);
                 if let Some(Op::Publish(stream)) = &op
                     && let Ok((no_ack, reply)) = publish::queue(self, stream, req.clone())
                 {

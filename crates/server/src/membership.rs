@@ -146,7 +146,10 @@ async fn leaving_done(cluster: &Cluster, g: &Group, a: &StreamAssignment) -> boo
         return true;
     }
     for peer in &a.peers {
-        let probe = ApiRequest::empty(format!("{}{}", jsapi::INTERNAL_GROUP_MEMBERS, a.group));
+        let probe = ApiRequest::empty(
+            &a.account,
+            format!("{}{}", jsapi::INTERNAL_GROUP_MEMBERS, a.group),
+        );
         let Ok(out) = cluster.forward_to(*peer, &probe).await else {
             continue;
         };

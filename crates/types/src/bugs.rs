@@ -24,15 +24,23 @@ pub enum Bug {
     /// as if a restart kept what it held in memory: a restarted replica
     /// then votes and acks in a memory stream it forgot.
     MemoryRemembers,
+    /// Send every routed core NATS message to its node twice.
+    RouteTwice,
+    /// Open a route stream without this node's interest table: a peer that
+    /// restarted, or whose stream broke, never learns what was subscribed
+    /// before.
+    SkipResync,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 7] = [
         Bug::AckBeforeFsync,
         Bug::SkipDedup,
         Bug::SkipCasCheck,
         Bug::StaleLeaderRead,
         Bug::MemoryRemembers,
+        Bug::RouteTwice,
+        Bug::SkipResync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +50,8 @@ impl Bug {
             Bug::SkipCasCheck => "skip-cas-check",
             Bug::StaleLeaderRead => "stale-leader-read",
             Bug::MemoryRemembers => "memory-remembers",
+            Bug::RouteTwice => "route-twice",
+            Bug::SkipResync => "skip-resync",
         }
     }
 

@@ -17,3 +17,13 @@ pub use message::StoredMessage;
 
 /// RFC 3339 timestamps as nats-server formats them (owned by the stream/API work).
 pub mod rfc3339;
+
+/// The account every client belongs to until authentication assigns
+/// another (nats-server's global account). Streams, subjects and the
+/// JetStream API are separate per account.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+/// For serde defaults: [`GLOBAL_ACCOUNT`] as an owned string.
+pub fn global_account() -> String {
+    GLOBAL_ACCOUNT.to_string()
+}

@@ -4,6 +4,7 @@
 
 mod acked;
 mod cas;
+mod core;
 mod fatal;
 mod live;
 mod liveness;
@@ -66,6 +67,7 @@ pub fn check_all(history: &History, fin: &Final) -> Vec<String> {
     out.extend(liveness::check(history, fin));
     out.extend(progress::check(history, fin));
     out.extend(fatal::check(history));
+    out.extend(core::check(history, fin));
     out
 }
 

@@ -39,7 +39,7 @@ pub fn get(
     let Ok(query) = request.query() else {
         return status(408, "Bad Request");
     };
-    let Some(a) = cluster.catalog().stream(stream).cloned() else {
+    let Some(a) = cluster.catalog().stream(&req.account, stream).cloned() else {
         return status(404, "Message Not Found");
     };
     let Some(view) = cluster

@@ -118,20 +118,20 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
 
 /// What a subject asks for: an API call, a publish to a stream, or nothing
 /// of ours. Run once per request on each node it reaches.
-pub(crate) fn classify(cluster: &Cluster, subject: &str) -> Option<Op> {
+pub(crate) fn classify(cluster: &Cluster, account: &str, subject: &str) -> Option<Op> {
     if subject.starts_with(API_PREFIX) || subject.starts_with("$JR.INTERNAL.") {
         return parse_api(subject);
     }
     cluster
         .catalog()
-        .stream_for_subject(subject)
+        .stream_for_subject(account, subject)
         .map(|a| Op::Publish(a.config.name.clone()))
 }
 
 /// The operation of a client publish that JetStream handles, or `None`
 /// (internal subjects never are: they come only from other nodes).
-pub(crate) fn client_op(cluster: &Cluster, subject: &str) -> Option<Op> {
-    let op = classify(cluster, subject)?;
+pub(crate) fn client_op(cluster: &Cluster, account: &str, subject: &str) -> Option<Op> {
+    let op = classify(cluster, account, subject)?;
     let taken = match &op {
         Op::InternalConfig(_)
         | Op::InternalExpire(_)
@@ -141,7 +141,7 @@ pub(crate) fn client_op(cluster: &Cluster, subject: &str) -> Option<Op> {
         // nats-server subscribes to direct gets only for allow_direct streams.
         Op::DirectGet { stream, .. } => cluster
             .catalog()
-            .stream(stream)
+            .stream(account, stream)
             .is_some_and(|a| a.config.allow_direct),
         _ => true,
     };
@@ -150,11 +150,15 @@ pub(crate) fn client_op(cluster: &Cluster, subject: &str) -> Option<Op> {
 
 /// Where the request must run; `Ok(None)` = right here (node-internal
 /// questions about this node's own view). `Err` carries an immediate error reply.
-pub(crate) fn target(cluster: &Cluster, op: &Op) -> Result<Option<Target>, Vec<Outbound>> {
+pub(crate) fn target(
+    cluster: &Cluster,
+    account: &str,
+    op: &Op,
+) -> Result<Option<Target>, Vec<Outbound>> {
     let stream = |name: &str| {
         cluster
             .catalog()
-            .stream(name)
+            .stream(account, name)
             .cloned()
             .ok_or_else(|| error_reply(op, ApiError::stream_not_found()))
     };
@@ -181,11 +185,11 @@ pub(crate) fn target(cluster: &Cluster, op: &Op) -> Result<Option<Target>, Vec<O
 /// Runs a request on this node (the routing decided it belongs here).
 pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> Vec<Outbound> {
     match op {
-        Op::Info => json(streams::account_info(&cluster).await),
+        Op::Info => json(streams::account_info(&cluster, &req.account).await),
         Op::Create(name) => json(streams::create(&cluster, &name, &req).await),
         Op::Update(name) => json(streams::update(&cluster, &name, &req).await),
         Op::StreamInfo(name) => json(streams::info(&cluster, &name, &req).await),
-        Op::Delete(name) => json(streams::delete(&cluster, &name).await),
+        Op::Delete(name) => json(streams::delete(&cluster, &req.account, &name).await),
         Op::Purge(name) => json(streams::purge(&cluster, &name, &req).await),
         Op::Names => json(streams::names(&cluster, &req).await),
         Op::List => json(streams::list(cluster.clone(), &req).await),
@@ -196,10 +200,12 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
         }
         Op::Publish(name) => publish::publish(&cluster, &name, req).await,
         Op::InternalConfig(name) => json(streams::apply_config(&cluster, &name, &req).await),
-        Op::InternalExpire(name) => json(streams::expire(&cluster, &name).await),
-        Op::InternalStreamLeader(name) => json(streams::leader_hint_reply(&cluster, &name)),
+        Op::InternalExpire(name) => json(streams::expire(&cluster, &req.account, &name).await),
+        Op::InternalStreamLeader(name) => {
+            json(streams::leader_hint_reply(&cluster, &req.account, &name))
+        }
         Op::InternalCatalogHas(name) => json(
-            serde_json::json!({ "has": cluster.catalog().stream(&name).is_some() })
+            serde_json::json!({ "has": cluster.catalog().stream(&req.account, &name).is_some() })
                 .to_string()
                 .into_bytes(),
         ),

@@ -43,7 +43,7 @@ pub(crate) fn queue_then(
     req: ApiRequest,
     then: impl FnOnce(bool, Reply) + Send + 'static,
 ) -> Result<bool, ApiError> {
-    let (no_ack, g) = led_group_with(cluster, stream, |a| a.config.no_ack)?;
+    let (no_ack, g) = led_group_with(cluster, &req.account, stream, |a| a.config.no_ack)?;
     let cmd = StreamCommand::Publish {
         subject: req.subject,
         headers: req.headers,

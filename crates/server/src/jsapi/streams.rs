@@ -40,14 +40,14 @@ fn flatten(type_name: &str, r: Reply) -> Vec<u8> {
     r.unwrap_or_else(|e| api::render_error(type_name, &e))
 }
 
-pub async fn account_info(cluster: &Cluster) -> Vec<u8> {
+pub async fn account_info(cluster: &Cluster, account: &str) -> Vec<u8> {
     if let Err(e) = cluster.meta_read_barrier().await {
         return api::render_error(types::ACCOUNT_INFO, &e);
     }
     let catalog = cluster.catalog();
     let used = |kind: StorageType| -> u64 {
         catalog
-            .streams()
+            .streams_in(account)
             .filter(|a| a.config.storage == kind)
             .filter_map(|a| cluster.host().group(a.group))
             .filter_map(|g| g.sm.stream_view())
@@ -57,7 +57,7 @@ pub async fn account_info(cluster: &Cluster) -> Vec<u8> {
     // Like nats-server: the `max_bytes` of every stream that sets one.
     let reserved = |kind: StorageType| -> u64 {
         catalog
-            .streams()
+            .streams_in(account)
             .filter(|a| a.config.storage == kind && a.config.max_bytes > 0)
             .map(|a| a.config.max_bytes as u64)
             .sum()
@@ -67,7 +67,7 @@ pub async fn account_info(cluster: &Cluster) -> Vec<u8> {
         storage: used(StorageType::File),
         reserved_memory: reserved(StorageType::Memory),
         reserved_storage: reserved(StorageType::File),
-        streams: catalog.streams().count() as u64,
+        streams: catalog.streams_in(account).count() as u64,
         consumers: 0,
         limits: AccountLimits::default(),
         domain: None,
@@ -106,6 +106,7 @@ async fn create_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
         StorageType::Memory => cluster.host().seen_incarnations(StorageType::Memory),
     };
     let cmd = MetaCommand::CreateStream {
+        account: req.account.clone(),
         config,
         nodes: cluster.node_ids(),
         now_ns: cluster.now_ns(),
@@ -125,6 +126,11 @@ async fn create_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     {
         return Err(ApiError::cluster_not_avail());
     }
+    // Publishing through any node works as soon as the create returns:
+    // each node takes a stream's subjects once its catalog lists it.
+    cluster
+        .await_catalog_everywhere(&req.account, name, true, CATALOG_WAIT)
+        .await;
     let info = remote_info(cluster, &assignment).await?;
     Ok(api::render(
         types::STREAM_CREATE,
@@ -140,7 +146,7 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
     let Some(me) = cluster.arc() else {
         return Err(ApiError::cluster_not_avail());
     };
-    let probe = ApiRequest::empty(format!("{STREAM_INFO}{}", a.config.name));
+    let probe = ApiRequest::empty(&a.account, format!("{STREAM_INFO}{}", a.config.name));
     let out = me.dispatch_request(probe, 0).await;
     let body = out.first().map(|o| o.payload.clone()).unwrap_or_default();
     let v: serde_json::Value =
@@ -158,11 +164,10 @@ async fn leader_hint(cluster: &Cluster, a: &StreamAssignment) -> LeaderHint {
     let Some(me) = cluster.arc() else {
         return LeaderHint::default();
     };
-    let probe = ApiRequest::empty(format!(
-        "{}{}",
-        super::INTERNAL_STREAM_LEADER,
-        a.config.name
-    ));
+    let probe = ApiRequest::empty(
+        &a.account,
+        format!("{}{}", super::INTERNAL_STREAM_LEADER, a.config.name),
+    );
     let mut hint = LeaderHint::parse(cluster, &me.dispatch_request(probe.clone(), 0).await);
     // A follower answered: only the leader knows which voters are live.
     if let Some(leader) = hint.leader
@@ -212,10 +217,10 @@ impl LeaderHint {
 /// and, from the leader itself, its live voters ([`Group::current_voters`]).
 ///
 /// [`Group::current_voters`]: jetraft_raft::Group::current_voters
-pub fn leader_hint_reply(cluster: &Cluster, name: &str) -> Vec<u8> {
+pub fn leader_hint_reply(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
     let group = cluster
         .catalog()
-        .stream(name)
+        .stream(account, name)
         .and_then(|a| cluster.host().group(a.group));
     let leader = group
         .as_ref()
@@ -242,7 +247,7 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     }
     let old = cluster
         .catalog()
-        .stream(name)
+        .stream(&req.account, name)
         .cloned()
         .ok_or_else(ApiError::stream_not_found)?;
     let mut config = StreamConfig::check_update(&old.config, config)?;
@@ -259,6 +264,7 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     };
     let assignment = match cluster
         .propose_meta(MetaCommand::UpdateStream {
+            account: req.account.clone(),
             config: config.clone(),
             nodes: cluster.node_ids(),
             keep: hint.leader,
@@ -274,6 +280,7 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
         return Err(ApiError::cluster_not_avail());
     };
     let apply = ApiRequest {
+        account: req.account.clone(),
         subject: format!("{}{name}", super::INTERNAL_STREAM_CONFIG),
         headers: None,
         payload: serde_json::to_vec(&config)
@@ -299,7 +306,7 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
 /// Runs in the stream's group: adopt the config the meta group accepted.
 pub async fn apply_config(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = async {
-        let (_, g) = led_group(cluster, name)?;
+        let (_, g) = led_group(cluster, &req.account, name)?;
         let config: StreamConfig =
             serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
         match propose(cluster, &g, StreamCommand::UpdateConfig(Box::new(config))).await? {
@@ -311,9 +318,9 @@ pub async fn apply_config(cluster: &Cluster, name: &str, req: &ApiRequest) -> Ve
 }
 
 /// Runs on the stream leader: drop messages older than `max_age`.
-pub async fn expire(cluster: &Cluster, name: &str) -> Vec<u8> {
+pub async fn expire(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
     let r = async {
-        let (_, g) = led_group(cluster, name)?;
+        let (_, g) = led_group(cluster, account, name)?;
         match propose(cluster, &g, StreamCommand::Expire).await? {
             StreamReply::Error(e) => Err(e),
             StreamReply::Expired(n) => Ok(PurgeResponse {
@@ -329,17 +336,18 @@ pub async fn expire(cluster: &Cluster, name: &str) -> Vec<u8> {
     respond(types::STREAM_PURGE, r.await)
 }
 
-pub async fn delete(cluster: &Cluster, name: &str) -> Vec<u8> {
+pub async fn delete(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
     let r = async {
         match cluster
             .propose_meta(MetaCommand::DeleteStream {
+                account: account.to_string(),
                 name: name.to_string(),
             })
             .await?
         {
             MetaReply::Deleted { .. } => {
                 cluster
-                    .await_catalog_everywhere(name, false, CATALOG_WAIT)
+                    .await_catalog_everywhere(account, name, false, CATALOG_WAIT)
                     .await;
                 Ok(SuccessResponse { success: true })
             }
@@ -353,21 +361,23 @@ pub async fn delete(cluster: &Cluster, name: &str) -> Vec<u8> {
 /// The stream's group, which this node must lead.
 pub(crate) fn led_group(
     cluster: &Cluster,
+    account: &str,
     name: &str,
 ) -> Result<(StreamAssignment, Group), ApiError> {
-    led_group_with(cluster, name, StreamAssignment::clone)
+    led_group_with(cluster, account, name, StreamAssignment::clone)
 }
 
 /// Like [`led_group`], taking only what `pick` reads from the assignment
 /// (the publish path does not clone the whole config).
 pub(crate) fn led_group_with<T>(
     cluster: &Cluster,
+    account: &str,
     name: &str,
     pick: impl FnOnce(&StreamAssignment) -> T,
 ) -> Result<(T, Group), ApiError> {
     let catalog = cluster.catalog();
     let a = catalog
-        .stream(name)
+        .stream(account, name)
         .ok_or_else(ApiError::stream_not_found)?;
     let g = cluster
         .host()
@@ -382,8 +392,12 @@ pub(crate) fn led_group_with<T>(
 /// [`led_group`], and leadership confirmed for a read (decision 33): what
 /// is read after it includes every write acknowledged before the request
 /// arrived. A deposed leader gets "not the leader" or 503/10008.
-async fn read_group(cluster: &Cluster, name: &str) -> Result<(StreamAssignment, Group), ApiError> {
-    let (a, g) = led_group(cluster, name)?;
+async fn read_group(
+    cluster: &Cluster,
+    account: &str,
+    name: &str,
+) -> Result<(StreamAssignment, Group), ApiError> {
+    let (a, g) = led_group(cluster, account, name)?;
     g.read_barrier()
         .await
         .map_err(|e| crate::cluster::proposal_failed(g.id, e))?;
@@ -403,7 +417,7 @@ pub(crate) async fn propose(
 pub async fn info(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let opts: StreamInfoRequest = parse_body(&req.payload)?;
-        let (a, g) = read_group(cluster, name).await?;
+        let (a, g) = read_group(cluster, &req.account, name).await?;
         let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
         let mut info = stream_info(cluster, &a, &g, &view);
         info.config = info.config.with_dynamic_metadata();
@@ -486,7 +500,7 @@ pub async fn purge(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let request: PurgeRequest = parse_body(&req.payload)?;
         request.validate()?;
-        let (_, g) = led_group(cluster, name)?;
+        let (_, g) = led_group(cluster, &req.account, name)?;
         match propose(cluster, &g, StreamCommand::Purge(request)).await? {
             StreamReply::Purged(n) => Ok(PurgeResponse {
                 success: true,
@@ -505,7 +519,7 @@ pub async fn msg_delete(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<
             return Err(ApiError::bad_request());
         }
         let request: MsgDeleteRequest = super::parse_json(&req.payload)?;
-        let (_, g) = led_group(cluster, name)?;
+        let (_, g) = led_group(cluster, &req.account, name)?;
         let cmd = StreamCommand::DeleteMsg {
             seq: request.seq,
             no_erase: request.no_erase,
@@ -524,7 +538,7 @@ pub async fn msg_get(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8>
         // Empty is the default request, which asks for nothing: 10003.
         let request: MsgGetRequest = parse_body(&req.payload)?;
         let query = request.query()?;
-        let (_, g) = read_group(cluster, name).await?;
+        let (_, g) = read_group(cluster, &req.account, name).await?;
         let view = g.sm.stream_view().ok_or_else(ApiError::cluster_not_avail)?;
         let found = lookup(&view, &query).map_err(ApiError::stream_store_failed)?;
         let msg = found.ok_or_else(ApiError::no_message_found)?;
@@ -550,7 +564,7 @@ pub async fn names(cluster: &Cluster, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let request: StreamNamesRequest = parse_body(&req.payload)?;
         cluster.meta_read_barrier().await?;
-        let all = filtered(cluster, request.subject.as_deref());
+        let all = filtered(cluster, &req.account, request.subject.as_deref());
         let streams: Vec<String> = all
             .iter()
             .skip(request.offset)
@@ -567,10 +581,14 @@ pub async fn names(cluster: &Cluster, req: &ApiRequest) -> Vec<u8> {
     respond(types::STREAM_NAMES, r.await)
 }
 
-fn filtered(cluster: &Cluster, subject_filter: Option<&str>) -> Vec<StreamAssignment> {
+fn filtered(
+    cluster: &Cluster,
+    account: &str,
+    subject_filter: Option<&str>,
+) -> Vec<StreamAssignment> {
     let catalog = cluster.catalog();
     catalog
-        .streams()
+        .streams_in(account)
         .filter(|a| {
             subject_filter
                 .filter(|f| !f.is_empty())
@@ -584,7 +602,7 @@ pub async fn list(cluster: Arc<Cluster>, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let request: StreamNamesRequest = parse_body(&req.payload)?;
         cluster.meta_read_barrier().await?;
-        let all = filtered(&cluster, request.subject.as_deref());
+        let all = filtered(&cluster, &req.account, request.subject.as_deref());
         let mut streams = Vec::new();
         let mut missing = Vec::new();
         for a in all.iter().skip(request.offset).take(api::LIST_PAGE_LIMIT) {
