@@ -6,10 +6,17 @@
 #   interval: jetraft sync = "interval" vs nats-server's default
 # Prints one table (medians over rounds) with the ratio jetraft/nats-server.
 # Stops only the processes it started.
+# Modes: the JetStream ones of `jetraft bench` (sync async multi consume),
+# and two of core NATS between nodes, with no stream (durability does not
+# apply to them; they run in each DURABILITY's clusters all the same):
+#   corepub:  CORE_MSGS messages published on node 1 as fast as possible,
+#             one subscriber each on nodes 2 and 3 (rate of the slower one)
+#   corereq:  MSGS requests one at a time from node 1 to a responder on node 2
 #
 #   benches/compare.sh                      # 128-byte messages, R3, 4 rounds
 #   ROUNDS=5 MSGS=20000 SIZE=1024 benches/compare.sh
 #   JETRAFT_BIN=target/release/jetraft MODES="sync async" benches/compare.sh
+#   MODES="corepub corereq" DURABILITY=durable benches/compare.sh
 #   BASELINE_BIN=/tmp/jetraft-before benches/compare.sh   # also an older build, in the same rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +24,7 @@ cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-4}"
 MSGS="${MSGS:-5000}"
 ASYNC_MSGS="${ASYNC_MSGS:-50000}"
+CORE_MSGS="${CORE_MSGS:-200000}" # corepub's messages
 SIZE="${SIZE:-128}"
 REPLICAS="${REPLICAS:-3}"
 WINDOW="${WINDOW:-256}"
@@ -72,7 +80,7 @@ wait_http() { # URL: until it answers 200
 }
 
 # --- clusters ---------------------------------------------------------------
-start_nats() { # durability → sets CLUSTER_PIDS, URL
+start_nats() { # durability → sets CLUSTER_PIDS, URL, URLS
   local dur="$1" ports; ports=($(free_ports 9)); CLUSTER_PIDS=()
   local sync=""; [ "$dur" = durable ] && sync="sync_interval: always"
   for i in 0 1 2; do
@@ -94,9 +102,10 @@ EOF
   for i in 0 1 2; do wait_http "http://127.0.0.1:${ports[$((6+i))]}/healthz?js-enabled-only=true"; done
   sleep 2 # meta leader election
   URL="nats://127.0.0.1:${ports[0]}"
+  URLS="$URL,nats://127.0.0.1:${ports[1]},nats://127.0.0.1:${ports[2]}"
 }
 
-start_jetraft() { # durability [binary tag] → sets CLUSTER_PIDS, URL
+start_jetraft() { # durability [binary tag] → sets CLUSTER_PIDS, URL, URLS
   local dur="$1" bin="${2:-$JETRAFT_BIN}" tag="${3:-jetraft}" ports; ports=($(free_ports 9)); CLUSTER_PIDS=()
   local sync=always; [ "$dur" = interval ] && sync=interval
   local peers="n1=127.0.0.1:${ports[3]},n2=127.0.0.1:${ports[4]},n3=127.0.0.1:${ports[5]}"
@@ -109,6 +118,7 @@ start_jetraft() { # durability [binary tag] → sets CLUSTER_PIDS, URL
   done
   for i in 0 1 2; do wait_http "http://127.0.0.1:${ports[$((6+i))]}/healthz"; done
   URL="nats://127.0.0.1:${ports[0]}"
+  URLS="$URL,nats://127.0.0.1:${ports[1]},nats://127.0.0.1:${ports[2]}"
 }
 
 stop_cluster() {
@@ -124,28 +134,29 @@ cpu_ticks() { # pids... → their user + system CPU so far, in clock ticks
   echo "$t"
 }
 
-bench() { # system durability mode round url pids...
-  local sys="$1" dur="$2" mode="$3" round="$4" url="$5" n="$MSGS" before after
-  shift 5
+bench() { # system durability mode round url urls pids...
+  local sys="$1" dur="$2" mode="$3" round="$4" url="$5" urls="$6" n="$MSGS" before after
+  shift 6
   [ "$mode" = async ] && n="$ASYNC_MSGS"
+  [ "$mode" = corepub ] && n="$CORE_MSGS"
   before=$(cpu_ticks "$@")
-  "$JETRAFT_BIN" bench --url "$url" --mode "$mode" --msgs "$n" --size "$SIZE" \
+  "$JETRAFT_BIN" bench --url "$url" --urls "$urls" --mode "$mode" --msgs "$n" --size "$SIZE" \
     --replicas "$REPLICAS" --window "$WINDOW" --label "$sys" \
     --json "$WORK/result-$sys-$dur-$mode-$round.json" 2>>"$WORK/bench.log" >&2
   after=$(cpu_ticks "$@")
   # The three servers' CPU per publish (creating and deleting the stream
-  # included), in µs.
-  echo "$(( (after - before) * 1000000 / $(getconf CLK_TCK) / n ))" \
+  # included; per message or request in the core modes), in µs.
+  awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN { printf "%.2f\n", t * 1e6 / hz / n }' \
     >"$WORK/cpu-$sys-$dur-$mode-$round.txt"
 }
 
 for dur in $DURABILITY; do
   log "== $dur =="
-  start_nats "$dur"; NATS_URL="$URL"; NATS_PIDS=("${CLUSTER_PIDS[@]}")
-  start_jetraft "$dur"; JR_URL="$URL"; JR_PIDS=("${CLUSTER_PIDS[@]}")
+  start_nats "$dur"; NATS_URL="$URL"; NATS_URLS="$URLS"; NATS_PIDS=("${CLUSTER_PIDS[@]}")
+  start_jetraft "$dur"; JR_URL="$URL"; JR_URLS="$URLS"; JR_PIDS=("${CLUSTER_PIDS[@]}")
   BASE_PIDS=()
   if [ -n "${BASELINE_BIN:-}" ]; then
-    start_jetraft "$dur" "$BASELINE_BIN" jetraft-base; BASE_URL="$URL"; BASE_PIDS=("${CLUSTER_PIDS[@]}")
+    start_jetraft "$dur" "$BASELINE_BIN" jetraft-base; BASE_URL="$URL"; BASE_URLS="$URLS"; BASE_PIDS=("${CLUSTER_PIDS[@]}")
   fi
   # Who goes first rotates from round to round: a run pays for the
   # background work (memtable flushes, compactions, Go's GC) the run before
@@ -160,12 +171,12 @@ for dur in $DURABILITY; do
       for k in $(seq 0 $((${#SYSTEMS[@]} - 1))); do
         sys="${SYSTEMS[$(( (round - 1 + k) % ${#SYSTEMS[@]} ))]}"
         case "$sys" in
-          jetraft) url="$JR_URL"; pids=("${JR_PIDS[@]}") ;;
-          nats-server) url="$NATS_URL"; pids=("${NATS_PIDS[@]}") ;;
-          jetraft-base) url="$BASE_URL"; pids=("${BASE_PIDS[@]}") ;;
+          jetraft) url="$JR_URL"; urls="$JR_URLS"; pids=("${JR_PIDS[@]}") ;;
+          nats-server) url="$NATS_URL"; urls="$NATS_URLS"; pids=("${NATS_PIDS[@]}") ;;
+          jetraft-base) url="$BASE_URL"; urls="$BASE_URLS"; pids=("${BASE_PIDS[@]}") ;;
         esac
         sleep "$SETTLE"
-        log "round $round/$ROUNDS $mode: $sys"; bench "$sys" "$dur" "$mode" "$round" "$url" "${pids[@]}"
+        log "round $round/$ROUNDS $mode: $sys"; bench "$sys" "$dur" "$mode" "$round" "$url" "$urls" "${pids[@]}"
       done
     done
   done

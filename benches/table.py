@@ -19,7 +19,7 @@ for path in glob.glob(os.path.join(work, "result-*.json")):
     dur, mode, _round = rest[:-5].split("-")
     cpu = os.path.join(work, f"cpu-{system}-{dur}-{mode}-{_round}.txt")
     if os.path.exists(cpu):
-        r["cpu_us_per_msg"] = int(open(cpu).read())
+        r["cpu_us_per_msg"] = float(open(cpu).read())
     runs.setdefault((dur, mode), {}).setdefault(system, []).append(r)
 
 # "cpu µs": the three servers' CPU time per publish (compare.sh reads it
@@ -29,12 +29,18 @@ FIGURES = {
     "async": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate"), ("cpu µs", "cpu")],
     "multi": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate")],
     "consume": [("msgs/s", "rate")],
+    # Core NATS between nodes (no stream): the slower subscriber's rate,
+    # and request/reply latency.
+    "corepub": [("msgs/s", "rate"), ("MB/s", "mbps"), ("cpu µs", "cpu")],
+    "corereq": [("p50 µs", "p50"), ("p90 µs", "p90"), ("p99 µs", "p99"), ("max µs", "max"), ("cpu µs", "cpu")],
 }
 
 
 def figure(r, key):
     if key == "cpu":
         return r.get("cpu_us_per_msg")
+    if key == "mbps":
+        return r["bytes_per_sec"] / 1e6
     return r["msgs_per_sec"] if key == "rate" else r["latency_us"][key]
 
 
@@ -60,7 +66,9 @@ for (dur, mode), by in sorted(runs.items()):
             values = [v for r in by.get(system, []) if (v := figure(r, key)) is not None]
             med[system] = statistics.median(values) if values else None
         j, n = med["jetraft"], med["nats-server"]
-        fmt = lambda v: "-" if v is None else f"{v:,.0f}"
+        # A core NATS message costs the servers a few µs of CPU.
+        digits = 1 if key == "mbps" or (key == "cpu" and mode == "corepub") else 0
+        fmt = lambda v: "-" if v is None else f"{v:,.{digits}f}"
         rounds = min(len(by.get(s, [])) for s in SYSTEMS)
         line = f"{dur:<10} {mode:<7} {name:<8} {fmt(j):>12} {fmt(n):>12} {ratio(j, n):>7}"
         if base:

@@ -7,7 +7,13 @@
 //! is unique and the stream holds what was acked), removes the stream, and
 //! prints percentiles and throughput (optionally as JSON and as an SVG
 //! percentile plot).
+//!
+//! Two modes measure core NATS between nodes instead (no stream):
+//! `corepub` (fan-out throughput to subscribers on two other nodes) and
+//! `corereq` (request/reply latency to a responder on another node); see
+//! `core_nats.rs`.
 
+mod core_nats;
 mod modes;
 mod plot;
 mod report;
@@ -33,6 +39,24 @@ pub enum Mode {
     Multi,
     /// Publish `--msgs`, then read them back with a pull consumer.
     Consume,
+    /// Core NATS, no stream: publish `--msgs` as fast as possible on node 1
+    /// (`--urls`), one subscriber each on nodes 2 and 3; throughput as the
+    /// slower subscriber receives it.
+    #[value(name = "corepub")]
+    #[serde(rename = "corepub")]
+    CorePub,
+    /// Core NATS, no stream: `--msgs` sequential requests from node 1 to a
+    /// responder on node 2 (`--urls`) that echoes the payload; latency.
+    #[value(name = "corereq")]
+    #[serde(rename = "corereq")]
+    CoreReq,
+}
+
+impl Mode {
+    /// Core NATS between nodes: no stream, roles on the nodes of `--urls`.
+    pub fn is_core(self) -> bool {
+        matches!(self, Mode::CorePub | Mode::CoreReq)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -48,6 +72,12 @@ pub struct BenchArgs {
     /// NATS URL of any node.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     pub url: String,
+    /// NATS URLs of three nodes for the core modes, comma separated: the
+    /// publisher (or requester) connects to the first, the subscribers to
+    /// the second and third (the responder to the second). Without it
+    /// every role connects to `--url`.
+    #[arg(long, value_delimiter = ',')]
+    pub urls: Vec<String>,
     #[arg(long, value_enum, default_value_t = Mode::Sync)]
     pub mode: Mode,
     /// Messages to measure (after the warm-up).
@@ -120,6 +150,13 @@ pub async fn run(args: &BenchArgs) -> Result<Report> {
     if args.msgs == 0 || args.window == 0 || args.publishers == 0 {
         bail!("--msgs, --window and --publishers must be at least 1");
     }
+    if args.mode.is_core() {
+        if args.mode == Mode::CorePub && args.plot.is_some() {
+            bail!("--plot needs latencies; corepub measures throughput only");
+        }
+        let outcome = core_nats::run(args).await?;
+        return finish(args, &outcome);
+    }
     let client = async_nats::ConnectOptions::new()
         .request_timeout(Some(Duration::from_secs(10)))
         .connect(&args.url)
@@ -137,7 +174,12 @@ pub async fn run(args: &BenchArgs) -> Result<Report> {
     }
     let outcome = outcome?;
     check?;
-    let report = Report::new(args, &outcome);
+    finish(args, &outcome)
+}
+
+/// Prints the report and writes the files asked for.
+fn finish(args: &BenchArgs, outcome: &modes::Outcome) -> Result<Report> {
+    let report = Report::new(args, outcome);
     println!("{}", report.render());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)

@@ -26,22 +26,22 @@ pub struct Outcome {
     pub seqs: Vec<u64>,
 }
 
-fn histogram() -> Result<Histogram<u64>> {
+pub(crate) fn histogram() -> Result<Histogram<u64>> {
     // 1 µs to 100 s, 3 significant digits.
     Ok(Histogram::new_with_bounds(1, 100_000_000, 3)?)
 }
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Prints `done/total, rate` to stderr every second until dropped.
-struct Progress {
+pub(crate) struct Progress {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Progress {
-    fn start(what: &'static str, done: Arc<AtomicU64>, total: u64) -> Self {
+    pub(crate) fn start(what: &'static str, done: Arc<AtomicU64>, total: u64) -> Self {
         let task = tokio::spawn(async move {
             let started = now();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -171,6 +171,7 @@ pub async fn run(js: &jetstream::Context, args: &BenchArgs) -> Result<Outcome> {
             let h = consume(js, args, &done).await?;
             (h, Vec::new(), args.msgs)
         }
+        Mode::CorePub | Mode::CoreReq => bail!("{:?} needs no stream (core_nats.rs)", args.mode),
     };
     let elapsed = started.elapsed();
     seqs.extend(measured_seqs);

@@ -39,7 +39,10 @@ impl Report {
         let h = &o.hist;
         Self {
             label: args.label.clone(),
-            url: args.url.clone(),
+            url: match crate::core_nats::role_urls(args) {
+                Ok(urls) if args.mode.is_core() => urls.join(","),
+                _ => args.url.clone(),
+            },
             mode: args.mode,
             msgs: o.measured,
             size: args.size,
@@ -64,13 +67,39 @@ impl Report {
     /// One line a person reads.
     pub fn render(&self) -> String {
         let l = &self.latency_us;
+        let label = if self.label.is_empty() {
+            String::new()
+        } else {
+            format!("[{}] ", self.label)
+        };
+        match self.mode {
+            Mode::CorePub => {
+                return format!(
+                    "{label}corepub {}B x {}, node 1 to nodes 2 and 3: {:.0} msgs/s ({:.2} MB/s) at the slower subscriber in {:.2}s",
+                    self.size,
+                    self.msgs,
+                    self.msgs_per_sec,
+                    self.bytes_per_sec / 1e6,
+                    self.seconds
+                );
+            }
+            Mode::CoreReq => {
+                return format!(
+                    "{label}corereq {}B x {}, node 1 to node 2 and back: p50 {} µs, p90 {} µs, p99 {} µs, max {} µs; {:.0} requests/s in {:.2}s",
+                    self.size,
+                    self.msgs,
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.max,
+                    self.msgs_per_sec,
+                    self.seconds
+                );
+            }
+            Mode::Sync | Mode::Async | Mode::Multi | Mode::Consume => {}
+        }
         format!(
-            "{}{:?} R{} {:?} {}B x {}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; {:.0} msgs/s ({:.2} MB/s) in {:.2}s",
-            if self.label.is_empty() {
-                String::new()
-            } else {
-                format!("[{}] ", self.label)
-            },
+            "{label}{:?} R{} {:?} {}B x {}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; {:.0} msgs/s ({:.2} MB/s) in {:.2}s",
             self.mode,
             self.replicas,
             self.storage,

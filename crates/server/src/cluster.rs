@@ -31,7 +31,7 @@ use crate::monitor::{Jsz, StreamReplica};
 
 /// How many times one request may be forwarded before giving up (leaders
 /// moving while the request travels).
-const MAX_HOPS: u32 = 4;
+pub(crate) const MAX_HOPS: u32 = 4;
 /// Attempts for a request that did not run because no leader was reachable.
 const RETRY_ATTEMPTS: u32 = 25;
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -76,7 +76,7 @@ impl ApiRequest {
 
 /// A reply as it travels back to the node that forwarded the request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct WireOutbound {
+pub struct WireOutbound {
     headers: Option<Bytes>,
     payload: Bytes,
 }
@@ -275,8 +275,7 @@ impl Cluster {
 
     async fn dispatch_once(self: Arc<Self>, op: &Op, req: ApiRequest, hops: u32) -> Vec<Outbound> {
         let target = match jsapi::target(&self, &req.account, op) {
-            Ok(Some(t)) => t,
-            Ok(None) => return jsapi::execute(self.clone(), op.clone(), req).await,
+            Ok(t) => t,
             Err(out) => return out,
         };
         match self.route(&target) {
@@ -339,23 +338,11 @@ impl Cluster {
         req: &ApiRequest,
         hops: u32,
     ) -> io::Result<Vec<Outbound>> {
-        let payload = jetraft_raft::codec::encode(req)?;
-        let reply = self
-            .host
-            .peers
-            .forward(peer, 0, payload, hops, false)
-            .await?;
-        let outs: Vec<WireOutbound> = jetraft_raft::codec::decode(&reply)?;
-        Ok(outs.into_iter().map(Outbound::from).collect())
-    }
-
-    /// Sends a request to `peer` to run there (not forwarded further).
-    pub(crate) async fn forward_to(
-        &self,
-        peer: NodeId,
-        req: &ApiRequest,
-    ) -> io::Result<Vec<Outbound>> {
-        self.forward(peer, req, MAX_HOPS).await
+        let call = crate::calls::NodeCall::Api(req.clone());
+        Ok(self
+            .call_with_hops(peer, &call, hops)
+            .await?
+            .into_outbound())
     }
 
     /// The node id of a node name (as API replies name nodes).
@@ -425,7 +412,7 @@ impl Cluster {
         op: &Op,
         req: &ApiRequest,
     ) -> Option<tokio::sync::oneshot::Receiver<crate::forwarder::Reply>> {
-        let Ok(Some(target)) = jsapi::target(self, &req.account, op) else {
+        let Ok(target) = jsapi::target(self, &req.account, op) else {
             return None;
         };
         let (Target::StreamLeader(a), Route::Forward(peer)) = (&target, self.route(&target)) else {
@@ -479,18 +466,13 @@ impl Cluster {
                 let has = if node == me {
                     Some(self.catalog().stream(account, name).is_some())
                 } else {
-                    let probe = ApiRequest::empty(
-                        account,
-                        format!("{}{name}", jsapi::INTERNAL_CATALOG_HAS),
-                    );
-                    match self.forward(node, &probe, MAX_HOPS).await {
-                        Ok(out) => out
-                            .first()
-                            .and_then(|o| {
-                                serde_json::from_slice::<serde_json::Value>(&o.payload).ok()
-                            })
-                            .and_then(|v| v.get("has")?.as_bool()),
-                        Err(_) => None,
+                    let ask = crate::calls::NodeCall::CatalogHas {
+                        account: account.to_string(),
+                        stream: name.to_string(),
+                    };
+                    match self.call(node, &ask).await {
+                        Ok(crate::calls::NodeReply::CatalogHas(has)) => Some(has),
+                        _ => None,
                     }
                 };
                 match has {
@@ -684,11 +666,10 @@ impl ForwardHandler for Cluster {
             return futures::future::ready(Err("node shutting down".to_string())).boxed();
         };
         async move {
-            let req: ApiRequest =
+            let call: crate::calls::NodeCall =
                 jetraft_raft::codec::decode(&payload).map_err(|e| e.to_string())?;
-            let out = me.dispatch_request(req, hops).await;
-            let wire: Vec<WireOutbound> = out.into_iter().map(WireOutbound::from).collect();
-            jetraft_raft::codec::encode(&wire).map_err(|e| e.to_string())
+            let reply = me.answer(call, hops).await;
+            jetraft_raft::codec::encode(&reply).map_err(|e| e.to_string())
         }
         .boxed()
     }

@@ -3,6 +3,7 @@
 //! parses the command line.
 
 mod batcher;
+mod calls;
 pub mod cluster;
 pub mod config;
 pub mod dev;

@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jetraft_meta::{META_GROUP, StreamAssignment};
-use jetraft_raft::{Group, GroupId, Members, Reshape};
+use jetraft_raft::{Group, GroupId, Reshape};
 
-use crate::cluster::{ApiRequest, Cluster};
-use crate::jsapi;
+use crate::calls::{NodeCall, NodeReply};
+use crate::cluster::Cluster;
 
 const TICK: Duration = Duration::from_millis(250);
 
@@ -146,33 +146,13 @@ async fn leaving_done(cluster: &Cluster, g: &Group, a: &StreamAssignment) -> boo
         return true;
     }
     for peer in &a.peers {
-        let probe = ApiRequest::empty(
-            &a.account,
-            format!("{}{}", jsapi::INTERNAL_GROUP_MEMBERS, a.group),
-        );
-        let Ok(out) = cluster.forward_to(*peer, &probe).await else {
+        let ask = NodeCall::GroupMembers { group: a.group };
+        let Ok(NodeReply::GroupMembers(seen)) = cluster.call(*peer, &ask).await else {
             continue;
         };
-        let seen: Option<Members> = out
-            .first()
-            .and_then(|o| serde_json::from_slice(&o.payload).ok());
         if seen.is_some_and(|m| m.releases(me, &mine)) {
             return true;
         }
     }
     false
-}
-
-/// The `INTERNAL_GROUP_MEMBERS` answer: this node's view of a group's
-/// membership (`null` when it does not run the group, or does not count
-/// in it: a node waiting to be admitted may hold a stale copy).
-pub(crate) fn members_reply(cluster: &Cluster, group: &str) -> Vec<u8> {
-    let members = group
-        .parse::<GroupId>()
-        .ok()
-        .filter(|id| *id != META_GROUP)
-        .and_then(|id| cluster.host().group(id))
-        .filter(|g| g.standing.may_vote_strictly().is_ok())
-        .map(|g| g.members());
-    serde_json::to_vec(&members).unwrap_or_default()
 }

@@ -257,11 +257,7 @@ async fn expire_loop(cluster: Arc<Cluster>) {
             if g.leader() != Some(me) {
                 continue;
             }
-            let req = crate::cluster::ApiRequest::empty(
-                &a.account,
-                format!("{}{}", crate::jsapi::INTERNAL_STREAM_EXPIRE, a.config.name),
-            );
-            cluster.clone().dispatch_request(req, 0).await;
+            crate::jsapi::expire(&cluster, &a.account, &a.config.name).await;
         }
     }
 }

@@ -9,6 +9,8 @@ mod direct;
 pub(crate) mod publish;
 mod streams;
 
+pub(crate) use streams::{apply_config, expire};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,20 +33,6 @@ pub const STREAM_LIST: &str = "$JS.API.STREAM.LIST";
 pub const STREAM_MSG_GET: &str = "$JS.API.STREAM.MSG.GET.";
 pub const STREAM_MSG_DELETE: &str = "$JS.API.STREAM.MSG.DELETE.";
 pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
-/// Node-internal: apply a stream's new config in its own group. Never taken
-/// from clients (see [`takes`]); only the meta leader sends it.
-pub const INTERNAL_STREAM_CONFIG: &str = "$JR.INTERNAL.STREAM.CONFIG.";
-/// Node-internal: enforce `max_age` (the stream leader proposes it).
-pub const INTERNAL_STREAM_EXPIRE: &str = "$JR.INTERNAL.STREAM.EXPIRE.";
-/// Node-internal: which node a replica of the stream believes leads it (a
-/// hint, without the read barrier of `STREAM.INFO`).
-pub const INTERNAL_STREAM_LEADER: &str = "$JR.INTERNAL.STREAM.LEADER.";
-/// Node-internal: does this node's catalog list the stream yet?
-pub const INTERNAL_CATALOG_HAS: &str = "$JR.INTERNAL.CATALOG.HAS.";
-/// Node-internal: this node's view of a stream group's membership (the
-/// token is the group id).
-pub const INTERNAL_GROUP_MEMBERS: &str = "$JR.INTERNAL.GROUP.MEMBERS.";
-
 /// One recognised operation, with the stream name it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -63,11 +51,6 @@ pub(crate) enum Op {
         subject: Option<String>,
     },
     Publish(String),
-    InternalConfig(String),
-    InternalExpire(String),
-    InternalStreamLeader(String),
-    InternalCatalogHas(String),
-    InternalGroupMembers(String),
 }
 
 fn one_token(rest: &str) -> Option<String> {
@@ -78,7 +61,7 @@ fn one_token(rest: &str) -> Option<String> {
 /// answer (the client then gets no-responders).
 pub(crate) fn parse_api(subject: &str) -> Option<Op> {
     type MakeOp = fn(String) -> Op;
-    let table: [(&str, MakeOp); 12] = [
+    let table: [(&str, MakeOp); 7] = [
         (STREAM_CREATE, Op::Create),
         (STREAM_UPDATE, Op::Update),
         (STREAM_INFO, Op::StreamInfo),
@@ -86,11 +69,6 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
         (STREAM_PURGE, Op::Purge),
         (STREAM_MSG_GET, Op::MsgGet),
         (STREAM_MSG_DELETE, Op::MsgDelete),
-        (INTERNAL_STREAM_CONFIG, Op::InternalConfig),
-        (INTERNAL_STREAM_EXPIRE, Op::InternalExpire),
-        (INTERNAL_STREAM_LEADER, Op::InternalStreamLeader),
-        (INTERNAL_CATALOG_HAS, Op::InternalCatalogHas),
-        (INTERNAL_GROUP_MEMBERS, Op::InternalGroupMembers),
     ];
     match subject {
         INFO => return Some(Op::Info),
@@ -119,7 +97,7 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
 /// What a subject asks for: an API call, a publish to a stream, or nothing
 /// of ours. Run once per request on each node it reaches.
 pub(crate) fn classify(cluster: &Cluster, account: &str, subject: &str) -> Option<Op> {
-    if subject.starts_with(API_PREFIX) || subject.starts_with("$JR.INTERNAL.") {
+    if subject.starts_with(API_PREFIX) {
         return parse_api(subject);
     }
     cluster
@@ -128,16 +106,10 @@ pub(crate) fn classify(cluster: &Cluster, account: &str, subject: &str) -> Optio
         .map(|a| Op::Publish(a.config.name.clone()))
 }
 
-/// The operation of a client publish that JetStream handles, or `None`
-/// (internal subjects never are: they come only from other nodes).
+/// The operation of a client publish that JetStream handles, or `None`.
 pub(crate) fn client_op(cluster: &Cluster, account: &str, subject: &str) -> Option<Op> {
     let op = classify(cluster, account, subject)?;
     let taken = match &op {
-        Op::InternalConfig(_)
-        | Op::InternalExpire(_)
-        | Op::InternalStreamLeader(_)
-        | Op::InternalCatalogHas(_)
-        | Op::InternalGroupMembers(_) => false,
         // nats-server subscribes to direct gets only for allow_direct streams.
         Op::DirectGet { stream, .. } => cluster
             .catalog()
@@ -148,13 +120,8 @@ pub(crate) fn client_op(cluster: &Cluster, account: &str, subject: &str) -> Opti
     taken.then_some(op)
 }
 
-/// Where the request must run; `Ok(None)` = right here (node-internal
-/// questions about this node's own view). `Err` carries an immediate error reply.
-pub(crate) fn target(
-    cluster: &Cluster,
-    account: &str,
-    op: &Op,
-) -> Result<Option<Target>, Vec<Outbound>> {
+/// Where the request must run. `Err` carries an immediate error reply.
+pub(crate) fn target(cluster: &Cluster, account: &str, op: &Op) -> Result<Target, Vec<Outbound>> {
     let stream = |name: &str| {
         cluster
             .catalog()
@@ -163,22 +130,15 @@ pub(crate) fn target(
             .ok_or_else(|| error_reply(op, ApiError::stream_not_found()))
     };
     Ok(match op {
-        Op::InternalCatalogHas(_) | Op::InternalGroupMembers(_) => None,
         // Reads of the catalog are answered by the meta leader after it
         // confirmed its leadership, as stream reads by the stream leader
         // (decision 33); nats-server also answers them from the meta leader.
-        Op::Info | Op::Names | Op::List => Some(Target::MetaLeader),
-        Op::Create(_) | Op::Update(_) | Op::Delete(_) => Some(Target::MetaLeader),
-        Op::StreamInfo(n)
-        | Op::Purge(n)
-        | Op::MsgGet(n)
-        | Op::MsgDelete(n)
-        | Op::Publish(n)
-        | Op::InternalConfig(n)
-        | Op::InternalExpire(n) => Some(Target::StreamLeader(stream(n)?)),
-        Op::DirectGet { stream: n, .. } | Op::InternalStreamLeader(n) => {
-            Some(Target::StreamReplica(stream(n)?))
+        Op::Info | Op::Names | Op::List => Target::MetaLeader,
+        Op::Create(_) | Op::Update(_) | Op::Delete(_) => Target::MetaLeader,
+        Op::StreamInfo(n) | Op::Purge(n) | Op::MsgGet(n) | Op::MsgDelete(n) | Op::Publish(n) => {
+            Target::StreamLeader(stream(n)?)
         }
+        Op::DirectGet { stream: n, .. } => Target::StreamReplica(stream(n)?),
     })
 }
 
@@ -199,17 +159,6 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
             direct::get(&cluster, &stream, subject.as_deref(), &req)
         }
         Op::Publish(name) => publish::publish(&cluster, &name, req).await,
-        Op::InternalConfig(name) => json(streams::apply_config(&cluster, &name, &req).await),
-        Op::InternalExpire(name) => json(streams::expire(&cluster, &req.account, &name).await),
-        Op::InternalStreamLeader(name) => {
-            json(streams::leader_hint_reply(&cluster, &req.account, &name))
-        }
-        Op::InternalCatalogHas(name) => json(
-            serde_json::json!({ "has": cluster.catalog().stream(&req.account, &name).is_some() })
-                .to_string()
-                .into_bytes(),
-        ),
-        Op::InternalGroupMembers(group) => json(crate::membership::members_reply(&cluster, &group)),
     }
 }
 
@@ -233,13 +182,10 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
     match op {
         Op::Info => types::ACCOUNT_INFO,
         Op::Create(_) => types::STREAM_CREATE,
-        Op::Update(_) | Op::InternalConfig(_) => types::STREAM_UPDATE,
+        Op::Update(_) => types::STREAM_UPDATE,
         Op::StreamInfo(_) => types::STREAM_INFO,
         Op::Delete(_) => types::STREAM_DELETE,
-        Op::Purge(_) | Op::InternalExpire(_) => types::STREAM_PURGE,
-        Op::InternalStreamLeader(_) | Op::InternalCatalogHas(_) | Op::InternalGroupMembers(_) => {
-            types::STREAM_INFO
-        }
+        Op::Purge(_) => types::STREAM_PURGE,
         Op::Names => types::STREAM_NAMES,
         Op::List => types::STREAM_LIST,
         Op::MsgGet(_) | Op::DirectGet { .. } => types::STREAM_MSG_GET,

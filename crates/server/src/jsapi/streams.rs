@@ -20,7 +20,6 @@ use serde::Serialize;
 
 use super::{STREAM_INFO, parse_body};
 use crate::cluster::{ApiRequest, Cluster};
-use jetraft_gateway::Outbound;
 
 /// How long a create waits for the new stream's group to elect a leader.
 const CREATE_LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -159,82 +158,6 @@ async fn remote_info(cluster: &Cluster, a: &StreamAssignment) -> Result<StreamIn
     serde_json::from_value(v).map_err(ApiError::stream_store_failed)
 }
 
-/// Which node a replica of the stream believes leads it.
-async fn leader_hint(cluster: &Cluster, a: &StreamAssignment) -> LeaderHint {
-    let Some(me) = cluster.arc() else {
-        return LeaderHint::default();
-    };
-    let probe = ApiRequest::empty(
-        &a.account,
-        format!("{}{}", super::INTERNAL_STREAM_LEADER, a.config.name),
-    );
-    let mut hint = LeaderHint::parse(cluster, &me.dispatch_request(probe.clone(), 0).await);
-    // A follower answered: only the leader knows which voters are live.
-    if let Some(leader) = hint.leader
-        && hint.live.is_empty()
-        && let Ok(out) = cluster.forward_to(leader, &probe).await
-    {
-        let asked = LeaderHint::parse(cluster, &out);
-        if asked.leader == Some(leader) {
-            hint.live = asked.live;
-        }
-    }
-    hint
-}
-
-/// Who leads a stream, as one of its replicas knows, and (when that
-/// replica is the leader) which voters it knows to be up and whole.
-#[derive(Debug, Default)]
-struct LeaderHint {
-    leader: Option<jetraft_raft::NodeId>,
-    live: Vec<jetraft_raft::NodeId>,
-}
-
-impl LeaderHint {
-    fn parse(cluster: &Cluster, out: &[Outbound]) -> Self {
-        let Some(v) = out
-            .first()
-            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.payload).ok())
-        else {
-            return Self::default();
-        };
-        let leader = v
-            .get("leader")
-            .and_then(|l| l.as_str())
-            .and_then(|l| cluster.id_of(l));
-        let live = v
-            .get("live")
-            .and_then(|l| l.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|n| cluster.id_of(n.as_str()?))
-            .collect();
-        Self { leader, live }
-    }
-}
-
-/// The `INTERNAL_STREAM_LEADER` answer: the leader this replica knows of,
-/// and, from the leader itself, its live voters ([`Group::current_voters`]).
-///
-/// [`Group::current_voters`]: jetraft_raft::Group::current_voters
-pub fn leader_hint_reply(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
-    let group = cluster
-        .catalog()
-        .stream(account, name)
-        .and_then(|a| cluster.host().group(a.group));
-    let leader = group
-        .as_ref()
-        .and_then(|g| g.leader())
-        .map(|l| cluster.name_of(l));
-    let live: Vec<String> = group
-        .map(|g| g.current_voters(&cluster.host().peers))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|n| cluster.name_of(n))
-        .collect();
-    serde_json::to_vec(&serde_json::json!({ "leader": leader, "live": live })).unwrap_or_default()
-}
-
 pub async fn update(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     flatten(types::STREAM_UPDATE, update_inner(cluster, name, req).await)
 }
@@ -258,9 +181,9 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     // replica, not a confirmed read (a change that gives a group without a
     // quorum its replicas back must not wait for that quorum).
     let hint = if config.num_replicas == old.config.num_replicas {
-        LeaderHint::default()
+        crate::calls::LeaderHint::default()
     } else {
-        leader_hint(cluster, &old).await
+        cluster.leader_hint(&old).await
     };
     let assignment = match cluster
         .propose_meta(MetaCommand::UpdateStream {
@@ -276,23 +199,7 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
         MetaReply::Error(e) => return Err(e),
         MetaReply::Deleted { .. } => return Err(ApiError::cluster_not_avail()),
     };
-    let Some(me) = cluster.arc() else {
-        return Err(ApiError::cluster_not_avail());
-    };
-    let apply = ApiRequest {
-        account: req.account.clone(),
-        subject: format!("{}{name}", super::INTERNAL_STREAM_CONFIG),
-        headers: None,
-        payload: serde_json::to_vec(&config)
-            .map_err(ApiError::stream_store_failed)?
-            .into(),
-    };
-    let out = me.dispatch_request(apply, 0).await;
-    if let Some(o) = out.first()
-        && super::is_error(&o.payload)
-    {
-        return Ok(o.payload.to_vec());
-    }
+    cluster.apply_config_on_leader(&assignment, &config).await?;
     let info = remote_info(cluster, &assignment).await?;
     Ok(api::render(
         types::STREAM_UPDATE,
@@ -303,22 +210,23 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     ))
 }
 
-/// Runs in the stream's group: adopt the config the meta group accepted.
-pub async fn apply_config(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
-    let r = async {
-        let (_, g) = led_group(cluster, &req.account, name)?;
-        let config: StreamConfig =
-            serde_json::from_slice(&req.payload).map_err(ApiError::invalid_json)?;
-        match propose(cluster, &g, StreamCommand::UpdateConfig(Box::new(config))).await? {
-            StreamReply::Error(e) => Err(e),
-            _ => Ok(SuccessResponse { success: true }),
-        }
-    };
-    respond(types::STREAM_UPDATE, r.await)
+/// Runs on the stream's leader: adopt the config the meta group accepted
+/// in the stream's own group.
+pub(crate) async fn apply_config(
+    cluster: &Cluster,
+    account: &str,
+    name: &str,
+    config: StreamConfig,
+) -> Result<(), ApiError> {
+    let (_, g) = led_group(cluster, account, name)?;
+    match propose(cluster, &g, StreamCommand::UpdateConfig(Box::new(config))).await? {
+        StreamReply::Error(e) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Runs on the stream leader: drop messages older than `max_age`.
-pub async fn expire(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
+pub(crate) async fn expire(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
     let r = async {
         let (_, g) = led_group(cluster, account, name)?;
         match propose(cluster, &g, StreamCommand::Expire).await? {
