@@ -279,9 +279,10 @@ fn converge(
             sim.step().map_err(|e| anyhow::anyhow!("{e}"))?;
             nemesis.stop_fatal(sim, nodes, hist);
         }
-        let healthy = nodes
-            .iter()
-            .all(|n| n.cluster().is_some_and(|c| c.health().is_ok()));
+        let healthy = nodes.iter().all(|n| {
+            n.cluster()
+                .is_some_and(|c| jetraft_server::monitor::health(&c).is_ok())
+        });
         if healthy && streams_agree(nodes, replicas, &[STREAM, LIMITS_STREAM, MEMORY_STREAM]) {
             return Ok(true);
         }
@@ -295,7 +296,9 @@ fn streams_agree(nodes: &[SimNode], replicas: usize, streams: &[&str]) -> bool {
     let mut seen: Vec<Vec<(u64, u64, String)>> = vec![Vec::new(); streams.len()];
     for n in nodes {
         let Some(c) = n.cluster() else { return false };
-        let Ok(jsz) = c.jsz() else { return false };
+        let Ok(jsz) = jetraft_server::monitor::jsz(&c) else {
+            return false;
+        };
         for (i, name) in streams.iter().enumerate() {
             if let Some(s) = jsz.streams.iter().find(|s| s.name == *name) {
                 seen[i].push((s.last_seq, s.messages, s.digest.clone()));

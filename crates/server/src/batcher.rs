@@ -25,7 +25,6 @@ use jetraft_types::ApiError;
 use openraft::raft::ClientWriteResult;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::cluster::proposal_failed;
 use crate::env::Clock;
 
 /// Entries of one group proposed and not yet applied. Enough to keep the
@@ -225,6 +224,18 @@ fn answer_all(replies: Vec<Answer>, result: &Reply) {
 
 fn command_bytes(cmd: &StreamCommand) -> usize {
     cmd.message_bytes().unwrap_or(64)
+}
+
+/// The API error for a proposal that was not applied: "not the leader"
+/// (nothing was proposed; the origin may retry) or unavailable.
+pub(crate) fn proposal_failed(group: jetraft_raft::GroupId, e: ProposeError) -> ApiError {
+    match e {
+        ProposeError::NotLeader(_) => ApiError::cluster_not_leader(),
+        e => {
+            tracing::warn!(group, error = %e, "proposal failed");
+            ApiError::cluster_not_avail()
+        }
+    }
 }
 
 #[cfg(test)]

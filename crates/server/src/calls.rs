@@ -1,73 +1,18 @@
-//! Typed node-to-node calls, carried by the cluster protocol's `Forward`
-//! RPC: a client request to run where it belongs ([`NodeCall::Api`]), and
-//! the questions and orders nodes give each other, each with a typed
-//! answer ([`NodeReply`]). No internal subjects, no JSON parsed back.
+//! Making and answering the typed node-to-node calls ([`crate::wire`]):
+//! a client request to run where it belongs, and the questions and orders
+//! nodes give each other, each with a typed answer. No internal subjects,
+//! no JSON parsed back.
 
 use std::io;
 use std::time::Duration;
 
-use jetraft_gateway::Outbound;
 use jetraft_meta::StreamAssignment;
-use jetraft_raft::{GroupId, Members, NodeId};
+use jetraft_raft::NodeId;
 use jetraft_types::ApiError;
 use jetraft_types::config::StreamConfig;
-use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ApiRequest, Cluster, WireOutbound};
-
-/// What one node asks another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum NodeCall {
-    /// A client request: run it there, or forward it on (`hops` counts).
-    Api(ApiRequest),
-    /// Adopt the config the meta group accepted, in the stream's own group
-    /// (sent to the stream's leader).
-    ApplyConfig {
-        account: String,
-        stream: String,
-        config: Box<StreamConfig>,
-    },
-    /// Which node this replica believes leads the stream (a hint, without
-    /// the read barrier of `STREAM.INFO`), and, from the leader itself, the
-    /// voters it knows to be up and whole.
-    LeaderHint { account: String, stream: String },
-    /// Whether this node's catalog lists the stream yet.
-    CatalogHas { account: String, stream: String },
-    /// This node's view of a stream group's membership.
-    GroupMembers { group: GroupId },
-}
-
-/// The answer to a [`NodeCall`], of the same kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum NodeReply {
-    Api(Vec<WireOutbound>),
-    Applied(Result<(), ApiError>),
-    LeaderHint {
-        leader: Option<NodeId>,
-        live: Vec<NodeId>,
-    },
-    CatalogHas(bool),
-    /// None when the node does not run the group, or does not count in it
-    /// (a node waiting to be admitted may hold a stale copy).
-    GroupMembers(Option<Members>),
-}
-
-impl NodeReply {
-    pub(crate) fn into_outbound(self) -> Vec<Outbound> {
-        match self {
-            NodeReply::Api(outs) => outs.into_iter().map(Outbound::from).collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Who leads a stream, as one of its replicas knows, and (when that
-/// replica is the leader) which voters it knows to be up and whole.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct LeaderHint {
-    pub(crate) leader: Option<NodeId>,
-    pub(crate) live: Vec<NodeId>,
-}
+use crate::cluster::Cluster;
+use crate::wire::{LeaderHint, NodeCall, NodeReply, WireOutbound};
 
 /// Attempts at reaching a stream's leader while leadership moves.
 const LEADER_ATTEMPTS: u32 = 25;

@@ -12,22 +12,20 @@ use std::io;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use jetraft_gateway::{Backend, Inbound, Outbound, ReplyTo};
 use jetraft_meta::{Catalog, MetaCommand, MetaReply, StreamAssignment};
-use jetraft_raft::host::{Group, ProposeError};
+use jetraft_raft::host::Group;
 use jetraft_raft::{ForwardHandler, Host, NodeId, Request, Response};
 use jetraft_types::ApiError;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::batcher::{self, Batchers};
+use crate::batcher::{self, Batchers, proposal_failed};
 use crate::env::Clock;
 use crate::forwarder::Forwarders;
 use crate::jsapi::{self, Op, publish};
-use crate::monitor::{Jsz, StreamReplica};
+use crate::wire::{ApiRequest, WireOutbound};
 
 /// How many times one request may be forwarded before giving up (leaders
 /// moving while the request travels).
@@ -47,56 +45,6 @@ fn retryable(payload: &[u8]) -> bool {
         .ok()
         .and_then(|v| v.get("error")?.get("err_code")?.as_u64())
         == Some(10009)
-}
-
-/// A client request as it travels between nodes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiRequest {
-    /// The requester's account: the stream names, subjects and API of that
-    /// account only.
-    #[serde(default = "jetraft_types::global_account")]
-    pub account: String,
-    pub subject: String,
-    pub headers: Option<Bytes>,
-    pub payload: Bytes,
-}
-
-impl ApiRequest {
-    /// A request in `account` with no headers and no body (node-internal
-    /// requests and `STREAM.INFO` probes).
-    pub fn empty(account: &str, subject: String) -> Self {
-        Self {
-            account: account.to_string(),
-            subject,
-            headers: None,
-            payload: Bytes::new(),
-        }
-    }
-}
-
-/// A reply as it travels back to the node that forwarded the request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireOutbound {
-    headers: Option<Bytes>,
-    payload: Bytes,
-}
-
-impl From<WireOutbound> for Outbound {
-    fn from(o: WireOutbound) -> Self {
-        Outbound {
-            headers: o.headers,
-            payload: o.payload,
-        }
-    }
-}
-
-impl From<Outbound> for WireOutbound {
-    fn from(o: Outbound) -> Self {
-        WireOutbound {
-            headers: o.headers,
-            payload: o.payload,
-        }
-    }
 }
 
 pub struct Cluster {
@@ -338,7 +286,7 @@ impl Cluster {
         req: &ApiRequest,
         hops: u32,
     ) -> io::Result<Vec<Outbound>> {
-        let call = crate::calls::NodeCall::Api(req.clone());
+        let call = crate::wire::NodeCall::Api(req.clone());
         Ok(self
             .call_with_hops(peer, &call, hops)
             .await?
@@ -466,12 +414,12 @@ impl Cluster {
                 let has = if node == me {
                     Some(self.catalog().stream(account, name).is_some())
                 } else {
-                    let ask = crate::calls::NodeCall::CatalogHas {
+                    let ask = crate::wire::NodeCall::CatalogHas {
                         account: account.to_string(),
                         stream: name.to_string(),
                     };
                     match self.call(node, &ask).await {
-                        Ok(crate::calls::NodeReply::CatalogHas(has)) => Some(has),
+                        Ok(crate::wire::NodeReply::CatalogHas(has)) => Some(has),
                         _ => None,
                     }
                 };
@@ -482,101 +430,6 @@ impl Cluster {
                     Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                 }
             }
-        }
-    }
-
-    pub fn health(&self) -> Result<(), String> {
-        if self.meta.leader().is_none() {
-            return Err(match self.meta.standing.may_vote() {
-                Ok(()) => "no meta leader".into(),
-                Err(why) => format!("no meta leader; {why}"),
-            });
-        }
-        let me = self.host.me();
-        for a in self.catalog().streams() {
-            if a.peers.contains(&me) && self.host.group(a.group).is_none() {
-                return Err(format!("stream {} is not open here yet", a.config.name));
-            }
-        }
-        for id in self.host.group_ids() {
-            let Some(g) = self.host.group(id) else {
-                continue;
-            };
-            let m = g.metrics();
-            if m.current_leader.is_none() {
-                return Err(match g.standing.may_vote() {
-                    Ok(()) => format!(
-                        "group {id} has no leader (a quorum of replicas that kept their \
-                         state is needed to elect one)"
-                    ),
-                    Err(why) => format!("group {id} has no leader; {why}"),
-                });
-            }
-            let applied = m.last_applied.map(|l| l.index);
-            let last_log = m.last_log_index;
-            if applied < last_log {
-                return Err(format!("group {id} applied {applied:?} of {last_log:?}"));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn jsz(&self) -> io::Result<Jsz> {
-        let catalog = self.catalog();
-        let me = self.host.me();
-        let mut streams = Vec::new();
-        for a in catalog.streams() {
-            let Some(g) = self.host.group(a.group) else {
-                continue;
-            };
-            let Some(view) = g.sm.stream_view() else {
-                continue;
-            };
-            let leader = g.leader();
-            let members = g.members();
-            let state = view.state();
-            let metrics = g.metrics();
-            let purged = metrics.purged.map_or(0, |l| l.index + 1);
-            let log_entries = metrics
-                .last_log_index
-                .map_or(0, |l| (l + 1).saturating_sub(purged));
-            streams.push(StreamReplica {
-                name: a.config.name.clone(),
-                group: a.group,
-                role: if leader == Some(me) {
-                    "leader".into()
-                } else {
-                    "follower".into()
-                },
-                leader: leader.map(|l| self.name_of(l)),
-                applied: g.sm.applied().map(|l| l.index),
-                log_entries,
-                voters: members.voters.iter().map(|n| self.name_of(*n)).collect(),
-                learners: members.learners.iter().map(|n| self.name_of(*n)).collect(),
-                first_seq: state.first_seq,
-                last_seq: state.last_seq,
-                messages: state.messages,
-                bytes: state.bytes,
-                digest: hex::encode(view.digest()?),
-            });
-        }
-        Ok(Jsz {
-            server_name: self.name_of(me),
-            node_id: me,
-            meta_leader: self.meta.leader().map(|l| self.name_of(l)),
-            streams,
-        })
-    }
-}
-
-/// The API error for a proposal that was not applied: "not the leader"
-/// (nothing was proposed; the origin may retry) or unavailable.
-pub(crate) fn proposal_failed(group: jetraft_raft::GroupId, e: ProposeError) -> ApiError {
-    match e {
-        ProposeError::NotLeader(_) => ApiError::cluster_not_leader(),
-        e => {
-            tracing::warn!(group, error = %e, "proposal failed");
-            ApiError::cluster_not_avail()
         }
     }
 }
@@ -666,7 +519,7 @@ impl ForwardHandler for Cluster {
             return futures::future::ready(Err("node shutting down".to_string())).boxed();
         };
         async move {
-            let call: crate::calls::NodeCall =
+            let call: crate::wire::NodeCall =
                 jetraft_raft::codec::decode(&payload).map_err(|e| e.to_string())?;
             let reply = me.answer(call, hops).await;
             jetraft_raft::codec::encode(&reply).map_err(|e| e.to_string())

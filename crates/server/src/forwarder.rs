@@ -22,7 +22,7 @@ use jetraft_raft::{GroupId, NodeId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batcher::take_batch;
-use crate::cluster::{ApiRequest, WireOutbound};
+use crate::wire::{ApiRequest, WireOutbound};
 
 /// Publishes per forwarded batch.
 pub const MAX_BATCH_REQUESTS: usize = 1024;

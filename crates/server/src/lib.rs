@@ -17,6 +17,7 @@ mod net;
 pub mod node;
 #[cfg(feature = "standalone")]
 pub mod standalone;
+pub mod wire;
 
 #[cfg(feature = "standalone")]
 pub use standalone::{FatalStop, Node, run_until_signal};

@@ -19,8 +19,8 @@ use std::time::Duration;
 use jetraft_meta::{META_GROUP, StreamAssignment};
 use jetraft_raft::{Group, GroupId, Reshape};
 
-use crate::calls::{NodeCall, NodeReply};
 use crate::cluster::Cluster;
+use crate::wire::{NodeCall, NodeReply};
 
 const TICK: Duration = Duration::from_millis(250);
 

@@ -8,7 +8,8 @@ use jetraft_types::headers::{self, NATS_SEQUENCE, NATS_STREAM, NATS_SUBJECT, NAT
 use jetraft_types::{StoredMessage, rfc3339};
 
 use super::streams::lookup;
-use crate::cluster::{ApiRequest, Cluster};
+use crate::cluster::Cluster;
+use crate::wire::ApiRequest;
 
 fn status(code: u16, desc: &str) -> Vec<Outbound> {
     vec![Outbound {

@@ -19,7 +19,8 @@ use jetraft_types::ApiError;
 use jetraft_types::api::{self, types};
 use serde::de::DeserializeOwned;
 
-use crate::cluster::{ApiRequest, Cluster, Target};
+use crate::cluster::{Cluster, Target};
+use crate::wire::ApiRequest;
 
 pub const API_PREFIX: &str = "$JS.API.";
 pub const INFO: &str = "$JS.API.INFO";

@@ -12,7 +12,8 @@ use jetraft_types::api::render_pub_error;
 use super::json;
 use super::streams::led_group_with;
 use crate::batcher::Reply;
-use crate::cluster::{ApiRequest, Cluster};
+use crate::cluster::Cluster;
+use crate::wire::ApiRequest;
 
 pub async fn publish(cluster: &Cluster, stream: &str, req: ApiRequest) -> Vec<Outbound> {
     match queue(cluster, stream, req) {

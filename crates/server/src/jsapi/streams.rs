@@ -19,7 +19,8 @@ use jetraft_types::subject;
 use serde::Serialize;
 
 use super::{STREAM_INFO, parse_body};
-use crate::cluster::{ApiRequest, Cluster};
+use crate::cluster::Cluster;
+use crate::wire::ApiRequest;
 
 /// How long a create waits for the new stream's group to elect a leader.
 const CREATE_LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -181,7 +182,7 @@ async fn update_inner(cluster: &Cluster, name: &str, req: &ApiRequest) -> Reply 
     // replica, not a confirmed read (a change that gives a group without a
     // quorum its replicas back must not wait for that quorum).
     let hint = if config.num_replicas == old.config.num_replicas {
-        crate::calls::LeaderHint::default()
+        crate::wire::LeaderHint::default()
     } else {
         cluster.leader_hint(&old).await
     };
@@ -308,7 +309,7 @@ async fn read_group(
     let (a, g) = led_group(cluster, account, name)?;
     g.read_barrier()
         .await
-        .map_err(|e| crate::cluster::proposal_failed(g.id, e))?;
+        .map_err(|e| crate::batcher::proposal_failed(g.id, e))?;
     Ok((a, g))
 }
 
