@@ -58,7 +58,7 @@ impl Cluster {
 
     /// Makes a call to `peer` (which answers it itself, forwarding nothing).
     pub(crate) async fn call(&self, peer: NodeId, call: &NodeCall) -> io::Result<NodeReply> {
-        self.call_with_hops(peer, call, crate::cluster::MAX_HOPS)
+        self.call_with_hops(peer, call, crate::dispatch::MAX_HOPS)
             .await
     }
 

@@ -7,6 +7,7 @@ mod calls;
 pub mod cluster;
 pub mod config;
 pub mod dev;
+mod dispatch;
 pub mod env;
 mod forwarder;
 pub mod jsapi;

@@ -19,7 +19,9 @@ use jetraft_types::ApiError;
 use jetraft_types::api::{self, types};
 use serde::de::DeserializeOwned;
 
-use crate::cluster::{Cluster, Target};
+use jetraft_meta::StreamAssignment;
+
+use crate::cluster::Cluster;
 use crate::wire::ApiRequest;
 
 pub const API_PREFIX: &str = "$JS.API.";
@@ -34,6 +36,13 @@ pub const STREAM_LIST: &str = "$JS.API.STREAM.LIST";
 pub const STREAM_MSG_GET: &str = "$JS.API.STREAM.MSG.GET.";
 pub const STREAM_MSG_DELETE: &str = "$JS.API.STREAM.MSG.DELETE.";
 pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
+/// Where a request must run.
+pub(crate) enum Target {
+    MetaLeader,
+    StreamLeader(StreamAssignment),
+    StreamReplica(StreamAssignment),
+}
+
 /// One recognised operation, with the stream name it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
