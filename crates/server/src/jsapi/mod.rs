@@ -1,10 +1,12 @@
 //! The JetStream API (`$JS.API.>`) and publishes to stream subjects, with
-//! nats-server's subjects, JSON and errors.
+//! nats-server's subjects, JSON and errors; one file per resource
+//! (`account`, `streams`, `direct` gets, `publish`).
 //!
 //! [`client_op`] decides (from the local catalog) whether a client publish
 //! is ours and what it asks for; [`target`] says which node must run it;
 //! [`execute`] runs it on that node.
 
+mod account;
 mod direct;
 pub(crate) mod publish;
 mod streams;
@@ -155,7 +157,7 @@ pub(crate) fn target(cluster: &Cluster, account: &str, op: &Op) -> Result<Target
 /// Runs a request on this node (the routing decided it belongs here).
 pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> Vec<Outbound> {
     match op {
-        Op::Info => json(streams::account_info(&cluster, &req.account).await),
+        Op::Info => json(account::account_info(&cluster, &req.account).await),
         Op::Create(name) => json(streams::create(&cluster, &name, &req).await),
         Op::Update(name) => json(streams::update(&cluster, &name, &req).await),
         Op::StreamInfo(name) => json(streams::info(&cluster, &name, &req).await),

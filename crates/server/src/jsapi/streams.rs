@@ -1,4 +1,4 @@
-//! `$JS.API.INFO` and the `STREAM.*` requests.
+//! The `STREAM.*` requests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +9,9 @@ use jetraft_raft::sm::StreamView;
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
 use jetraft_types::api::{
-    self, AccountInfo, AccountLimits, ApiStats, ApiStoredMessage, MsgDeleteRequest, MsgGetQuery,
-    MsgGetRequest, MsgGetResponse, PurgeRequest, PurgeResponse, StreamCreateResponse,
-    StreamInfoRequest, StreamInfoResponse, StreamListResponse, StreamNamesRequest,
-    StreamNamesResponse, SuccessResponse, types,
+    self, ApiStoredMessage, MsgDeleteRequest, MsgGetQuery, MsgGetRequest, MsgGetResponse,
+    PurgeRequest, PurgeResponse, StreamCreateResponse, StreamInfoRequest, StreamInfoResponse,
+    StreamListResponse, StreamNamesRequest, StreamNamesResponse, SuccessResponse, types,
 };
 use jetraft_types::config::{ClusterInfo, PeerInfo, StorageType, StreamConfig, StreamInfo};
 use jetraft_types::subject;
@@ -38,46 +37,6 @@ fn respond<T: Serialize>(type_name: &str, r: Result<T, ApiError>) -> Vec<u8> {
 
 fn flatten(type_name: &str, r: Reply) -> Vec<u8> {
     r.unwrap_or_else(|e| api::render_error(type_name, &e))
-}
-
-pub async fn account_info(cluster: &Cluster, account: &str) -> Vec<u8> {
-    if let Err(e) = cluster.meta_read_barrier().await {
-        return api::render_error(types::ACCOUNT_INFO, &e);
-    }
-    let catalog = cluster.catalog();
-    let used = |kind: StorageType| -> u64 {
-        catalog
-            .streams_in(account)
-            .filter(|a| a.config.storage == kind)
-            .filter_map(|a| cluster.host().group(a.group))
-            .filter_map(|g| g.sm.stream_view())
-            .map(|v| v.state().bytes)
-            .sum()
-    };
-    // Like nats-server: the `max_bytes` of every stream that sets one.
-    let reserved = |kind: StorageType| -> u64 {
-        catalog
-            .streams_in(account)
-            .filter(|a| a.config.storage == kind && a.config.max_bytes > 0)
-            .map(|a| a.config.max_bytes as u64)
-            .sum()
-    };
-    let info = AccountInfo {
-        memory: used(StorageType::Memory),
-        storage: used(StorageType::File),
-        reserved_memory: reserved(StorageType::Memory),
-        reserved_storage: reserved(StorageType::File),
-        streams: catalog.streams_in(account).count() as u64,
-        consumers: 0,
-        limits: AccountLimits::default(),
-        domain: None,
-        api: ApiStats {
-            level: api::API_LEVEL,
-            total: 0,
-            errors: 0,
-        },
-    };
-    api::render(types::ACCOUNT_INFO, &info)
 }
 
 fn parse_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
