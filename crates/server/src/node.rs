@@ -23,6 +23,11 @@ use crate::cluster::Cluster;
 use crate::config::{NodeConfig, Sync};
 use crate::env::{Incoming, NodeEnv};
 
+/// How often the cluster port pings a silent peer connection, and how long
+/// it waits for the answer before closing it.
+const PEER_KEEPALIVE: Duration = Duration::from_secs(1);
+const PEER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A node's parts, as [`assemble`] returns them.
 pub struct Assembled {
     pub cluster: Arc<Cluster>,
@@ -100,8 +105,13 @@ pub async fn assemble(
         .context("the routing layer is gone while assembling")?;
     let incoming = env.cluster_incoming;
     tasks.push(tokio::spawn(async move {
+        // Keepalives from this side too: a peer whose host vanished (no
+        // reset ever arrives) must end its streams here, so its interest
+        // and client URL are forgotten (decision 38).
         if let Err(e) = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(PEER_KEEPALIVE))
+            .http2_keepalive_timeout(Some(PEER_KEEPALIVE_TIMEOUT))
             .add_service(service)
             .add_service(node_service)
             .serve_with_incoming(incoming)

@@ -476,3 +476,35 @@ async fn slow_consumer_on_another_node_is_cut_off_alone() {
         seen.len()
     );
 }
+
+/// A node that goes silent without closing its connections (SIGSTOP: as
+/// a host that lost power sends no reset) leaves the others' INFO within
+/// seconds, and is listed again once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_node_leaves_connect_urls() {
+    let c = Cluster::start(3, &[]).await;
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.client_port).collect();
+    let mut all: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    all.sort();
+    let mut without_n1 = all.clone();
+    without_n1.retain(|u| !u.ends_with(&format!(":{}", ports[0])));
+    let mut watcher = tokio::net::TcpStream::connect(("127.0.0.1", ports[1]))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut watcher,
+        b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n",
+    )
+    .await
+    .unwrap();
+    let mut seen = String::new();
+    await_info_urls(&mut watcher, &mut seen, &all).await;
+    c.nodes[0].pause();
+    await_info_urls(&mut watcher, &mut seen, &without_n1).await;
+    await_route(&c.nodes[1], "n1", "the silent node's stream dropped", |r| {
+        r["inbound_connected"] == false && r["subscriptions"] == 0
+    })
+    .await;
+    c.nodes[0].resume();
+    await_info_urls(&mut watcher, &mut seen, &all).await;
+}
