@@ -87,7 +87,7 @@ impl HeaderMap {
         let rest = rest.trim();
         if !rest.is_empty() {
             let (code, desc) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
-            if code.len() != 3 {
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(HeaderError::BadStatus);
             }
             map.status = Some(code.parse().map_err(|_| HeaderError::BadStatus)?);
@@ -108,7 +108,9 @@ impl HeaderMap {
                 value.push(' ');
                 value.push_str(cont.trim());
             }
-            map.entries.push((name.to_owned(), value));
+            // Trimmed again: an empty first or last line must not leave a
+            // blank at either end, which rendering would not keep.
+            map.entries.push((name.to_owned(), value.trim().to_owned()));
         }
         Ok(map)
     }
@@ -302,6 +304,12 @@ mod tests {
             HeaderMap::parse(b"NATS/1.0 5x3\r\n\r\n"),
             Err(HeaderError::BadStatus)
         );
+        // Found by fuzz/ (target headers): u16::from_str takes a sign, so
+        // `+12` was status 12 (rendered `012`); parse_status refuses it.
+        assert_eq!(
+            HeaderMap::parse(b"NATS/1.0 +12\r\n\r\n"),
+            Err(HeaderError::BadStatus)
+        );
         assert_eq!(
             HeaderMap::parse(b"NATS/1.0\r\nnocolon\r\n\r\n"),
             Err(HeaderError::BadLine)
@@ -325,6 +333,27 @@ mod tests {
         let h = HeaderMap::parse(b"NATS/1.0\r\nA: one\r\n two\r\nB: x\r\n\r\n").unwrap();
         assert_eq!(h.get("A"), Some("one two"));
         assert_eq!(h.get("B"), Some("x"));
+    }
+
+    #[test]
+    fn folding_blank_lines_leaves_no_blank_at_either_end() {
+        // Found by fuzz/ (target headers): an empty value continued, or a
+        // value continued by a blank line, parsed with a leading or
+        // trailing space, so the block did not survive render + parse.
+        for block in [
+            &b"NATS/1.0\r\nA:\r\n b\r\n\r\n"[..],
+            b"NATS/1.0\r\nA: b\r\n \r\n\r\n",
+            b"NATS/1.0\r\nA:\r\n\t\r\n b \r\n \r\n\r\n",
+        ] {
+            let h = HeaderMap::parse(block).unwrap();
+            assert_eq!(
+                h.get("A"),
+                Some("b"),
+                "{:?}",
+                String::from_utf8_lossy(block)
+            );
+            assert_eq!(HeaderMap::parse(&h.to_bytes()).unwrap(), h);
+        }
     }
 
     #[test]

@@ -99,6 +99,12 @@ const OPS: [(&[u8], Kind, bool); 10] = [
     (b"-ERR", Kind::Err, false),
 ];
 
+fn keyword_len(kind: Kind) -> usize {
+    OPS.iter()
+        .find(|(_, k, _)| *k == kind)
+        .map_or(0, |(kw, _, _)| kw.len())
+}
+
 /// Identifies the op at the start of `line`. `Ok(None)`: a valid prefix, more
 /// bytes needed. On success returns the kind and where its arguments start.
 fn classify(line: &[u8]) -> Result<Option<(Kind, usize)>, ProtoError> {
@@ -200,8 +206,10 @@ impl Parser {
                 return Ok(None);
             }
             // Fail early on garbage and on overlong lines, without a newline.
-            if let Some((_, args)) = classify(&self.buf)?
-                && self.buf.len() - args > self.max_control_line
+            // Blanks after the keyword count: they are buffered too, and a
+            // client sending only blanks must not be buffered without bound.
+            if let Some((kind, _)) = classify(&self.buf)?
+                && self.buf.len() - keyword_len(kind) > self.max_control_line
             {
                 return Err(ProtoError::MaxControlLine);
             }

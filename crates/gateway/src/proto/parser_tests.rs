@@ -203,6 +203,34 @@ fn max_control_line() {
 }
 
 #[test]
+fn blanks_after_the_keyword_count_against_max_control_line() {
+    // Found by fuzz/ (target parser): blanks after a keyword, with no
+    // newline, did not count, so a client could make the server buffer
+    // without bound.
+    for kw in [&b"PUB"[..], b"HPUB", b"SUB", b"UNSUB", b"PING", b"CONNECT"] {
+        let mut p = Parser::new(1024).with_max_control_line(64);
+        p.set_headers(true);
+        p.extend(kw);
+        p.extend(&[b' '; 64]);
+        assert_eq!(p.next_op(), Ok(None), "{}", String::from_utf8_lossy(kw));
+        p.extend(b"\t");
+        assert_eq!(
+            p.next_op(),
+            Err(ProtoError::MaxControlLine),
+            "{}",
+            String::from_utf8_lossy(kw)
+        );
+    }
+    // A complete line's blanks are not arguments, as in nats-server.
+    let mut line = b"SUB".to_vec();
+    line.extend([b' '; 100]);
+    line.extend(b"a 1\r\n");
+    let mut p = Parser::new(1024).with_max_control_line(64);
+    p.extend(&line);
+    assert!(matches!(p.next_op(), Ok(Some(ClientOp::Sub { .. }))));
+}
+
+#[test]
 fn malformed_arguments_close_silently() {
     for bad in [
         &b"PUB foo\r\n"[..],
