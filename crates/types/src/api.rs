@@ -413,6 +413,32 @@ pub fn render_pub_error(stream: &str, err: &ApiError) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// The Go type nats-server decodes a request body into, as its JSON
+/// errors name it (`cannot unmarshal array into Go value of type
+/// server.<name>`).
+pub trait GoType {
+    const GO_TYPE: &'static str;
+}
+
+impl GoType for crate::config::StreamConfig {
+    const GO_TYPE: &'static str = "StreamConfigRequest";
+}
+impl GoType for StreamInfoRequest {
+    const GO_TYPE: &'static str = "JSApiStreamInfoRequest";
+}
+impl GoType for PurgeRequest {
+    const GO_TYPE: &'static str = "JSApiStreamPurgeRequest";
+}
+impl GoType for StreamNamesRequest {
+    const GO_TYPE: &'static str = "JSApiStreamNamesRequest";
+}
+impl GoType for MsgGetRequest {
+    const GO_TYPE: &'static str = "JSApiMsgGetRequest";
+}
+impl GoType for MsgDeleteRequest {
+    const GO_TYPE: &'static str = "JSApiMsgDeleteRequest";
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -62,6 +62,13 @@ impl ConnectError {
 impl ConnectOptions {
     /// Parses and validates a CONNECT argument.
     pub fn parse(json: &[u8]) -> Result<Self, ConnectError> {
+        // serde would take an array for the struct (its fields in order);
+        // nats-server's decoder takes only an object (found by fuzz/).
+        if json.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ConnectError::Json(
+                "CONNECT options are not a JSON object".into(),
+            ));
+        }
         let opts: ConnectOptions =
             serde_json::from_slice(json).map_err(|e| ConnectError::Json(e.to_string()))?;
         // ClientProtoZero (0) and ClientProtoInfo (1) are the only ones.
@@ -106,6 +113,8 @@ mod tests {
             ConnectOptions::parse(b""),
             Err(ConnectError::Json(_))
         ));
+        let e = ConnectOptions::parse(b"[false]").unwrap_err();
+        assert_eq!(e.err_text(), None, "closed without -ERR, as nats-server");
         let e = ConnectOptions::parse(br#"{"protocol":5}"#).unwrap_err();
         assert_eq!(e.err_text(), Some("invalid client protocol"));
         let e = ConnectOptions::parse(br#"{"no_responders":true}"#).unwrap_err();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use jetraft_gateway::Outbound;
 use jetraft_types::ApiError;
-use jetraft_types::api::{self, types};
+use jetraft_types::api::{self, GoType, types};
 use serde::de::DeserializeOwned;
 
 use jetraft_meta::StreamAssignment;
@@ -214,7 +214,9 @@ pub fn is_error(body: &[u8]) -> bool {
 }
 
 /// Parses a request body; empty means `T::default()`.
-pub(crate) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned + Default + GoType>(
+    payload: &[u8],
+) -> Result<T, ApiError> {
     if payload.iter().all(u8::is_ascii_whitespace) || payload.trim_ascii() == b"null" {
         return Ok(T::default());
     }
@@ -223,9 +225,25 @@ pub(crate) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Resul
 
 /// Parses JSON the way nats-server's Go decoder does: a `null` field means
 /// "not given" (clients send `"consumer_limits":null` and the like).
-pub(crate) fn parse_json<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned + GoType>(payload: &[u8]) -> Result<T, ApiError> {
     let mut value: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| go_json_error(payload, &e))?;
+    // serde would take an array for a struct (its fields in order); Go's
+    // decoder takes only an object.
+    let kind = match &value {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Array(_) => Some("array"),
+        serde_json::Value::String(_) => Some("string"),
+        serde_json::Value::Number(_) => Some("number"),
+        serde_json::Value::Bool(_) => Some("bool"),
+        serde_json::Value::Null => None,
+    };
+    if let Some(kind) = kind {
+        return Err(ApiError::invalid_json(format!(
+            "json: cannot unmarshal {kind} into Go value of type server.{}",
+            T::GO_TYPE
+        )));
+    }
     strip_nulls(&mut value);
     // Decoding from a `Value` carries no position, so a field's error reads
     // like Go's (`can not unmarshal "\"bogus\""`, see the config enums).
@@ -339,6 +357,32 @@ mod tests {
         assert_eq!(
             e(b"{\n\"name\": x}"),
             "invalid JSON: invalid character 'x' looking for beginning of value at offset 11"
+        );
+    }
+
+    #[test]
+    fn only_objects_are_requests() {
+        // As nats-server 2.15.1 answers STREAM.CREATE with body `["S"]`
+        // and STREAM.INFO with `[1,2]` (found by fuzz/).
+        let e = |b: &[u8]| parse_json::<jetraft_types::config::StreamConfig>(b).err();
+        assert_eq!(
+            e(br#"["S"]"#).map(|e| (e.code, e.err_code, e.description)),
+            Some((
+                400,
+                10025,
+                "invalid JSON: json: cannot unmarshal array into Go value of type \
+                 server.StreamConfigRequest"
+                    .to_string()
+            ))
+        );
+        let e = parse_body::<jetraft_types::api::StreamInfoRequest>(b"[1,2]").err();
+        assert_eq!(
+            e.map(|e| e.description),
+            Some(
+                "invalid JSON: json: cannot unmarshal array into Go value of type \
+                 server.JSApiStreamInfoRequest"
+                    .to_string()
+            )
         );
     }
 
