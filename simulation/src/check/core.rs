@@ -91,3 +91,107 @@ pub fn check(history: &History, fin: &Final) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::history::{CoreMsg, CorePub};
+
+    fn msg(conn: &str, subject: &str, queue: bool, p: usize, seq: u64) -> CoreMsg {
+        CoreMsg {
+            conn: conn.into(),
+            subject: subject.into(),
+            queue,
+            sent: Some((p, seq)),
+            at: Duration::ZERO,
+        }
+    }
+
+    /// Every subscriber of `nodes` hearing every final message.
+    pub(crate) fn finals(nodes: usize) -> Vec<CoreMsg> {
+        let mut out = Vec::new();
+        for sub in 0..nodes {
+            for p in 0..nodes {
+                for seq in 1..=FINAL_MSGS {
+                    out.push(msg(
+                        &format!("csub{sub}x1"),
+                        &format!("final.{p}"),
+                        false,
+                        p,
+                        seq,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn two_nodes() -> Final {
+        Final {
+            replicas: [("n1".into(), None), ("n2".into(), None)].into(),
+            ..Final::default()
+        }
+    }
+
+    fn history(msgs: Vec<CoreMsg>) -> History {
+        let mut core_msgs = finals(2);
+        core_msgs.extend(msgs);
+        History {
+            core_pubs: (1..=3)
+                .map(|seq| CorePub {
+                    publisher: 0,
+                    seq,
+                    at: Duration::ZERO,
+                })
+                .collect(),
+            core_msgs,
+            core_final_pubs: vec![0, 1],
+            ..History::default()
+        }
+    }
+
+    #[test]
+    fn in_order_once_passes() {
+        let h = history(vec![
+            msg("csub1x1", "core.p.0", false, 0, 1),
+            msg("csub1x1", "core.p.0", false, 0, 3),
+            msg("csub1x2", "core.p.0", false, 0, 2),
+            msg("csub0x1", "core.q.0", true, 0, 1),
+            msg("csub1x1", "core.q.0", true, 0, 2),
+        ]);
+        assert_eq!(check(&h, &two_nodes()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn duplicates_reorders_strangers_and_double_queue_deliveries_are_caught() {
+        let h = history(vec![
+            msg("csub1x1", "core.p.0", false, 0, 2),
+            msg("csub1x1", "core.p.0", false, 0, 1),
+            msg("csub1x1", "core.p.0", false, 0, 9),
+            msg("csub1x1", "core.p.1", false, 0, 3),
+            msg("csub0x1", "core.q.0", true, 0, 1),
+            msg("csub1x1", "core.q.0", true, 0, 1),
+        ]);
+        let v = check(&h, &two_nodes());
+        assert!(v.iter().any(|v| v.contains("out of order")), "{v:?}");
+        assert!(v.iter().any(|v| v.contains("never published")), "{v:?}");
+        assert!(v.iter().any(|v| v.contains("on core.p.1")), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|v| v.contains("delivered to csub0x1 and to csub1x1")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_missed_final_message_is_lost_interest() {
+        let mut h = history(Vec::new());
+        h.core_msgs
+            .retain(|m| !(m.conn == "csub1x1" && m.subject == "final.0" && m.sent == Some((0, 4))));
+        let v = check(&h, &two_nodes());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("csub1 heard 9 of publisher 0's"), "{v:?}");
+    }
+}

@@ -152,6 +152,8 @@ mod tests {
                 node: "n1".into(),
                 acked_after_heal: Some(Duration::from_secs(1)),
             }],
+            core_final_pubs: vec![0, 1],
+            core_msgs: core::tests::finals(2),
             ..History::default()
         };
         assert_eq!(
