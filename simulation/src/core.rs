@@ -28,7 +28,7 @@ pub const FINAL_MSGS: u64 = 10;
 /// and until the subscribers stop listening.
 pub const FINAL_PUBLISH_AFTER: Duration = Duration::from_secs(8);
 pub const FINAL_LISTEN_UNTIL: Duration = Duration::from_secs(14);
-const PUBLISH_EVERY: Duration = Duration::from_millis(40);
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 async fn connect(node: &str, name: &str) -> Option<Client> {
     let addr = format!("{node}:{CLIENT_PORT}");
