@@ -61,6 +61,34 @@ async fn out_msgs(from: &NodeProc, peer: &str) -> u64 {
         .unwrap()
 }
 
+/// Until a request to `subject` from `client` gets `n` answers (the
+/// responders' interest reached the requester's node; a count of what a
+/// peer announced can be met early by filters still being withdrawn).
+async fn await_responders(client: &async_nats::Client, subject: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let inbox = client.new_inbox();
+        let mut answers = client.subscribe(inbox.clone()).await.unwrap();
+        client
+            .publish_with_reply(subject.to_string(), inbox, "probe".into())
+            .await
+            .unwrap();
+        let mut got = 0;
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(300), answers.next()).await
+        {
+            got += 1;
+        }
+        if got == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subject}: {got} of {n} responders answer"
+        );
+    }
+}
+
 async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(WAIT, sub.next())
         .await
@@ -230,10 +258,7 @@ async fn cluster_behaves_as_one_server() {
         }
     });
     clients[1].flush().await.unwrap();
-    await_route(n3, "n2", "svc.echo interest", |r| {
-        r["subscriptions"].as_u64() >= Some(1)
-    })
-    .await;
+    await_responders(&clients[2], "svc.echo", 1).await;
     for i in 0..20 {
         let r = clients[2]
             .request("svc.echo", Bytes::from(i.to_string()))
@@ -253,10 +278,7 @@ async fn cluster_behaves_as_one_server() {
         }
     });
     clients[0].flush().await.unwrap();
-    await_route(n3, "n1", "second responder", |r| {
-        r["subscriptions"].as_u64() >= Some(1)
-    })
-    .await;
+    await_responders(&clients[2], "svc.echo", 2).await;
     let inbox = clients[2].new_inbox();
     let mut answers = clients[2].subscribe(inbox.clone()).await.unwrap();
     clients[2]
@@ -320,22 +342,21 @@ async fn await_info_urls(conn: &mut tokio::net::TcpStream, seen: &mut String, wa
     }
 }
 
-/// A client that knows only n1's URL fails over to the nodes INFO listed,
-/// resubscribes there, and hears messages published on a third node; the
-/// restarted n1 holds no interest from before. Clients that speak protocol
-/// 1 get an async INFO whenever a node leaves or joins.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn clients_fail_over_through_connect_urls() {
-    let mut c = Cluster::start(3, &[]).await;
+/// A raw protocol-1 client on n2 watching INFO, once it lists every node.
+struct InfoWatch {
+    watcher: tokio::net::TcpStream,
+    seen: String,
+    /// Every node's client URL, sorted; and the same without n1's.
+    all: Vec<String>,
+    without_n1: Vec<String>,
+}
+
+async fn watch_info(c: &Cluster) -> InfoWatch {
     let ports: Vec<u16> = c.nodes.iter().map(|n| n.client_port).collect();
-    let all: Vec<String> = {
-        let mut v: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        v.sort();
-        v
-    };
-    let mut survivors = all.clone();
-    survivors.retain(|u| !u.ends_with(&format!(":{}", ports[0])));
-    // A raw protocol-1 client on n2 watches INFO.
+    let mut all: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    all.sort();
+    let mut without_n1 = all.clone();
+    without_n1.retain(|u| !u.ends_with(&format!(":{}", ports[0])));
     let mut watcher = tokio::net::TcpStream::connect(("127.0.0.1", ports[1]))
         .await
         .unwrap();
@@ -347,6 +368,28 @@ async fn clients_fail_over_through_connect_urls() {
     .unwrap();
     let mut seen = String::new();
     await_info_urls(&mut watcher, &mut seen, &all).await;
+    InfoWatch {
+        watcher,
+        seen,
+        all,
+        without_n1,
+    }
+}
+
+/// A client that knows only n1's URL fails over to the nodes INFO listed,
+/// resubscribes there, and hears messages published on a third node; the
+/// restarted n1 holds no interest from before. Clients that speak protocol
+/// 1 get an async INFO whenever a node leaves or joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_fail_over_through_connect_urls() {
+    let mut c = Cluster::start(3, &[]).await;
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.client_port).collect();
+    let InfoWatch {
+        mut watcher,
+        mut seen,
+        all,
+        without_n1: survivors,
+    } = watch_info(&c).await;
 
     let client = async_nats::ConnectOptions::new()
         .connect(c.nodes[0].url())
@@ -483,22 +526,12 @@ async fn slow_consumer_on_another_node_is_cut_off_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_silent_node_leaves_connect_urls() {
     let c = Cluster::start(3, &[]).await;
-    let ports: Vec<u16> = c.nodes.iter().map(|n| n.client_port).collect();
-    let mut all: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    all.sort();
-    let mut without_n1 = all.clone();
-    without_n1.retain(|u| !u.ends_with(&format!(":{}", ports[0])));
-    let mut watcher = tokio::net::TcpStream::connect(("127.0.0.1", ports[1]))
-        .await
-        .unwrap();
-    tokio::io::AsyncWriteExt::write_all(
-        &mut watcher,
-        b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n",
-    )
-    .await
-    .unwrap();
-    let mut seen = String::new();
-    await_info_urls(&mut watcher, &mut seen, &all).await;
+    let InfoWatch {
+        mut watcher,
+        mut seen,
+        all,
+        without_n1,
+    } = watch_info(&c).await;
     c.nodes[0].pause();
     await_info_urls(&mut watcher, &mut seen, &without_n1).await;
     await_route(&c.nodes[1], "n1", "the silent node's stream dropped", |r| {
