@@ -254,22 +254,20 @@ impl Conn {
         }
         self.ok();
         let account = &self.client.account;
-        let (local, taken) = self.gw.deliver(
+        let out = crate::Outgoing {
             account,
-            &subject,
-            reply.as_deref(),
-            headers.as_deref(),
-            &payload,
-            Some(&self.client),
-        );
-        let routed = self.gw.route(
-            account,
-            &subject,
-            reply.as_deref(),
-            headers.as_deref(),
-            &payload,
-            &taken,
-        );
+            subject: &subject,
+            delivered_as: None,
+            reply: reply.as_deref(),
+            headers: headers.as_deref(),
+            payload: &payload,
+            taken_queues: &[],
+        };
+        let (local, taken) = self.gw.deliver(&out, Some(&self.client));
+        let routed = self.gw.route(&crate::Outgoing {
+            taken_queues: &taken,
+            ..out
+        });
         // Never hand a wildcard or malformed subject to the streams.
         let mut taken = false;
         let (subject, reply) = if valid {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
-use crate::Gateway;
 use crate::outbox::Outbox;
 use crate::proto::writer;
 use crate::sublist::{InvalidSubject, Match};
+use crate::{Gateway, Outgoing};
 
 /// A subscription's identity: (client id, sid).
 pub(crate) type SubKey = (u64, String);
@@ -157,11 +157,7 @@ impl Gateway {
     /// turned echo off.
     pub(crate) fn deliver(
         &self,
-        account: &str,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
+        msg: &Outgoing<'_>,
         origin: Option<&Client>,
     ) -> (usize, Vec<String>) {
         let all = Scope {
@@ -169,27 +165,23 @@ impl Gateway {
             plain: true,
             queues: None,
         };
-        self.deliver_matching(account, subject, reply, headers, payload, all)
+        self.deliver_matching(msg, all)
     }
 
     pub(crate) fn deliver_matching(
         &self,
-        account: &str,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
+        msg: &Outgoing<'_>,
         scope: Scope<'_>,
     ) -> (usize, Vec<String>) {
-        let found: Match<Arc<Subscription>> = match self.read_subs().get(account) {
-            Some(subs) => subs.matches(subject),
+        let found: Match<Arc<Subscription>> = match self.read_subs().get(msg.account) {
+            Some(subs) => subs.matches(msg.subject),
             None => return (0, Vec::new()),
         };
         let origin = scope.origin;
         let mut n = 0;
         if scope.plain {
             for sub in &found.plain {
-                n += usize::from(self.deliver_one(sub, subject, reply, headers, payload, origin));
+                n += usize::from(self.deliver_one(sub, msg, origin));
             }
         }
         let mut taken = Vec::new();
@@ -204,7 +196,7 @@ impl Gateway {
                 let Some(sub) = Match::pick(group, start.wrapping_add(i)) else {
                     break;
                 };
-                if self.deliver_one(sub, subject, reply, headers, payload, origin) {
+                if self.deliver_one(sub, msg, origin) {
                     n += 1;
                     taken.push(name.clone());
                     break;
@@ -217,10 +209,7 @@ impl Gateway {
     fn deliver_one(
         &self,
         sub: &Arc<Subscription>,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
+        msg: &Outgoing<'_>,
         origin: Option<&Client>,
     ) -> bool {
         if sub.is_closed() {
@@ -237,11 +226,13 @@ impl Gateway {
         if max > 0 && count > max {
             return false;
         }
-        let headers = headers.filter(|_| sub.client.headers.load(Ordering::Relaxed));
-        let ok = sub
-            .client
-            .outbox
-            .push_with(|buf| writer::put_msg(buf, subject, &sub.sid, reply, headers, payload));
+        let headers = msg
+            .headers
+            .filter(|_| sub.client.headers.load(Ordering::Relaxed));
+        let subject = msg.delivered_as.unwrap_or(msg.subject);
+        let ok = sub.client.outbox.push_with(|buf| {
+            writer::put_msg(buf, subject, &sub.sid, msg.reply, headers, msg.payload)
+        });
         if max > 0 && count == max {
             self.remove_sub(sub);
         }

@@ -114,7 +114,12 @@ impl ReplyTo {
 #[derive(Debug, Clone, Copy)]
 pub struct Outgoing<'a> {
     pub account: &'a str,
+    /// The subject subscriptions are matched against.
     pub subject: &'a str,
+    /// The subject the receivers see in `MSG`, when not `subject`: a
+    /// JetStream delivery goes to the consumer's deliver subject or the
+    /// pull request's inbox but shows the message's own subject.
+    pub delivered_as: Option<&'a str>,
     pub reply: Option<&'a str>,
     pub headers: Option<&'a [u8]>,
     pub payload: &'a [u8],
@@ -128,6 +133,8 @@ pub struct Outgoing<'a> {
 pub struct RoutedIn<'a> {
     pub account: &'a str,
     pub subject: &'a str,
+    /// See [`Outgoing::delivered_as`].
+    pub delivered_as: Option<&'a str>,
     pub reply: Option<&'a str>,
     pub headers: Option<&'a [u8]>,
     pub payload: &'a [u8],
@@ -285,15 +292,26 @@ impl Gateway {
         headers: Option<Bytes>,
         payload: Bytes,
     ) -> usize {
-        let (n, taken) = self.deliver(account, subject, reply, headers.as_deref(), &payload, None);
-        n + self.route(
+        self.send(&Outgoing {
             account,
             subject,
+            delivered_as: None,
             reply,
-            headers.as_deref(),
-            &payload,
-            &taken,
-        )
+            headers: headers.as_deref(),
+            payload: &payload,
+            taken_queues: &[],
+        })
+    }
+
+    /// Delivers a message from this node to subscribers here and on other
+    /// nodes (`msg.taken_queues` is ignored). Returns how many local
+    /// subscribers and nodes got it.
+    pub fn send(&self, msg: &Outgoing<'_>) -> usize {
+        let (n, taken) = self.deliver(msg, None);
+        n + self.route(&Outgoing {
+            taken_queues: &taken,
+            ..*msg
+        })
     }
 
     /// Delivers a message another node routed here: to every matching
@@ -306,15 +324,16 @@ impl Gateway {
             plain: msg.plain,
             queues: Some(msg.queues),
         };
-        let (n, _) = self.deliver_matching(
-            msg.account,
-            msg.subject,
-            msg.reply,
-            msg.headers,
-            msg.payload,
-            scope,
-        );
-        n
+        let out = Outgoing {
+            account: msg.account,
+            subject: msg.subject,
+            delivered_as: msg.delivered_as,
+            reply: msg.reply,
+            headers: msg.headers,
+            payload: msg.payload,
+            taken_queues: &[],
+        };
+        self.deliver_matching(&out, scope).0
     }
 
     /// Whether any local subscription matches `subject` (default account).
@@ -365,26 +384,11 @@ impl Gateway {
         self.shutdown.cancel();
     }
 
-    fn route(
-        &self,
-        account: &str,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<&[u8]>,
-        payload: &[u8],
-        taken_queues: &[String],
-    ) -> usize {
-        let Some(router) = self.router.get() else {
-            return 0;
-        };
-        router.route(&Outgoing {
-            account,
-            subject,
-            reply,
-            headers,
-            payload,
-            taken_queues,
-        })
+    fn route(&self, msg: &Outgoing<'_>) -> usize {
+        match self.router.get() {
+            Some(router) => router.route(msg),
+            None => 0,
+        }
     }
 
     fn lock_clients(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Client>>> {

@@ -307,6 +307,7 @@ impl Routes {
         gw.deliver_routed(&RoutedIn {
             account: &m.account,
             subject: &m.subject,
+            delivered_as: (!m.delivered_as.is_empty()).then_some(m.delivered_as.as_str()),
             reply: (!m.reply.is_empty()).then_some(m.reply.as_str()),
             headers: m.headers.as_deref(),
             payload: &m.payload,
@@ -394,6 +395,7 @@ impl Router for Routes {
                 payload: payload.clone(),
                 plain,
                 queues,
+                delivered_as: msg.delivered_as.unwrap_or_default().to_string(),
             });
             if jetraft_types::bugs::enabled(jetraft_types::bugs::Bug::RouteTwice) {
                 p.push(entry.clone(), size);

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use jetraft_types::api::{PubAck, PurgeRequest};
 use jetraft_types::config::StreamConfig;
+use jetraft_types::consumer::{ConsumerAction, ConsumerConfig};
 use jetraft_types::{ApiError, StoredMessage};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,30 @@ pub enum StreamCommand {
     /// Enforce `max_age` and expire dedup entries at the proposal time. The
     /// leader proposes this periodically; it is also done on every publish.
     Expire,
+    /// Create or update a consumer (`CONSUMER.CREATE`): `config` is
+    /// normalised and checked already; checked again against the stream at
+    /// apply. An empty name gets a generated one.
+    AddConsumer {
+        config: Box<ConsumerConfig>,
+        action: ConsumerAction,
+    },
+    DeleteConsumer {
+        name: String,
+    },
+    /// Hand out up to `batch` messages of the consumer (`max_bytes` 0: no
+    /// limit): the `redeliver` sequences still pending first, then new
+    /// ones. Decided at apply from the replica's store.
+    Deliver {
+        consumer: String,
+        batch: u32,
+        max_bytes: u64,
+        redeliver: Vec<u64>,
+    },
+    /// Acknowledgements of stream sequences, in order.
+    Ack {
+        consumer: String,
+        acks: Vec<(u64, crate::consumer::AckOp)>,
+    },
 }
 
 impl StreamCommand {
@@ -71,6 +96,11 @@ pub enum StoreOp {
     DeleteDedup {
         id: String,
     },
+    /// Store a consumer's state (created or changed by this entry).
+    PutConsumer(Box<crate::consumer::Consumer>),
+    DeleteConsumer {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +112,15 @@ pub enum StreamReply {
     ConfigUpdated,
     /// Number of messages removed by `max_age`.
     Expired(u64),
+    /// A consumer was created (`created`) or updated, under this name.
+    Consumer {
+        name: String,
+        created: bool,
+    },
+    ConsumerDeleted,
+    Delivered(Box<crate::consumer::Delivered>),
+    /// Acknowledgements that changed the consumer's state.
+    Acked(u32),
     /// The command was refused; nothing but dedup-window expiry changed.
     Error(ApiError),
 }

@@ -14,6 +14,8 @@
 //! `nats-server`.
 
 pub mod command;
+pub mod consumer;
+mod consumers;
 mod limits;
 pub mod machine;
 mod overlay;

@@ -1,13 +1,14 @@
 //! The machine: the stream's summary counters, its config and the dedup
 //! window, plus the bookkeeping shared by every command.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use jetraft_types::config::{StreamConfig, StreamState};
 use jetraft_types::{ApiError, StoredMessage};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Applied, AppliedBatch, DedupEntry, StoreOp, StreamCommand, StreamReply};
+use crate::consumer::Consumer;
 use crate::overlay::Overlay;
 use crate::reader::{ReadError, StreamReader};
 use crate::{DEDUP_MAX_ENTRIES, stored_size};
@@ -42,6 +43,11 @@ pub struct StreamMachine {
     pub(crate) dedup: BTreeMap<String, DedupEntry>,
     /// Dedup ids in the order they were added (non-decreasing time).
     pub(crate) dedup_order: VecDeque<String>,
+    /// The stream's consumers, by name.
+    pub(crate) consumers: BTreeMap<String, Consumer>,
+    /// Consumers changed (or removed) by the commands being applied: their
+    /// records are written with the entry.
+    pub(crate) dirty: BTreeSet<String>,
 }
 
 impl StreamMachine {
@@ -66,6 +72,8 @@ impl StreamMachine {
             },
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
+            consumers: BTreeMap::new(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -77,19 +85,37 @@ impl StreamMachine {
         &self.s.config
     }
 
-    /// Rebuilds the machine from a persisted summary and dedup entries.
-    pub fn restore(summary: StreamSummary, mut dedup: Vec<DedupEntry>) -> Self {
+    /// Rebuilds the machine from a persisted summary, dedup entries and
+    /// consumers (their derived counts recounted from `reader`).
+    pub fn restore(
+        summary: StreamSummary,
+        mut dedup: Vec<DedupEntry>,
+        consumers: Vec<Consumer>,
+        reader: &dyn StreamReader,
+    ) -> Result<Self, ReadError> {
         dedup.sort_by_key(|e| (e.time_ns, e.seq));
         let mut m = Self {
             s: summary,
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
+            consumers: BTreeMap::new(),
+            dirty: BTreeSet::new(),
         };
+        let ov = Overlay::new(reader);
+        for mut c in consumers {
+            c.recount(&ov, m.s.last_seq)?;
+            m.consumers.insert(c.name.clone(), c);
+        }
         for e in dedup {
             m.dedup_order.push_back(e.id.clone());
             m.dedup.insert(e.id.clone(), e);
         }
-        m
+        Ok(m)
+    }
+
+    /// The consumers, by name.
+    pub fn consumers(&self) -> &BTreeMap<String, Consumer> {
+        &self.consumers
     }
 
     /// The dedup window's entries, for snapshots, oldest first.
@@ -164,6 +190,12 @@ impl StreamMachine {
             self.expire_dedup(&mut ov);
             replies.push(self.apply_one(&mut ov, cmd)?);
         }
+        for name in std::mem::take(&mut self.dirty) {
+            match self.consumers.get(&name) {
+                Some(c) => ov.ops.push(StoreOp::PutConsumer(Box::new(c.clone()))),
+                None => ov.ops.push(StoreOp::DeleteConsumer { name }),
+            }
+        }
         Ok(AppliedBatch {
             ops: ov.ops,
             replies,
@@ -181,10 +213,25 @@ impl StreamMachine {
                 headers,
                 payload,
             } => self.publish(ov, subject, headers.as_ref(), payload)?,
-            StreamCommand::Purge(req) => self.purge(ov, req)?,
+            StreamCommand::Purge(req) => {
+                let reply = self.purge(ov, req)?;
+                self.after_purge(ov)?;
+                reply
+            }
             StreamCommand::DeleteMsg { seq, no_erase: _ } => self.delete_msg(ov, *seq)?,
             StreamCommand::UpdateConfig(cfg) => self.update_config(ov, cfg)?,
             StreamCommand::Expire => StreamReply::Expired(self.expire_max_age(ov)?),
+            StreamCommand::AddConsumer { config, action } => {
+                self.add_consumer(ov, config, *action)?
+            }
+            StreamCommand::DeleteConsumer { name } => self.delete_consumer(name),
+            StreamCommand::Deliver {
+                consumer,
+                batch,
+                max_bytes,
+                redeliver,
+            } => self.deliver(ov, consumer, *batch as usize, *max_bytes, redeliver)?,
+            StreamCommand::Ack { consumer, acks } => self.ack(ov, consumer, acks)?,
         })
     }
 
@@ -262,6 +309,9 @@ impl StreamMachine {
         if new_subject {
             s.num_subjects += 1;
         }
+        for c in self.consumers.values_mut() {
+            c.on_stored(&msg.subject);
+        }
         ov.put(msg);
         Ok(())
     }
@@ -274,6 +324,9 @@ impl StreamMachine {
         };
         let size = self.size_of(&msg);
         ov.delete(seq, &msg.subject);
+        for c in self.consumers.values_mut() {
+            c.on_removed(seq, &msg.subject);
+        }
         let s = &mut self.s;
         s.messages = s.messages.saturating_sub(1);
         s.bytes = s.bytes.saturating_sub(size);

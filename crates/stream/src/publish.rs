@@ -83,6 +83,12 @@ impl StreamMachine {
         }
         self.enforce_msgs_and_bytes(ov)?;
         self.expire_max_age(ov)?;
+        // Interest retention keeps a message only while a consumer wants it.
+        if self.s.config.retention == jetraft_types::config::RetentionPolicy::Interest
+            && !self.consumers.values().any(|c| c.config.wants(subj))
+        {
+            self.remove(ov, seq)?;
+        }
         Ok(StreamReply::PubAck(PubAck {
             stream: self.s.config.name.clone(),
             seq,

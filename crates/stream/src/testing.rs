@@ -14,6 +14,7 @@ pub struct MemReader {
     pub messages: BTreeMap<u64, StoredMessage>,
     pub by_subject: BTreeMap<String, BTreeSet<u64>>,
     pub dedup: BTreeMap<String, DedupEntry>,
+    pub consumers: BTreeMap<String, crate::consumer::Consumer>,
 }
 
 impl MemReader {
@@ -49,6 +50,12 @@ impl MemReader {
                 }
                 StoreOp::DeleteDedup { id } => {
                     self.dedup.remove(id);
+                }
+                StoreOp::PutConsumer(c) => {
+                    self.consumers.insert(c.name.clone(), (**c).clone());
+                }
+                StoreOp::DeleteConsumer { name } => {
+                    self.consumers.remove(name);
                 }
             }
         }

@@ -65,7 +65,13 @@ fn summary_and_restore_continue_identically() {
     let wire = serde_json::to_string(&h.m.summary()).unwrap();
     let summary: StreamSummary = serde_json::from_str(&wire).unwrap();
     let dedup_wire = serde_json::to_string(&h.m.dedup_entries()).unwrap();
-    let mut restored = StreamMachine::restore(summary, serde_json::from_str(&dedup_wire).unwrap());
+    let mut restored = StreamMachine::restore(
+        summary,
+        serde_json::from_str(&dedup_wire).unwrap(),
+        Vec::new(),
+        &h.store,
+    )
+    .unwrap();
     assert_eq!(restored.summary(), h.m.summary());
     let cmd = StreamCommand::Publish {
         subject: "r.x".into(),

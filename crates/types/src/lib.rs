@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bugs;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod headers;
 pub mod message;

@@ -218,6 +218,25 @@ impl GroupSm {
         }
     }
 
+    /// A consumer of this stream group, as applied here (None for the meta
+    /// group, while copying, or when it does not exist).
+    pub fn consumer(&self, name: &str) -> Option<jetraft_stream::consumer::Consumer> {
+        let inner = self.lock();
+        match &inner.kind {
+            Kind::Stream(s) if inner.catchup.copying.is_none() => s.consumer(name),
+            _ => None,
+        }
+    }
+
+    /// Every consumer of this stream group, as applied here.
+    pub fn consumers(&self) -> Vec<jetraft_stream::consumer::Consumer> {
+        let inner = self.lock();
+        match &inner.kind {
+            Kind::Stream(s) if inner.catchup.copying.is_none() => s.consumers(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Puts `m`, a peer's copy of a message record that failed its
     /// checksum here, in place of the corrupt record, if the message is
     /// still live here. Checked under the state machine lock, which every
@@ -331,7 +350,7 @@ impl GroupSm {
         let mut batch = WriteBatch::new();
         let mut inner = self.lock();
         if let Kind::Stream(s) = &mut inner.kind {
-            s.install(state, &mut batch)?;
+            s.install(state, self.engine.as_ref(), &mut batch)?;
         }
         inner.catchup = CatchupMark {
             copying: None,

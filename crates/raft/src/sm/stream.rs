@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use jetraft_store::keys::{self, StateKind};
 use jetraft_store::{Cf, Dir, Engine, View, WriteBatch, record};
+use jetraft_stream::consumer::Consumer;
 use jetraft_stream::{DedupEntry, ReadError, StoreOp, StreamMachine, StreamReader, StreamSummary};
 use jetraft_types::StoredMessage;
 use jetraft_types::config::{Compression, StreamConfig, StreamState as ApiStreamState};
@@ -28,12 +29,15 @@ pub struct StreamState {
     machine: StreamMachine,
 }
 
-/// The Raft snapshot of a stream: its summary and dedup window, no messages.
-/// A peer's frozen replica ([`super::catchup::Frozen::state`]) is one too.
+/// The Raft snapshot of a stream: its summary, dedup window and consumers,
+/// no messages. A peer's frozen replica
+/// ([`super::catchup::Frozen::state`]) is one too.
 #[derive(Serialize, Deserialize)]
 pub struct StreamSnapshot {
     summary: StreamSummary,
     dedup: Vec<DedupEntry>,
+    #[serde(default)]
+    consumers: Vec<Consumer>,
 }
 
 impl StreamState {
@@ -52,7 +56,9 @@ impl StreamState {
                 .into_iter()
                 .map(|(_, e)| e)
                 .collect();
-                StreamMachine::restore(summary, dedup)
+                let consumers = load_consumers(engine, id)?;
+                let reader = StoreReader { engine, id };
+                StreamMachine::restore(summary, dedup, consumers, &reader).map_err(read_error)?
             }
             None => StreamMachine::new(config),
         };
@@ -64,8 +70,18 @@ impl StreamState {
             id: self.id,
             engine,
             config: self.machine.config().clone(),
-            state: self.machine.state(0),
+            state: self.machine.state(self.machine.consumers().len() as u64),
         }
+    }
+
+    /// The consumer's replicated state, if it exists.
+    pub fn consumer(&self, name: &str) -> Option<Consumer> {
+        self.machine.consumers().get(name).cloned()
+    }
+
+    /// Every consumer, by name.
+    pub fn consumers(&self) -> Vec<Consumer> {
+        self.machine.consumers().values().cloned().collect()
     }
 
     pub fn apply(
@@ -122,6 +138,8 @@ impl StreamState {
             }
             StoreOp::PutDedup(e) => kv::put(batch, Cf::State, keys::dedup(id, &e.id), e)?,
             StoreOp::DeleteDedup { id: msg_id } => batch.delete(Cf::State, keys::dedup(id, msg_id)),
+            StoreOp::PutConsumer(c) => kv::put(batch, Cf::State, keys::consumer(id, &c.name), c)?,
+            StoreOp::DeleteConsumer { name } => batch.delete(Cf::State, keys::consumer(id, name)),
         }
         Ok(())
     }
@@ -140,17 +158,28 @@ impl StreamState {
         crate::codec::encode(&StreamSnapshot {
             summary: self.machine.summary(),
             dedup: self.machine.dedup_entries(),
+            consumers: self.machine.consumers().values().cloned().collect(),
         })
     }
 
     /// Switches to a copied replica's state (its messages are stored
     /// already: [`copy_replica`]).
-    pub fn install(&mut self, snapshot: StreamSnapshot, batch: &mut WriteBatch) -> io::Result<()> {
+    pub fn install(
+        &mut self,
+        snapshot: StreamSnapshot,
+        engine: &dyn Engine,
+        batch: &mut WriteBatch,
+    ) -> io::Result<()> {
         let id = self.id;
         let (from, to) = keys::dedup_bounds(id);
         batch.delete_range(Cf::State, from, to);
         for e in &snapshot.dedup {
             kv::put(batch, Cf::State, keys::dedup(id, &e.id), e)?;
+        }
+        let (from, to) = keys::consumer_bounds(id);
+        batch.delete_range(Cf::State, from, to);
+        for c in &snapshot.consumers {
+            kv::put(batch, Cf::State, keys::consumer(id, &c.name), c)?;
         }
         kv::put(
             batch,
@@ -158,7 +187,16 @@ impl StreamState {
             keys::state(id, StateKind::Summary),
             &snapshot.summary,
         )?;
-        self.machine = StreamMachine::restore(snapshot.summary, snapshot.dedup);
+        // The copied messages are stored already: derived counts come from
+        // them.
+        let reader = StoreReader { engine, id };
+        self.machine = StreamMachine::restore(
+            snapshot.summary,
+            snapshot.dedup,
+            snapshot.consumers,
+            &reader,
+        )
+        .map_err(read_error)?;
         Ok(())
     }
 
@@ -168,6 +206,19 @@ impl StreamState {
             batch.delete_range(cf, from.clone(), to.clone());
         }
     }
+}
+
+fn load_consumers(engine: &dyn Engine, id: u64) -> io::Result<Vec<Consumer>> {
+    Ok(kv::scan::<Consumer>(
+        engine,
+        Cf::State,
+        &keys::consumer_bounds(id),
+        Dir::Forward,
+        usize::MAX,
+    )?
+    .into_iter()
+    .map(|(_, c)| c)
+    .collect())
 }
 
 /// Stores `m` (compressed if the stream says so: `compression: "s2"`).
