@@ -92,13 +92,23 @@ struct Batcher {
     tx: mpsc::UnboundedSender<Pending>,
 }
 
+/// Called with a group's id once an entry that stored messages applied.
+pub type OnStored = Arc<dyn Fn(GroupId) + Send + Sync>;
+
 /// The batchers of the groups on this node, created on first use.
-#[derive(Default)]
 pub struct Batchers {
     by_group: Mutex<BTreeMap<GroupId, Batcher>>,
+    on_stored: OnStored,
 }
 
 impl Batchers {
+    pub fn new(on_stored: OnStored) -> Self {
+        Self {
+            by_group: Mutex::new(BTreeMap::new()),
+            on_stored,
+        }
+    }
+
     /// Queues `cmd` for `group` at once (so queue order is call order);
     /// `reply` is called with its outcome. If this node does not lead the
     /// group, that is `cluster_not_leader` (10009) and nothing was
@@ -107,9 +117,9 @@ impl Batchers {
         let mut pending = Pending { cmd, reply };
         let mut map = self.by_group.lock().unwrap_or_else(|p| p.into_inner());
         for _ in 0..2 {
-            let batcher = map
-                .entry(group.id)
-                .or_insert_with(|| Batcher::start(group.clone(), clock.clone()));
+            let batcher = map.entry(group.id).or_insert_with(|| {
+                Batcher::start(group.clone(), clock.clone(), self.on_stored.clone())
+            });
             match batcher.tx.send(pending) {
                 Ok(()) => return,
                 // The group's task stopped (the group shut down and was
@@ -134,14 +144,19 @@ impl Batchers {
 }
 
 impl Batcher {
-    fn start(group: Group, clock: Arc<dyn Clock>) -> Self {
+    fn start(group: Group, clock: Arc<dyn Clock>, on_stored: OnStored) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(group, clock, rx));
+        tokio::spawn(run(group, clock, on_stored, rx));
         Self { tx }
     }
 }
 
-async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+async fn run(
+    group: Group,
+    clock: Arc<dyn Clock>,
+    on_stored: OnStored,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for room in the pipeline first: what arrives meanwhile joins
@@ -158,11 +173,18 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
             now_ns: clock.now_ns(),
         };
         let id = group.id;
+        let on_stored = on_stored.clone();
         // Answered where openraft completes the entry: no task in between.
         let responder = Callback::new(move |result: ClientWriteResult<TypeConfig>| {
             drop(permit);
             match result.map_err(|e| proposal_failed(id, ProposeError::from(e))) {
-                Ok(resp) => answer_batch(replies, resp.data),
+                Ok(resp) => {
+                    let stored = stored_any(&resp.data);
+                    answer_batch(replies, resp.data);
+                    if stored {
+                        on_stored(id);
+                    }
+                }
                 Err(e) => answer_all(replies, &Err(e)),
             }
         });
@@ -172,6 +194,16 @@ async fn run(group: Group, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceive
             tracing::warn!(group = group.id, error = %fatal, "stream group stopped");
             return;
         }
+    }
+}
+
+/// Whether an applied entry stored a message (consumers may deliver it).
+fn stored_any(data: &Response) -> bool {
+    let stored = |r: &StreamReply| matches!(r, StreamReply::PubAck(a) if !a.duplicate);
+    match data {
+        Response::StreamBatch(out) => out.iter().any(stored),
+        Response::Stream(r) => stored(r),
+        _ => false,
     }
 }
 

@@ -15,6 +15,7 @@ use jetraft_types::ApiError;
 use tokio::sync::watch;
 
 use crate::batcher::{self, Batchers, proposal_failed};
+use crate::consumers::Consumers;
 use crate::env::Clock;
 use crate::forwarder::Forwarders;
 
@@ -26,6 +27,10 @@ pub struct Cluster {
     names: BTreeMap<NodeId, String>,
     batchers: Batchers,
     forwarders: Forwarders,
+    consumers: Arc<Consumers>,
+    /// The node's NATS gateway, for what the node sends by itself
+    /// (consumer deliveries, advisories).
+    gateway: std::sync::OnceLock<Weak<jetraft_gateway::Gateway>>,
     /// Held while stream groups are started or removed here, so two tasks
     /// never open one group twice ([`crate::node::sync_groups`]).
     pub(crate) groups_lock: tokio::sync::Mutex<()>,
@@ -40,13 +45,24 @@ impl Cluster {
         clock: Arc<dyn Clock>,
         names: BTreeMap<NodeId, String>,
     ) -> Arc<Self> {
+        let consumers = Arc::new(Consumers::default());
+        let batchers = {
+            let consumers = Arc::downgrade(&consumers);
+            Batchers::new(Arc::new(move |group| {
+                if let Some(c) = consumers.upgrade() {
+                    c.stored(group);
+                }
+            }))
+        };
         Arc::new_cyclic(|this| Self {
             host,
             meta,
             catalog,
             clock,
             names,
-            batchers: Batchers::default(),
+            batchers,
+            consumers,
+            gateway: std::sync::OnceLock::new(),
             forwarders: Forwarders::default(),
             groups_lock: tokio::sync::Mutex::new(()),
             this: this.clone(),
@@ -56,6 +72,24 @@ impl Cluster {
     /// This cluster handle as an `Arc` (None while shutting down).
     pub fn arc(&self) -> Option<Arc<Self>> {
         self.this.upgrade()
+    }
+
+    /// The consumer runtime of this node.
+    pub(crate) fn consumers(&self) -> &Consumers {
+        &self.consumers
+    }
+
+    pub(crate) fn consumers_arc(&self) -> Arc<Consumers> {
+        self.consumers.clone()
+    }
+
+    /// Tells the node its gateway (once, at assembly).
+    pub fn set_gateway(&self, gateway: &Arc<jetraft_gateway::Gateway>) {
+        let _ = self.gateway.set(Arc::downgrade(gateway));
+    }
+
+    pub(crate) fn gateway(&self) -> Option<Arc<jetraft_gateway::Gateway>> {
+        self.gateway.get().and_then(Weak::upgrade)
     }
 
     /// The queues of publishes on their way to remote stream leaders.

@@ -222,6 +222,7 @@ impl Backend for Cluster {
             subject: msg.subject.clone(),
             headers: msg.headers.clone(),
             payload: msg.payload.clone(),
+            reply: msg.reply.clone(),
         };
         let Op::Publish(stream) = &op else {
             reply_to.clone().spawn(me.dispatch(op, req, 0));

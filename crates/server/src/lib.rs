@@ -6,6 +6,7 @@ mod batcher;
 mod calls;
 pub mod cluster;
 pub mod config;
+mod consumers;
 pub mod dev;
 mod dispatch;
 pub mod env;

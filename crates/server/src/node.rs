@@ -129,6 +129,8 @@ pub async fn assemble(
         cluster.clone(),
     ));
     routes.attach(&gateway);
+    cluster.set_gateway(&gateway);
+    tasks.push(crate::consumers::Consumers::start(&cluster));
     tasks.extend(routes.start(connector.as_ref()));
     tasks.push(tokio::spawn(accept_clients(
         env.client_incoming,

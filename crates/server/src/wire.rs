@@ -19,6 +19,10 @@ pub struct ApiRequest {
     pub subject: String,
     pub headers: Option<Bytes>,
     pub payload: Bytes,
+    /// The requester's reply subject: where a pull request's messages go
+    /// (other requests are answered on the way back).
+    #[serde(default)]
+    pub reply: Option<String>,
 }
 
 impl ApiRequest {
@@ -30,6 +34,7 @@ impl ApiRequest {
             subject,
             headers: None,
             payload: Bytes::new(),
+            reply: None,
         }
     }
 }

@@ -75,8 +75,8 @@ pub struct Delivered {
     /// Messages that reached `max_deliver` and were dropped from pending
     /// (stream seq, deliveries), for the MAX_DELIVERIES advisory.
     pub exhausted: Vec<(u64, u64)>,
-    /// The message that did not fit `max_bytes` (its size), if the first
-    /// candidate was already too large.
+    /// A message did not fit the request's `max_bytes` (its size), so the
+    /// request is done.
     pub too_large: Option<u64>,
     /// More messages could be delivered now (the batch was the limit).
     pub more: bool,
@@ -213,6 +213,7 @@ impl Consumer {
     pub(crate) fn deliver(
         &mut self,
         ov: &Overlay<'_>,
+        stream: &str,
         now_ns: i64,
         batch: usize,
         max_bytes: u64,
@@ -220,8 +221,20 @@ impl Consumer {
     ) -> Result<Delivered, ReadError> {
         let mut out = Delivered::default();
         let mut bytes = 0u64;
-        let fits =
-            |bytes: u64, m: &StoredMessage| max_bytes == 0 || bytes + message_size(m) <= max_bytes;
+        // As nats-server counts it: the delivery's reply (ack) subject too.
+        let ack_len =
+            (jetraft_types::consumer::ACK_PREFIX.len() + stream.len() + self.name.len()) as u64;
+        let size = |m: &StoredMessage, dc: u64, cseq: u64, pending: u64| {
+            message_size(m)
+                + ack_len
+                + digits(dc)
+                + digits(m.seq)
+                + digits(cseq)
+                + digits(m.time_ns.max(0) as u64)
+                + digits(pending)
+                + 6
+        };
+        let fits = |bytes: u64, n: u64| max_bytes == 0 || bytes + n <= max_bytes;
         for &sseq in redeliver {
             if out.deliveries.len() >= batch {
                 out.more = true;
@@ -243,13 +256,17 @@ impl Consumer {
                 self.refresh_ack_floor();
                 continue;
             };
-            if !fits(bytes, &msg) {
-                if out.deliveries.is_empty() {
-                    out.too_large = Some(message_size(&msg));
-                }
+            let n = size(
+                &msg,
+                p.deliveries + 1,
+                self.delivered_cseq + 1,
+                self.num_pending,
+            );
+            if !fits(bytes, n) {
+                out.too_large = Some(n);
                 break;
             }
-            bytes += message_size(&msg);
+            bytes += n;
             self.delivered_cseq += 1;
             self.last_delivered_ns = now_ns;
             let p = self.pending.entry(sseq).or_insert(PendingMsg {
@@ -272,13 +289,17 @@ impl Consumer {
             let Some(msg) = self.next_new(ov, &mut scanned)? else {
                 break;
             };
-            if !fits(bytes, &msg) {
-                if out.deliveries.is_empty() {
-                    out.too_large = Some(message_size(&msg));
-                }
+            let n = size(
+                &msg,
+                1,
+                self.delivered_cseq + 1,
+                self.num_pending.saturating_sub(1),
+            );
+            if !fits(bytes, n) {
+                out.too_large = Some(n);
                 break;
             }
-            bytes += message_size(&msg);
+            bytes += n;
             self.take_new(&msg, now_ns);
             out.deliveries.push(Delivery {
                 cseq: self.delivered_cseq,
@@ -456,7 +477,12 @@ impl Consumer {
     }
 }
 
-/// Bytes a message counts against a pull request's `max_bytes`.
+fn digits(n: u64) -> u64 {
+    n.checked_ilog10().map_or(1, |d| u64::from(d) + 1)
+}
+
+/// Bytes of a message's subject, headers and payload (a pull request's
+/// `max_bytes` also counts the ack subject).
 pub fn message_size(m: &StoredMessage) -> u64 {
     (m.subject.len() + m.headers.as_ref().map_or(0, |h| h.len()) + m.payload.len()) as u64
 }

@@ -68,7 +68,6 @@ impl StreamMachine {
                 }
                 seed = seed.wrapping_add(1);
             }
-            config.name = name.clone();
         }
         let c = Consumer::new(
             name.clone(),
@@ -106,7 +105,8 @@ impl StreamMachine {
         let Some(c) = self.consumers.get_mut(consumer) else {
             return Ok(Self::refuse(ApiError::consumer_not_found()));
         };
-        let out = c.deliver(ov, now, batch, max_bytes, redeliver)?;
+        let stream = self.s.config.name.clone();
+        let out = c.deliver(ov, &stream, now, batch, max_bytes, redeliver)?;
         let exhausted: Vec<u64> = out.exhausted.iter().map(|(s, _)| *s).collect();
         self.dirty.insert(consumer.to_string());
         // A message that reached max_deliver counts as done for retention.

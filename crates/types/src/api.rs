@@ -30,6 +30,11 @@ pub mod types {
     pub const STREAM_LIST: &str = "io.nats.jetstream.api.v1.stream_list_response";
     pub const STREAM_MSG_GET: &str = "io.nats.jetstream.api.v1.stream_msg_get_response";
     pub const STREAM_MSG_DELETE: &str = "io.nats.jetstream.api.v1.stream_msg_delete_response";
+    pub const CONSUMER_CREATE: &str = "io.nats.jetstream.api.v1.consumer_create_response";
+    pub const CONSUMER_INFO: &str = "io.nats.jetstream.api.v1.consumer_info_response";
+    pub const CONSUMER_DELETE: &str = "io.nats.jetstream.api.v1.consumer_delete_response";
+    pub const CONSUMER_NAMES: &str = "io.nats.jetstream.api.v1.consumer_names_response";
+    pub const CONSUMER_LIST: &str = "io.nats.jetstream.api.v1.consumer_list_response";
 }
 
 /// `JSApiNamesLimit`: page size of `STREAM.NAMES`.

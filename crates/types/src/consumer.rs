@@ -207,8 +207,6 @@ pub struct ConsumerConfig {
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub max_ack_pending: i64,
     #[serde(skip_serializing_if = "is_false")]
-    pub flow_control: bool,
-    #[serde(skip_serializing_if = "is_false")]
     pub headers_only: bool,
     #[serde(rename = "max_batch", skip_serializing_if = "is_zero_i64")]
     pub max_request_batch: i64,
@@ -220,6 +218,8 @@ pub struct ConsumerConfig {
     pub deliver_subject: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub deliver_group: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub flow_control: bool,
     #[serde(rename = "idle_heartbeat", skip_serializing_if = "is_zero_i64")]
     pub heartbeat: i64,
     #[serde(skip_serializing_if = "is_zero_i64")]
@@ -281,6 +281,44 @@ fn valid_group_name(g: &str) -> bool {
 }
 
 impl ConsumerConfig {
+    /// nats-server's `setStaticConsumerMetadata`: the API level the
+    /// features used need (`_nats.req.level`), stored with the config.
+    pub fn set_static_metadata(&mut self) {
+        use crate::config::{META_REQUIRED_LEVEL, META_SERVER_LEVEL, META_SERVER_VERSION};
+        self.metadata.remove(META_SERVER_VERSION);
+        self.metadata.remove(META_SERVER_LEVEL);
+        let mut level = 0;
+        if self.pause_until.is_some_and(|t| t != 0) {
+            level = 1;
+        }
+        if self.priority_policy != PriorityPolicy::None
+            || self.pinned_ttl != 0
+            || !self.priority_groups.is_empty()
+        {
+            level = 1;
+        }
+        if self.ack_policy == AckPolicy::FlowControl {
+            level = 4;
+        }
+        self.metadata
+            .insert(META_REQUIRED_LEVEL.to_string(), level.to_string());
+    }
+
+    /// What create and info responses show: the server's version and API
+    /// level next to the stored keys.
+    pub fn with_dynamic_metadata(mut self) -> Self {
+        use crate::config::{META_SERVER_LEVEL, META_SERVER_VERSION};
+        self.metadata.insert(
+            META_SERVER_VERSION.to_string(),
+            crate::api::NATS_VERSION.to_string(),
+        );
+        self.metadata.insert(
+            META_SERVER_LEVEL.to_string(),
+            crate::api::API_LEVEL.to_string(),
+        );
+        self
+    }
+
     /// Whether the consumer is durable (`durable_name` set).
     pub fn is_durable(&self) -> bool {
         !self.durable.is_empty()
@@ -413,6 +451,9 @@ impl ConsumerConfig {
         if self.ack_policy == AckPolicy::FlowControl && !pedantic {
             self.flow_control = true;
             self.heartbeat = 1_000_000_000;
+        }
+        if !self.is_durable() && self.inactive_threshold == 0 {
+            self.inactive_threshold = DEFAULT_EPHEMERAL_INACTIVE_NS;
         }
         Ok(())
     }
@@ -875,8 +916,8 @@ impl ConsumerConfig {
     }
 
     /// The checks nats-server runs against the stream (`addConsumer`):
-    /// filters inside the stream's subjects, work-queue rules. `others`
-    /// are the stream's other consumers.
+    /// the work-queue rules. `others` are the stream's other consumers.
+    /// (2.15.1 accepts filters outside the stream's subjects.)
     pub fn check_against_stream<'a>(
         &self,
         stream: &StreamConfig,
@@ -901,18 +942,6 @@ impl ConsumerConfig {
                 ));
             }
             self.check_work_queue_unique(others)?;
-        }
-        let filters = self.filters();
-        if !stream.subjects.is_empty() && !filters.is_empty() {
-            for f in &filters {
-                if !stream.subjects.iter().any(|s| subject::overlaps(s, f)) {
-                    return Err(ApiError::new(
-                        400,
-                        10093,
-                        "consumer filter subject is not a valid subset of the interest subjects",
-                    ));
-                }
-            }
         }
         Ok(())
     }
@@ -1186,28 +1215,69 @@ impl NextRequest {
     /// Parses a `MSG.NEXT` body as nats-server does: empty is a batch of
     /// one, a bare integer is the batch, else the JSON form.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let text = std::str::from_utf8(body).map_err(|e| e.to_string())?.trim();
-        if text.is_empty() {
-            return Ok(Self {
-                batch: 1,
-                ..Self::default()
-            });
-        }
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        let one = Self {
+            batch: 1,
+            ..Self::default()
+        };
         if text.starts_with('{') {
-            let mut r: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
-            if r.batch == 0 && r.max_bytes == 0 {
+            // Clients send `"group":null` and the like: absent, for Go.
+            let mut v: serde_json::Value =
+                serde_json::from_str(text).map_err(|_| go_struct_error(text))?;
+            if let serde_json::Value::Object(map) = &mut v {
+                map.retain(|_, v| !v.is_null());
+            }
+            let mut r: Self = serde_json::from_value(v).map_err(|_| go_struct_error(text))?;
+            if r.batch <= 0 {
                 r.batch = 1;
             }
             return Ok(r);
         }
+        // A bare number is the batch; anything else (nats-server's
+        // `strconv.Atoi` failing) a batch of one.
         match text.parse::<i64>() {
-            Ok(n) => Ok(Self {
-                batch: n.max(1),
-                ..Self::default()
-            }),
-            Err(e) => Err(e.to_string()),
+            Ok(n) if n > 0 => Ok(Self { batch: n, ..one }),
+            _ => Ok(one),
         }
     }
+}
+
+/// Go's decoder error for a pull request field of the wrong JSON type
+/// (`json: cannot unmarshal string into Go struct field .expires of type
+/// time.Duration`), or serde's text for anything else.
+fn go_struct_error(text: &str) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return "unexpected end of JSON input".to_string();
+    };
+    for (field, v) in &map {
+        let go_type = match field.as_str() {
+            "expires" | "idle_heartbeat" => "time.Duration",
+            "no_wait" => "bool",
+            "group" | "id" => "string",
+            "batch" | "max_bytes" | "priority" => "int",
+            "min_pending" | "min_ack_pending" => "int64",
+            _ => continue,
+        };
+        let ok = match go_type {
+            "bool" => v.is_boolean(),
+            "string" => v.is_string(),
+            _ => v.is_i64(),
+        };
+        if !ok && !v.is_null() {
+            let kind = match v {
+                serde_json::Value::String(_) => "string",
+                serde_json::Value::Bool(_) => "bool",
+                serde_json::Value::Array(_) => "array",
+                serde_json::Value::Object(_) => "object",
+                _ => "number",
+            };
+            return format!(
+                "json: cannot unmarshal {kind} into Go struct field .{field} of type {go_type}"
+            );
+        }
+    }
+    "invalid request".to_string()
 }
 
 /// What an ack message says (the body published to a `$JS.ACK.` subject).
@@ -1393,7 +1463,17 @@ mod tests {
         assert_eq!(NextRequest::parse(b"").map(|r| r.batch), Ok(1));
         let r = NextRequest::parse(br#"{"batch":3,"no_wait":true}"#).unwrap_or_default();
         assert_eq!((r.batch, r.no_wait), (3, true));
-        assert!(NextRequest::parse(b"abc").is_err());
+        assert_eq!(NextRequest::parse(b"abc").map(|r| r.batch), Ok(1));
+        assert_eq!(NextRequest::parse(b"0").map(|r| r.batch), Ok(1));
+        assert_eq!(
+            NextRequest::parse(br#"{"batch":-1}"#).map(|r| r.batch),
+            Ok(1)
+        );
+        assert!(NextRequest::parse(br#"{"expires":"x"}"#).is_err());
+        assert_eq!(
+            NextRequest::parse(br#"{"batch":2,"group":null,"min_pending":null}"#).map(|r| r.batch),
+            Ok(2)
+        );
     }
 
     #[test]

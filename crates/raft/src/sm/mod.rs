@@ -228,6 +228,19 @@ impl GroupSm {
         }
     }
 
+    /// One pending delivery of a consumer, as applied here.
+    pub fn consumer_pending(
+        &self,
+        name: &str,
+        sseq: u64,
+    ) -> Option<jetraft_stream::consumer::PendingMsg> {
+        let inner = self.lock();
+        match &inner.kind {
+            Kind::Stream(s) if inner.catchup.copying.is_none() => s.consumer_pending(name, sseq),
+            _ => None,
+        }
+    }
+
     /// Every consumer of this stream group, as applied here.
     pub fn consumers(&self) -> Vec<jetraft_stream::consumer::Consumer> {
         let inner = self.lock();

@@ -79,6 +79,19 @@ impl StreamState {
         self.machine.consumers().get(name).cloned()
     }
 
+    pub fn consumer_pending(
+        &self,
+        name: &str,
+        sseq: u64,
+    ) -> Option<jetraft_stream::consumer::PendingMsg> {
+        self.machine
+            .consumers()
+            .get(name)?
+            .pending
+            .get(&sseq)
+            .cloned()
+    }
+
     /// Every consumer, by name.
     pub fn consumers(&self) -> Vec<Consumer> {
         self.machine.consumers().values().cloned().collect()

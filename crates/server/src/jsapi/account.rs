@@ -35,7 +35,12 @@ pub async fn account_info(cluster: &Cluster, account: &str) -> Vec<u8> {
         reserved_memory: reserved(StorageType::Memory),
         reserved_storage: reserved(StorageType::File),
         streams: catalog.streams_in(account).count() as u64,
-        consumers: 0,
+        consumers: catalog
+            .streams_in(account)
+            .filter_map(|a| cluster.host().group(a.group))
+            .filter_map(|g| g.sm.stream_view())
+            .map(|v| v.state().consumer_count)
+            .sum(),
         limits: AccountLimits::default(),
         domain: None,
         api: ApiStats {

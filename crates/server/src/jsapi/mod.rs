@@ -7,11 +7,12 @@
 //! [`execute`] runs it on that node.
 
 mod account;
+mod consumers;
 mod direct;
 pub(crate) mod publish;
 mod streams;
 
-pub(crate) use streams::{apply_config, expire};
+pub(crate) use streams::{apply_config, expire, led_group};
 
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub const STREAM_LIST: &str = "$JS.API.STREAM.LIST";
 pub const STREAM_MSG_GET: &str = "$JS.API.STREAM.MSG.GET.";
 pub const STREAM_MSG_DELETE: &str = "$JS.API.STREAM.MSG.DELETE.";
 pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
+pub const CONSUMER_PREFIX: &str = "$JS.API.CONSUMER.";
+pub const CONSUMER_NEXT: &str = "$JS.API.CONSUMER.MSG.NEXT.";
 /// Where a request must run.
 pub(crate) enum Target {
     MetaLeader,
@@ -63,6 +66,45 @@ pub(crate) enum Op {
         subject: Option<String>,
     },
     Publish(String),
+    /// `CONSUMER.CREATE.<stream>[.<name>[.<filter>]]` and the legacy
+    /// `CONSUMER.DURABLE.CREATE.<stream>.<durable>`.
+    ConsumerCreate(consumers::CreateSubject),
+    ConsumerInfo {
+        stream: String,
+        consumer: String,
+    },
+    ConsumerDelete {
+        stream: String,
+        consumer: String,
+    },
+    ConsumerNames(String),
+    ConsumerList(String),
+    /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
+    ConsumerNext {
+        stream: String,
+        consumer: String,
+    },
+    /// A publish to a `$JS.ACK.` subject.
+    Ack {
+        stream: String,
+        consumer: String,
+    },
+}
+
+impl Op {
+    /// The stream a consumer operation names.
+    fn consumer_stream(&self) -> Option<&str> {
+        match self {
+            Op::ConsumerCreate(c) => Some(&c.stream),
+            Op::ConsumerInfo { stream, .. }
+            | Op::ConsumerDelete { stream, .. }
+            | Op::ConsumerNext { stream, .. }
+            | Op::Ack { stream, .. }
+            | Op::ConsumerNames(stream)
+            | Op::ConsumerList(stream) => Some(stream),
+            _ => None,
+        }
+    }
 }
 
 fn one_token(rest: &str) -> Option<String> {
@@ -88,6 +130,9 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
         STREAM_LIST => return Some(Op::List),
         _ => {}
     }
+    if let Some(rest) = subject.strip_prefix(CONSUMER_PREFIX) {
+        return consumers::parse_subject(rest);
+    }
     if let Some(rest) = subject.strip_prefix(DIRECT_GET) {
         return match rest.split_once('.') {
             None if !rest.is_empty() => Some(Op::DirectGet {
@@ -111,6 +156,9 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
 pub(crate) fn classify(cluster: &Cluster, account: &str, subject: &str) -> Option<Op> {
     if subject.starts_with(API_PREFIX) {
         return parse_api(subject);
+    }
+    if let Some(ack) = subject.strip_prefix(jetraft_types::consumer::ACK_PREFIX) {
+        return consumers::parse_ack_subject(ack);
     }
     cluster
         .catalog()
@@ -151,6 +199,10 @@ pub(crate) fn target(cluster: &Cluster, account: &str, op: &Op) -> Result<Target
             Target::StreamLeader(stream(n)?)
         }
         Op::DirectGet { stream: n, .. } => Target::StreamReplica(stream(n)?),
+        op => match op.consumer_stream() {
+            Some(n) => Target::StreamLeader(stream(n)?),
+            None => return Err(error_reply(op, ApiError::bad_request())),
+        },
     })
 }
 
@@ -171,6 +223,21 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
             direct::get(&cluster, &stream, subject.as_deref(), &req)
         }
         Op::Publish(name) => publish::publish(&cluster, &name, req).await,
+        Op::ConsumerCreate(c) => json(consumers::create(&cluster, &c, &req).await),
+        Op::ConsumerInfo { stream, consumer } => {
+            json(consumers::info(&cluster, &stream, &consumer, &req).await)
+        }
+        Op::ConsumerDelete { stream, consumer } => {
+            json(consumers::delete(&cluster, &stream, &consumer, &req).await)
+        }
+        Op::ConsumerNames(stream) => json(consumers::names(&cluster, &stream, &req).await),
+        Op::ConsumerList(stream) => json(consumers::list(&cluster, &stream, &req).await),
+        Op::ConsumerNext { stream, consumer } => {
+            crate::consumers::pull(&cluster, &stream, &consumer, req).await
+        }
+        Op::Ack { stream, consumer } => {
+            crate::consumers::ack(&cluster, &stream, &consumer, req).await
+        }
     }
 }
 
@@ -185,6 +252,9 @@ pub(crate) fn json(body: Vec<u8>) -> Vec<Outbound> {
 pub(crate) fn error_reply(op: &Op, err: ApiError) -> Vec<Outbound> {
     let body = match op {
         Op::Publish(stream) => api::render_pub_error(stream, &err),
+        // A pull request or an ack whose stream is unknown: nobody there
+        // (nats-server has no subscription for it).
+        Op::ConsumerNext { .. } | Op::Ack { .. } => return Vec::new(),
         op => api::render_error(response_type(op), &err),
     };
     json(body)
@@ -202,8 +272,22 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::List => types::STREAM_LIST,
         Op::MsgGet(_) | Op::DirectGet { .. } => types::STREAM_MSG_GET,
         Op::MsgDelete(_) => types::STREAM_MSG_DELETE,
-        Op::Publish(_) => "",
+        Op::ConsumerCreate(_) => types::CONSUMER_CREATE,
+        Op::ConsumerInfo { .. } => types::CONSUMER_INFO,
+        Op::ConsumerDelete { .. } => types::CONSUMER_DELETE,
+        Op::ConsumerNames(_) => types::CONSUMER_NAMES,
+        Op::ConsumerList(_) => types::CONSUMER_LIST,
+        Op::Publish(_) | Op::ConsumerNext { .. } | Op::Ack { .. } => "",
     }
+}
+
+/// nats-server's `isEmptyRequest`: nothing, or an empty JSON object.
+pub(crate) fn is_empty_request(payload: &[u8]) -> bool {
+    payload.is_empty()
+        || matches!(
+            serde_json::from_slice::<serde_json::Value>(payload),
+            Ok(serde_json::Value::Object(m)) if m.is_empty()
+        )
 }
 
 /// Whether a JSON reply is an API error (used when probing a stream).
@@ -337,7 +421,11 @@ mod tests {
                 subject: None
             })
         );
-        assert_eq!(parse_api("$JS.API.CONSUMER.CREATE.S"), None);
+        assert!(matches!(
+            parse_api("$JS.API.CONSUMER.CREATE.S"),
+            Some(Op::ConsumerCreate(_))
+        ));
+        assert_eq!(parse_api("$JS.API.CONSUMER.INFO.S"), None);
     }
 
     #[test]

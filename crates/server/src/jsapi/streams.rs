@@ -260,7 +260,7 @@ pub(crate) fn led_group_with<T>(
 /// [`led_group`], and leadership confirmed for a read (decision 33): what
 /// is read after it includes every write acknowledged before the request
 /// arrived. A deposed leader gets "not the leader" or 503/10008.
-async fn read_group(
+pub(crate) async fn read_group(
     cluster: &Cluster,
     account: &str,
     name: &str,

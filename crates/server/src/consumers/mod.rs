@@ -1,0 +1,597 @@
+//! Consumer leaders at run time: what is not replicated because a leader
+//! change may lose it without breaking a promise (decision 41) — the
+//! waiting pull requests, which pending messages are due again, `+WPI`
+//! and `-NAK` delays — and the one timer structure of the node that
+//! drives ack-wait redelivery, pull request expiry and heartbeats. A
+//! consumer nobody pulls from and with nothing pending costs no task, no
+//! timer and no memory here.
+//!
+//! Deliveries are decided by the stream machine at apply
+//! ([`jetraft_stream::consumer`]); this module proposes them, and sends
+//! what the applied command chose to the pull request's inbox.
+
+mod pull;
+mod status;
+
+pub(crate) use pull::{ack, pull};
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use jetraft_raft::GroupId;
+use jetraft_stream::consumer::Delivered;
+use jetraft_stream::{StreamCommand, StreamReply};
+use jetraft_types::ApiError;
+use jetraft_types::consumer::{AckPolicy, AckSubject, ConsumerConfig};
+use tokio::sync::Notify;
+
+use crate::batcher::{Answer, Reply};
+use crate::cluster::Cluster;
+use status::Out;
+
+/// How often a node that holds waiting pull requests checks that it still
+/// leads their streams (a deposed leader tells its waiters, 409).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+type Key = (GroupId, String);
+
+/// The node's consumer runtime.
+#[derive(Default)]
+pub struct Consumers {
+    state: Mutex<State>,
+    wake: Notify,
+    cluster: OnceLock<Weak<Cluster>>,
+}
+
+#[derive(Default)]
+struct State {
+    led: BTreeMap<Key, Led>,
+    /// Deadline (Unix ns), a tie-breaker, what to do.
+    timers: BTreeSet<(i64, u64, Timer)>,
+    next_id: u64,
+    sweeping: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A pull request's `expires`.
+    Expire {
+        key: Key,
+        id: u64,
+    },
+    /// A pull request's `idle_heartbeat`.
+    Heartbeat {
+        key: Key,
+        id: u64,
+    },
+    /// The ack wait of a delivery ran out.
+    Redeliver {
+        key: Key,
+        sseq: u64,
+        deliveries: u64,
+    },
+    /// A `-NAK` delay ran out.
+    Nak {
+        key: Key,
+        sseq: u64,
+    },
+    Sweep,
+}
+
+/// A consumer this node leads, while it has something to do.
+struct Led {
+    account: String,
+    stream: String,
+    /// The consumer's name.
+    name: String,
+    config: ConsumerConfig,
+    /// The leader term it was loaded in: a new term loads it again.
+    term: u64,
+    waiting: VecDeque<Waiting>,
+    /// Pending messages whose ack wait ran out (or were nak'd).
+    due: BTreeSet<u64>,
+    /// A delivery is being proposed.
+    busy: bool,
+    /// `+WPI`: not due before this time.
+    progress: BTreeMap<u64, i64>,
+}
+
+/// A pull request waiting for messages.
+struct Waiting {
+    id: u64,
+    reply: String,
+    left: u64,
+    /// `max_bytes` budget left, if the request set one.
+    bytes_left: Option<u64>,
+    delivered: u64,
+    no_wait: bool,
+    heartbeat_ns: i64,
+}
+
+impl Consumers {
+    /// Starts the node's timer task.
+    pub(crate) fn start(cluster: &Arc<Cluster>) -> tokio::task::JoinHandle<()> {
+        let me = cluster.consumers_arc();
+        let _ = me.cluster.set(Arc::downgrade(cluster));
+        tokio::spawn(me.run())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.get().and_then(Weak::upgrade)
+    }
+
+    /// Pull requests waiting on the consumer (for `CONSUMER.INFO`).
+    pub(crate) fn num_waiting(&self, group: GroupId, name: &str) -> u64 {
+        self.lock()
+            .led
+            .get(&(group, name.to_string()))
+            .map_or(0, |l| l.waiting.len() as u64)
+    }
+
+    /// The consumer was updated: its config is read again on next use.
+    pub(crate) fn changed(&self, group: GroupId, name: &str) {
+        if let Some(led) = self.lock().led.get_mut(&(group, name.to_string())) {
+            led.term = u64::MAX;
+        }
+    }
+
+    /// The consumer is gone: its waiters hear so (409 Consumer Deleted).
+    pub(crate) fn deleted(&self, group: GroupId, name: &str) {
+        let sends = {
+            let mut st = self.lock();
+            match st.led.remove(&(group, name.to_string())) {
+                Some(led) => status::to_all(&led, status::CONSUMER_DELETED),
+                None => Vec::new(),
+            }
+        };
+        self.send(sends);
+    }
+
+    /// New messages were stored in the group: waiting pulls may be served.
+    pub(crate) fn stored(&self, group: GroupId) {
+        let keys: Vec<Key> = {
+            let st = self.lock();
+            st.led
+                .range((group, String::new())..)
+                .take_while(|(k, _)| k.0 == group)
+                .filter(|(_, l)| !l.waiting.is_empty() && !l.busy)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for k in keys {
+            self.pump(&k);
+        }
+    }
+
+    /// Loads the consumer for this leadership if not loaded yet: every
+    /// pending message gets its ack-wait deadline from the time it was
+    /// delivered (by whichever leader delivered it).
+    fn ensure_led(
+        &self,
+        st: &mut State,
+        key: &Key,
+        account: &str,
+        stream: &str,
+    ) -> Result<(), ApiError> {
+        let cluster = self.cluster().ok_or_else(ApiError::cluster_not_avail)?;
+        let g = cluster
+            .host()
+            .group(key.0)
+            .ok_or_else(ApiError::cluster_not_avail)?;
+        let term = g.metrics().vote.leader_id().term;
+        if st.led.get(key).is_some_and(|l| l.term == term) {
+            return Ok(());
+        }
+        let c =
+            g.sm.consumer(&key.1)
+                .ok_or_else(ApiError::consumer_not_found)?;
+        let waiting = st.led.remove(key).map(|l| l.waiting).unwrap_or_default();
+        let now = cluster.now_ns();
+        let mut due = BTreeSet::new();
+        if c.config.ack_policy != AckPolicy::None {
+            for (sseq, p) in &c.pending {
+                let at = p.ts_ns.saturating_add(ack_wait(&c.config, p.deliveries));
+                if at <= now {
+                    due.insert(*sseq);
+                    continue;
+                }
+                push_timer(
+                    st,
+                    at,
+                    Timer::Redeliver {
+                        key: key.clone(),
+                        sseq: *sseq,
+                        deliveries: p.deliveries,
+                    },
+                );
+            }
+        }
+        st.led.insert(
+            key.clone(),
+            Led {
+                account: account.to_string(),
+                stream: stream.to_string(),
+                name: key.1.clone(),
+                config: c.config,
+                term,
+                waiting,
+                due,
+                busy: false,
+                progress: BTreeMap::new(),
+            },
+        );
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Proposes a delivery for the first waiting request, unless one is
+    /// in flight.
+    fn pump(&self, key: &Key) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let (cmd, id) = {
+            let mut st = self.lock();
+            let Some(led) = st.led.get_mut(key) else {
+                return;
+            };
+            if led.busy {
+                return;
+            }
+            let Some(w) = led.waiting.front() else {
+                return;
+            };
+            let batch = w.left.min(u64::from(u32::MAX)) as u32;
+            let redeliver: Vec<u64> = led.due.iter().copied().take(batch as usize).collect();
+            led.busy = true;
+            let cmd = StreamCommand::Deliver {
+                consumer: key.1.clone(),
+                batch,
+                max_bytes: w.bytes_left.unwrap_or(0),
+                redeliver,
+            };
+            (cmd, w.id)
+        };
+        let Some(g) = cluster.host().group(key.0) else {
+            self.lost(key, status::LEADERSHIP_CHANGE);
+            return;
+        };
+        let me = cluster.consumers_arc();
+        let k = key.clone();
+        cluster.propose_stream_then(&g, cmd, Answer::new(move |r| me.delivered(&k, id, r)));
+    }
+
+    /// What a delivery proposal came back with.
+    fn delivered(&self, key: &Key, id: u64, result: Reply) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let now = cluster.now_ns();
+        let mut sends = Vec::new();
+        let again = {
+            let mut st = self.lock();
+            let Some(led) = st.led.get_mut(key) else {
+                return;
+            };
+            led.busy = false;
+            match result {
+                Ok(StreamReply::Delivered(d)) => {
+                    let timers = self.hand_out(led, key, id, &d, now, &mut sends);
+                    if !timers.is_empty() {
+                        self.wake.notify_one();
+                    }
+                    for (at, t) in timers {
+                        push_timer(&mut st, at, t);
+                    }
+                    st.led.get(key).is_some_and(|l| !l.waiting.is_empty())
+                        && (!d.deliveries.is_empty() || d.more)
+                }
+                Ok(StreamReply::Error(e))
+                    if e.err_code == ApiError::consumer_not_found().err_code =>
+                {
+                    if let Some(led) = st.led.remove(key) {
+                        sends.extend(status::to_all(&led, status::CONSUMER_DELETED));
+                    }
+                    false
+                }
+                Ok(other) => {
+                    tracing::warn!(?other, "unexpected reply to a delivery");
+                    false
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "delivery not proposed");
+                    if let Some(led) = st.led.remove(key) {
+                        sends.extend(status::to_all(&led, status::LEADERSHIP_CHANGE));
+                    }
+                    false
+                }
+            }
+        };
+        self.send(sends);
+        if again {
+            self.pump(key);
+        }
+    }
+
+    /// Sends what a delivery chose to the waiting request, and returns the
+    /// ack-wait timers to set.
+    fn hand_out(
+        &self,
+        led: &mut Led,
+        key: &Key,
+        id: u64,
+        d: &Delivered,
+        now: i64,
+        sends: &mut Vec<Out>,
+    ) -> Vec<(i64, Timer)> {
+        let mut timers = Vec::new();
+        for (sseq, deliveries) in &d.exhausted {
+            led.due.remove(sseq);
+            sends.push(status::max_deliveries(led, *sseq, *deliveries, now));
+        }
+        // The request the delivery was for, or (if it expired meanwhile)
+        // the next one: a message delivered is never sent nowhere.
+        let pos = led
+            .waiting
+            .iter()
+            .position(|w| w.id == id)
+            .or(if led.waiting.is_empty() {
+                None
+            } else {
+                Some(0)
+            });
+        let acks = led.config.ack_policy != AckPolicy::None;
+        for x in &d.deliveries {
+            led.due.remove(&x.msg.seq);
+            led.progress.remove(&x.msg.seq);
+            if acks {
+                timers.push((
+                    now.saturating_add(ack_wait(&led.config, x.deliveries)),
+                    Timer::Redeliver {
+                        key: key.clone(),
+                        sseq: x.msg.seq,
+                        deliveries: x.deliveries,
+                    },
+                ));
+            }
+            let Some(p) = pos else {
+                continue;
+            };
+            let ack = AckSubject {
+                stream: led.stream.clone(),
+                consumer: key.1.clone(),
+                delivered: x.deliveries,
+                stream_seq: x.msg.seq,
+                consumer_seq: x.cseq,
+                ts_ns: x.msg.time_ns,
+                pending: x.pending,
+            };
+            let Some(to) = led.waiting.get(p).map(|w| w.reply.clone()) else {
+                continue;
+            };
+            sends.push(Out::message(led, &to, &x.msg, ack.render()));
+            let Some(w) = led.waiting.get_mut(p) else {
+                continue;
+            };
+            w.left = w.left.saturating_sub(1);
+            w.delivered += 1;
+            if let Some(b) = &mut w.bytes_left {
+                *b = b.saturating_sub(jetraft_stream::consumer::message_size(&x.msg));
+            }
+        }
+        let Some(p) = pos else {
+            return timers;
+        };
+        let Some(w) = led.waiting.get(p) else {
+            return timers;
+        };
+        let finished = if d.too_large.is_some() {
+            sends.push(Out::with_pending(led, w, status::MSG_SIZE_EXCEEDS));
+            true
+        } else if w.left == 0 || w.bytes_left == Some(0) {
+            true
+        } else if d.deliveries.is_empty() && !d.more && w.no_wait {
+            sends.push(Out::status(led, &w.reply, status::NO_MESSAGES));
+            true
+        } else {
+            false
+        };
+        if finished {
+            led.waiting.remove(p);
+        }
+        timers
+    }
+
+    /// This node no longer leads the consumer: its waiters hear `why`.
+    fn lost(&self, key: &Key, why: &'static str) {
+        let sends = match self.lock().led.remove(key) {
+            Some(led) => status::to_all(&led, why),
+            None => Vec::new(),
+        };
+        self.send(sends);
+    }
+
+    fn send(&self, sends: Vec<Out>) {
+        let Some(gw) = self.cluster().and_then(|c| c.gateway()) else {
+            return;
+        };
+        for s in sends {
+            s.deliver(&gw);
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            let Some(cluster) = self.cluster() else {
+                return;
+            };
+            let now = cluster.now_ns();
+            let next = self.lock().timers.first().map(|t| t.0);
+            drop(cluster);
+            match next {
+                Some(at) if at <= now => self.fire(now),
+                Some(at) => {
+                    let wait = Duration::from_nanos((at - now) as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.wake.notified() => {}
+                    }
+                }
+                None => self.wake.notified().await,
+            }
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    fn fire(&self, now: i64) {
+        let due: Vec<Timer> = {
+            let mut st = self.lock();
+            let mut out = Vec::new();
+            while let Some(first) = st.timers.first() {
+                if first.0 > now {
+                    break;
+                }
+                if let Some((_, _, t)) = st.timers.pop_first() {
+                    out.push(t);
+                }
+            }
+            out
+        };
+        let mut pumps = BTreeSet::new();
+        let mut sends = Vec::new();
+        for t in due {
+            self.fire_one(t, now, &mut pumps, &mut sends);
+        }
+        self.send(sends);
+        for k in pumps {
+            self.pump(&k);
+        }
+    }
+
+    fn fire_one(&self, t: Timer, now: i64, pumps: &mut BTreeSet<Key>, sends: &mut Vec<Out>) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        match t {
+            Timer::Expire { key, id } => {
+                let mut st = self.lock();
+                if let Some(led) = st.led.get_mut(&key)
+                    && let Some(p) = led.waiting.iter().position(|w| w.id == id)
+                {
+                    if let Some(w) = led.waiting.get(p) {
+                        sends.push(Out::timeout(led, w));
+                    }
+                    led.waiting.remove(p);
+                    pumps.insert(key);
+                }
+            }
+            Timer::Heartbeat { key, id } => {
+                let mut st = self.lock();
+                let hb = st.led.get(&key).and_then(|led| {
+                    let w = led.waiting.iter().find(|w| w.id == id)?;
+                    sends.push(Out::status(led, &w.reply, status::IDLE_HEARTBEAT));
+                    Some(w.heartbeat_ns)
+                });
+                if let Some(hb) = hb {
+                    push_timer(&mut st, now + hb, Timer::Heartbeat { key, id });
+                }
+            }
+            Timer::Redeliver {
+                key,
+                sseq,
+                deliveries,
+            } => {
+                let still = cluster
+                    .host()
+                    .group(key.0)
+                    .and_then(|g| g.sm.consumer_pending(&key.1, sseq))
+                    .is_some_and(|p| p.deliveries == deliveries);
+                if !still {
+                    return;
+                }
+                let mut st = self.lock();
+                let Some(led) = st.led.get_mut(&key) else {
+                    return;
+                };
+                if let Some(until) = led.progress.get(&sseq).copied()
+                    && until > now
+                {
+                    push_timer(
+                        &mut st,
+                        until,
+                        Timer::Redeliver {
+                            key,
+                            sseq,
+                            deliveries,
+                        },
+                    );
+                    return;
+                }
+                led.due.insert(sseq);
+                pumps.insert(key);
+            }
+            Timer::Nak { key, sseq } => {
+                if let Some(led) = self.lock().led.get_mut(&key) {
+                    led.due.insert(sseq);
+                    pumps.insert(key);
+                }
+            }
+            Timer::Sweep => self.sweep(&cluster, now, sends),
+        }
+    }
+
+    /// Tells the waiters of consumers this node no longer leads.
+    fn sweep(&self, cluster: &Cluster, now: i64, sends: &mut Vec<Out>) {
+        let me = cluster.host().me();
+        let mut st = self.lock();
+        let gone: Vec<Key> = st
+            .led
+            .iter()
+            .filter(|(k, _)| {
+                cluster
+                    .host()
+                    .group(k.0)
+                    .is_none_or(|g| g.leader() != Some(me))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            if let Some(led) = st.led.remove(&k) {
+                sends.extend(status::to_all(&led, status::LEADERSHIP_CHANGE));
+            }
+        }
+        // Idle consumers leave nothing behind.
+        st.led
+            .retain(|_, l| !l.waiting.is_empty() || !l.due.is_empty() || l.busy);
+        st.sweeping = st.led.values().any(|l| !l.waiting.is_empty());
+        if st.sweeping {
+            push_timer(
+                &mut st,
+                now + SWEEP_INTERVAL.as_nanos() as i64,
+                Timer::Sweep,
+            );
+        }
+    }
+}
+
+fn push_timer(st: &mut State, at: i64, t: Timer) {
+    st.next_id += 1;
+    let id = st.next_id;
+    st.timers.insert((at, id, t));
+}
+
+/// How long a delivery made `deliveries` times may stay unacknowledged.
+fn ack_wait(cfg: &ConsumerConfig, deliveries: u64) -> i64 {
+    match cfg.backoff.len() {
+        0 => cfg.ack_wait,
+        n => {
+            let i = (deliveries.saturating_sub(1) as usize).min(n - 1);
+            cfg.backoff[i]
+        }
+    }
+}
