@@ -6,7 +6,8 @@
 #   interval: jetraft sync = "interval" vs nats-server's default
 # Prints one table (medians over rounds) with the ratio jetraft/nats-server.
 # Stops only the processes it started.
-# Modes: the JetStream ones of `jetraft bench` (sync async multi consume),
+# Modes: the JetStream ones of `jetraft bench` (sync async multi consume
+# ack, and pull1 / pull4: pull consumption by 1 or 4 workers with acks),
 # and two of core NATS between nodes, with no stream (durability does not
 # apply to them; they run in each DURABILITY's clusters all the same):
 #   corepub:  CORE_MSGS messages published on node 1 as fast as possible,
@@ -139,8 +140,14 @@ bench() { # system durability mode round url urls pids...
   shift 6
   [ "$mode" = async ] && n="$ASYNC_MSGS"
   [ "$mode" = corepub ] && n="$CORE_MSGS"
+  # pull1 / pull4: `--mode pull` with 1 or 4 workers (spread over the nodes).
+  local flags=(--mode "$mode")
+  case "$mode" in
+    pull1) flags=(--mode pull --workers 1); n="$ASYNC_MSGS" ;;
+    pull4) flags=(--mode pull --workers 4); n="$ASYNC_MSGS" ;;
+  esac
   before=$(cpu_ticks "$@")
-  "$JETRAFT_BIN" bench --url "$url" --urls "$urls" --mode "$mode" --msgs "$n" --size "$SIZE" \
+  "$JETRAFT_BIN" bench --url "$url" --urls "$urls" "${flags[@]}" --msgs "$n" --size "$SIZE" \
     --replicas "$REPLICAS" --window "$WINDOW" --label "$sys" \
     --json "$WORK/result-$sys-$dur-$mode-$round.json" 2>>"$WORK/bench.log" >&2
   after=$(cpu_ticks "$@")

@@ -32,6 +32,8 @@ pub struct Msg {
     pub subject: String,
     /// The subscription it was delivered for (`1`: the inbox).
     pub sid: String,
+    /// Its reply subject (a JetStream delivery's ack subject), if any.
+    pub reply: Option<String>,
     /// Header fields in the order they arrived; a key may repeat.
     pub headers: Vec<(String, String)>,
     /// The code of a `NATS/1.0 503` style status line.
@@ -237,7 +239,19 @@ impl Client {
 
     /// Publishes `payload` to `subject`, expecting nothing back.
     pub fn publish(&self, subject: &str, payload: &[u8]) -> Result<(), RequestError> {
-        let frame = encode_pub(subject, "", &[], payload).map_err(RequestError::Io)?;
+        self.publish_with_reply(subject, "", payload)
+    }
+
+    /// Publishes `payload` to `subject` with `reply` as its reply subject
+    /// (a pull request whose messages go to one of this client's
+    /// subscriptions).
+    pub fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply: &str,
+        payload: &[u8],
+    ) -> Result<(), RequestError> {
+        let frame = encode_pub(subject, reply, &[], payload).map_err(RequestError::Io)?;
         self.out.send(frame).map_err(|_| RequestError::Closed)
     }
 
@@ -388,6 +402,7 @@ enum Control {
     Msg {
         subject: String,
         sid: String,
+        reply: Option<String>,
         header_len: Option<usize>,
         total: usize,
     },
@@ -426,6 +441,7 @@ fn next_op(buf: &mut BytesMut) -> io::Result<Option<ServerOp>> {
         Control::Msg {
             subject,
             sid,
+            reply,
             header_len,
             total,
         } => {
@@ -445,6 +461,7 @@ fn next_op(buf: &mut BytesMut) -> io::Result<Option<ServerOp>> {
             Ok(Some(ServerOp::Msg(Msg {
                 subject,
                 sid,
+                reply,
                 headers,
                 status,
                 description,
@@ -464,30 +481,38 @@ fn parse_control(line: &str) -> io::Result<Control> {
         _ => Err(invalid(format!("bad size in {line:?}"))),
     };
     let control = match verb.as_str() {
-        "MSG" => match args.as_slice() {
-            [subject, sid, n] | [subject, sid, _, n] => Control::Msg {
+        "MSG" => {
+            let (subject, sid, reply, n) = match args.as_slice() {
+                [subject, sid, n] => (subject, sid, None, n),
+                [subject, sid, reply, n] => (subject, sid, Some(reply.to_string()), n),
+                _ => return Err(malformed()),
+            };
+            Control::Msg {
                 subject: (*subject).to_string(),
                 sid: (*sid).to_string(),
+                reply,
                 header_len: None,
                 total: size(n)?,
-            },
-            _ => return Err(malformed()),
-        },
-        "HMSG" => match args.as_slice() {
-            [subject, sid, h, n] | [subject, sid, _, h, n] => {
-                let (h, n) = (size(h)?, size(n)?);
-                if h > n {
-                    return Err(malformed());
-                }
-                Control::Msg {
-                    subject: (*subject).to_string(),
-                    sid: (*sid).to_string(),
-                    header_len: Some(h),
-                    total: n,
-                }
             }
-            _ => return Err(malformed()),
-        },
+        }
+        "HMSG" => {
+            let (subject, sid, reply, h, n) = match args.as_slice() {
+                [subject, sid, h, n] => (subject, sid, None, h, n),
+                [subject, sid, reply, h, n] => (subject, sid, Some(reply.to_string()), h, n),
+                _ => return Err(malformed()),
+            };
+            let (h, n) = (size(h)?, size(n)?);
+            if h > n {
+                return Err(malformed());
+            }
+            Control::Msg {
+                subject: (*subject).to_string(),
+                sid: (*sid).to_string(),
+                reply,
+                header_len: Some(h),
+                total: n,
+            }
+        }
         "INFO" => Control::Op(ServerOp::Info),
         "PING" => Control::Op(ServerOp::Ping),
         "PONG" => Control::Op(ServerOp::Pong),

@@ -114,7 +114,7 @@ pub fn subscriber(idx: usize) -> String {
 }
 
 /// Whether the final messages had their time to arrive.
-fn finished(hist: &SharedHistory) -> bool {
+pub(crate) fn finished(hist: &SharedHistory) -> bool {
     hist.borrow()
         .healed_at
         .is_some_and(|h| now() >= h + FINAL_LISTEN_UNTIL)

@@ -136,8 +136,31 @@ pub struct CoreMsg {
     pub at: Duration,
 }
 
+/// A job a worker received (from its ack subject).
+#[derive(Debug, Clone)]
+pub struct JobDelivery {
+    /// The worker connection.
+    pub worker: String,
+    pub seq: u64,
+    /// The delivery count the server stamped.
+    pub delivered: u64,
+    pub at: Duration,
+}
+
+/// A worker's ack the server confirmed (answered the double ack).
+#[derive(Debug, Clone)]
+pub struct JobAck {
+    pub seq: u64,
+    pub delivered: u64,
+    pub at: Duration,
+}
+
 #[derive(Debug, Default)]
 pub struct History {
+    /// Jobs the work queue acknowledged: (stream sequence, when).
+    pub job_pubs: Vec<(u64, Duration)>,
+    pub job_deliveries: Vec<JobDelivery>,
+    pub job_acks: Vec<JobAck>,
     pub core_pubs: Vec<CorePub>,
     pub core_msgs: Vec<CoreMsg>,
     /// Publishers that sent the final messages.

@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod client;
+pub mod consumer;
 pub mod core;
 pub mod history;
 pub mod nemesis;

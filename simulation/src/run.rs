@@ -117,6 +117,17 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
         );
     }
 
+    sim.client(
+        "jobs",
+        crate::consumer::run_producer(names.clone(), opts.replicas, opts.duration, hist.clone()),
+    );
+    for i in 0..names.len() {
+        sim.client(
+            format!("w{i}"),
+            crate::consumer::run_worker(i, names.clone(), hist.clone()),
+        );
+    }
+
     if opts.faults.contains(&Fault::Rescale) && opts.replicas > 1 {
         sim.client(
             "op",
@@ -252,10 +263,16 @@ fn drive(
         use jetraft_server::env::Clock;
         n.clock.now_ns()
     });
+    let consumers = nodes
+        .iter()
+        .map(|n| (n.name.clone(), read_consumer(n)))
+        .collect();
     Ok(Final {
         replicas: read(STREAM),
         limits: read(LIMITS_STREAM),
         memory: read(MEMORY_STREAM),
+        jobs: read(crate::consumer::JOBS_STREAM),
+        consumers,
         end_ns,
         expected_replicas: opts.replicas,
         liveness_bound: LIVENESS_BOUND,
@@ -283,7 +300,13 @@ fn converge(
             n.cluster()
                 .is_some_and(|c| jetraft_server::monitor::health(&c).is_ok())
         });
-        if healthy && streams_agree(nodes, replicas, &[STREAM, LIMITS_STREAM, MEMORY_STREAM]) {
+        let all = [
+            STREAM,
+            LIMITS_STREAM,
+            MEMORY_STREAM,
+            crate::consumer::JOBS_STREAM,
+        ];
+        if healthy && streams_agree(nodes, replicas, &all) {
             return Ok(true);
         }
     }
@@ -314,6 +337,23 @@ fn streams_agree(nodes: &[SimNode], replicas: usize, streams: &[&str]) -> bool {
 fn holds(node: &SimNode, stream: &str) -> bool {
     node.stream_group(stream).is_some_and(|g| {
         g.standing.may_vote_strictly().is_ok() && g.metrics().last_log_index.is_some()
+    })
+}
+
+/// A node's replica of the work queue's consumer, from its applied state.
+fn read_consumer(node: &SimNode) -> Option<crate::check::ConsumerReplica> {
+    let g = node.stream_group(crate::consumer::JOBS_STREAM)?;
+    let c = g.sm.consumer(crate::consumer::CONSUMER)?;
+    Some(crate::check::ConsumerReplica {
+        next_sseq: c.next_sseq,
+        delivered_cseq: c.delivered_cseq,
+        ack_floor: (c.ack_floor_cseq, c.ack_floor_sseq),
+        pending: c
+            .pending
+            .iter()
+            .map(|(s, p)| (*s, (p.cseq, p.deliveries)))
+            .collect(),
+        num_pending: c.num_pending,
     })
 }
 

@@ -180,3 +180,13 @@ fn skip_resync_is_caught() {
     );
     passes_without_the_bug(seed);
 }
+
+/// A consumer leader that forgets the deliveries made before it loaded
+/// the consumer: jobs delivered and not acked never come again.
+#[test]
+fn skip_redelivery_is_caught() {
+    let (seed, v) = caught_within("skip-redelivery", 40);
+    println!("skip-redelivery caught at seed {seed}: {}", v[0]);
+    assert!(v.iter().any(|v| v.contains("never processed")), "{v:?}");
+    passes_without_the_bug(seed);
+}

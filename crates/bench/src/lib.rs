@@ -13,6 +13,7 @@
 //! `corereq` (request/reply latency to a responder on another node); see
 //! `core_nats.rs`.
 
+mod consumers;
 mod core_nats;
 mod modes;
 mod plot;
@@ -39,6 +40,14 @@ pub enum Mode {
     Multi,
     /// Publish `--msgs`, then read them back with a pull consumer.
     Consume,
+    /// Publish `--msgs`, then `--workers` pull workers (spread over
+    /// `--urls` if given) share them through one durable consumer with
+    /// explicit acks, fetching batches of 100; throughput, and each
+    /// message's wait on its worker.
+    Pull,
+    /// Publish `--msgs`, then fetch them one at a time and time each
+    /// double ack: the ack's round trip until the server committed it.
+    Ack,
     /// Core NATS, no stream: publish `--msgs` as fast as possible on node 1
     /// (`--urls`), one subscriber each on nodes 2 and 3; throughput as the
     /// slower subscriber receives it.
@@ -97,6 +106,9 @@ pub struct BenchArgs {
     /// Connections in `multi` mode.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
+    /// Pull workers in `pull` mode.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
     /// Unmeasured publishes first (connections, leader, caches).
     #[arg(long, default_value_t = 200)]
     pub warmup: u64,

@@ -171,6 +171,27 @@ pub async fn run(js: &jetstream::Context, args: &BenchArgs) -> Result<Outcome> {
             let h = consume(js, args, &done).await?;
             (h, Vec::new(), args.msgs)
         }
+        Mode::Pull | Mode::Ack => {
+            let (_, s) = window_loop(js, &subject, &payload, args.msgs, 256, &ignored).await?;
+            seqs.extend(s);
+            let what = if args.mode == Mode::Pull {
+                "pull"
+            } else {
+                "ack"
+            };
+            let _p = Progress::start(what, done.clone(), args.msgs);
+            started = now();
+            let h = match args.mode {
+                Mode::Pull => crate::consumers::pull(js, args, &done).await?,
+                _ => crate::consumers::ack_round_trips(js, args, &done).await?,
+            };
+            // Pull counts every message it consumed, the warm-up too.
+            let n = match args.mode {
+                Mode::Pull => args.warmup + args.msgs,
+                _ => args.msgs,
+            };
+            (h, Vec::new(), n)
+        }
         Mode::CorePub | Mode::CoreReq => bail!("{:?} needs no stream (core_nats.rs)", args.mode),
     };
     let elapsed = started.elapsed();

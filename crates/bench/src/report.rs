@@ -96,7 +96,7 @@ impl Report {
                     self.seconds
                 );
             }
-            Mode::Sync | Mode::Async | Mode::Multi | Mode::Consume => {}
+            Mode::Sync | Mode::Async | Mode::Multi | Mode::Consume | Mode::Pull | Mode::Ack => {}
         }
         format!(
             "{label}{:?} R{} {:?} {}B x {}: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; {:.0} msgs/s ({:.2} MB/s) in {:.2}s",

@@ -155,6 +155,11 @@ pub trait Router: Send + Sync + 'static {
     /// Sends a message to the other nodes with matching interest (once
     /// per node); returns how many nodes it went to. Never blocks.
     fn route(&self, msg: &Outgoing<'_>) -> usize;
+
+    /// Whether another node announced interest matching `subject`.
+    fn has_interest(&self, _account: &str, _subject: &str) -> bool {
+        false
+    }
 }
 
 /// A backend that takes nothing: plain core NATS.
@@ -334,6 +339,21 @@ impl Gateway {
             taken_queues: &[],
         };
         self.deliver_matching(&out, scope).0
+    }
+
+    /// Whether a subscription anywhere in the cluster (here, or announced
+    /// by a peer) matches `subject` in `account`: a push consumer delivers
+    /// only while someone listens.
+    pub fn has_interest_in(&self, account: &str, subject: &str) -> bool {
+        let local = self
+            .read_subs()
+            .get(account)
+            .is_some_and(|s| s.has_interest(subject));
+        local
+            || self
+                .router
+                .get()
+                .is_some_and(|r| r.has_interest(account, subject))
     }
 
     /// Whether any local subscription matches `subject` (default account).

@@ -361,6 +361,10 @@ impl Router for Routes {
         drop(local);
     }
 
+    fn has_interest(&self, account: &str, subject: &str) -> bool {
+        self.read_remote().matches(account, subject).is_some()
+    }
+
     fn route(&self, msg: &Outgoing<'_>) -> usize {
         let plan = {
             let remote = self.read_remote();

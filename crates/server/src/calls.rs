@@ -53,6 +53,9 @@ impl Cluster {
                     .filter(|g| g.standing.may_vote_strictly().is_ok())
                     .map(|g| g.members()),
             ),
+            NodeCall::AccountUsage { account } => {
+                NodeReply::AccountUsage(crate::jsapi::local_usage(self, &account))
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use jetraft_meta::{Catalog, MetaCommand, MetaReply};
+use jetraft_meta::{Catalog, MetaCommand, MetaReply, StreamAssignment};
 use jetraft_raft::host::Group;
 use jetraft_raft::{Host, NodeId, Request, Response};
 use jetraft_types::ApiError;
@@ -185,6 +185,37 @@ impl Cluster {
         self.names
             .iter()
             .find_map(|(id, n)| (n == name).then_some(*id))
+    }
+
+    /// The stream's group, which this node must lead.
+    pub(crate) fn led_group(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<(StreamAssignment, Group), ApiError> {
+        self.led_group_with(account, name, StreamAssignment::clone)
+    }
+
+    /// Like [`Self::led_group`], taking only what `pick` reads from the assignment
+    /// (the publish path does not clone the whole config).
+    pub(crate) fn led_group_with<T>(
+        &self,
+        account: &str,
+        name: &str,
+        pick: impl FnOnce(&StreamAssignment) -> T,
+    ) -> Result<(T, Group), ApiError> {
+        let catalog = self.catalog();
+        let a = catalog
+            .stream(account, name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        let g = self
+            .host()
+            .group(a.group)
+            .ok_or_else(ApiError::cluster_not_avail)?;
+        if g.leader() != Some(self.host().me()) {
+            return Err(ApiError::cluster_not_leader());
+        }
+        Ok((pick(a), g))
     }
 
     /// Proposes to the meta group (this node must be its leader).

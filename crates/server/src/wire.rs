@@ -84,6 +84,9 @@ pub(crate) enum NodeCall {
     CatalogHas { account: String, stream: String },
     /// This node's view of a stream group's membership.
     GroupMembers { group: GroupId },
+    /// What the streams of `account` this node leads use (for the meta
+    /// leader's `$JS.API.INFO`).
+    AccountUsage { account: String },
 }
 
 /// The answer to a [`NodeCall`], of the same kind.
@@ -99,6 +102,15 @@ pub(crate) enum NodeReply {
     /// None when the node does not run the group, or does not count in it
     /// (a node waiting to be admitted may hold a stale copy).
     GroupMembers(Option<Members>),
+    AccountUsage(AccountUsage),
+}
+
+/// What the streams one node leads in an account use.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct AccountUsage {
+    pub(crate) memory: u64,
+    pub(crate) storage: u64,
+    pub(crate) consumers: u64,
 }
 
 impl NodeReply {

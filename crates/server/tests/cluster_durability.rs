@@ -17,19 +17,6 @@ use futures::StreamExt;
 const TOTAL: usize = 10_000;
 const WINDOW: usize = 32;
 
-/// Index of the node leading `stream`, from the nodes' own `/jsz`.
-async fn leader_of(c: &Cluster, stream: &str) -> Option<usize> {
-    for node in c.nodes.iter().filter(|n| n.child.is_some()) {
-        let jsz = node.jsz().await;
-        for s in jsz["streams"].as_array().unwrap() {
-            if s["name"] == stream && s["role"] == "leader" {
-                return c.nodes.iter().position(|n| n.name == node.name);
-            }
-        }
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_messages_survive_leader_kill() {
     let mut c = Cluster::start(3, &[]).await;
@@ -49,7 +36,7 @@ async fn acked_messages_survive_leader_kill() {
             })
             .await
             .unwrap();
-            if leader_of(&c, &name).await != Some(via) {
+            if c.leader_of(&name).await != Some(via) {
                 found = Some((name, via));
                 break;
             }
@@ -58,7 +45,7 @@ async fn acked_messages_survive_leader_kill() {
         found.expect("a stream led by a node other than its creator")
     };
     let attempt: usize = name.trim_start_matches("ORDERS").parse().unwrap();
-    let leader = leader_of(&c, &name).await.unwrap();
+    let leader = c.leader_of(&name).await.unwrap();
     assert_ne!(leader, creator);
     // Publish through a node that is not the leader; it stays up.
     let via = (0..3).find(|i| *i != leader).unwrap();

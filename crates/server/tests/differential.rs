@@ -11,216 +11,16 @@
 mod common;
 #[path = "differential/compare.rs"]
 mod compare;
+#[path = "differential/diff.rs"]
+mod diff;
 #[path = "differential/nats.rs"]
 mod nats;
 
+use common::Cluster;
 use std::time::Duration;
 
-use async_nats::{Client, HeaderMap, Request};
-use bytes::Bytes;
-use common::Cluster;
-use compare::{Exclusion, Usage, differences, ignore, ignore_value, normalize};
-use serde_json::Value;
-
-/// Paths that legitimately differ in every reply, with the reason.
-const EXCLUSIONS: &[Exclusion] = &[
-    // Wall-clock times: the two servers run at different instants.
-    ignore_value("created", "stream creation time (wall clock)"),
-    ignore_value("*.created", "stream creation time (wall clock)"),
-    ignore_value("ts", "time the info was taken (wall clock)"),
-    ignore_value("*.ts", "time the info was taken (wall clock)"),
-    ignore_value(
-        "*first_ts",
-        "time the first message was stored (wall clock)",
-    ),
-    ignore_value("*last_ts", "time the last message was stored (wall clock)"),
-    ignore_value("message.time", "time the message was stored (wall clock)"),
-    ignore_value(
-        "$headers.Nats-Time-Stamp",
-        "time the message was stored (wall clock)",
-    ),
-    // Topology: nats-server runs standalone (`{"leader":<its random
-    // server name>}`), jetraft as a 3-node cluster (name, raft group,
-    // replicas): different by construction.
-    ignore(
-        "cluster*",
-        "standalone nats-server vs a 3-node jetraft cluster",
-    ),
-    ignore(
-        "*.cluster*",
-        "standalone nats-server vs a 3-node jetraft cluster",
-    ),
-    // Request counters since server start: nats-server counts every API
-    // request (and error) it served, jetraft does not keep these counters.
-    ignore_value("api.total", "per-server request counter"),
-    ignore_value("api.errors", "per-server error counter"),
-    // Account usage: nats-server reports the file store's on-disk bytes
-    // (block overhead included), jetraft the sum of stream `state.bytes`.
-    ignore_value(
-        "storage",
-        "account storage usage: store-specific accounting",
-    ),
-    ignore_value("memory", "account memory usage: store-specific accounting"),
-];
-
-/// Same request to both servers, compared; mismatches are collected and
-/// reported together at the end.
-struct Diff {
-    nats: Client,
-    ours: Client,
-    step: usize,
-    failures: Vec<String>,
-    usage: Usage,
-}
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        h.insert(*k, *v);
-    }
-    h
-}
-
-async fn send(
-    client: &Client,
-    subject: &str,
-    h: Option<&HeaderMap>,
-    payload: &[u8],
-    timeout: Duration,
-) -> Value {
-    let mut req = Request::new()
-        .payload(Bytes::copy_from_slice(payload))
-        .timeout(Some(timeout));
-    if let Some(h) = h {
-        req = req.headers(h.clone());
-    }
-    normalize(client.send_request(subject.to_string(), req).await)
-}
-
-impl Diff {
-    /// `extra` adds exclusions for this one request.
-    async fn run(
-        &mut self,
-        label: &str,
-        subject: &str,
-        h: Option<HeaderMap>,
-        payload: &str,
-        extra: &[Exclusion],
-    ) -> (Value, Value) {
-        // A create waits for the new group's leader; allow for that.
-        self.run_timed(label, subject, h, payload, extra, Duration::from_secs(20))
-            .await
-    }
-
-    /// `timeout` bounds each side's wait (short where no reply is right).
-    async fn run_timed(
-        &mut self,
-        label: &str,
-        subject: &str,
-        h: Option<HeaderMap>,
-        payload: &str,
-        extra: &[Exclusion],
-        timeout: Duration,
-    ) -> (Value, Value) {
-        self.step += 1;
-        let theirs = send(
-            &self.nats,
-            subject,
-            h.as_ref(),
-            payload.as_bytes(),
-            timeout.min(Duration::from_secs(5)),
-        )
-        .await;
-        let ours = send(&self.ours, subject, h.as_ref(), payload.as_bytes(), timeout).await;
-        let exclusions: Vec<Exclusion> = extra.iter().chain(EXCLUSIONS).copied().collect();
-        let diffs = differences(&theirs, &ours, &exclusions, &mut self.usage);
-        if !diffs.is_empty() {
-            let mut report = format!("#{} {label}\n    request: {subject} {payload}\n", self.step);
-            for d in diffs {
-                report.push_str(&format!("    - {d}\n"));
-            }
-            report.push_str(&format!(
-                "    nats-server: {theirs}\n    jetraft:     {ours}\n"
-            ));
-            self.failures.push(report);
-        }
-        (theirs, ours)
-    }
-
-    async fn req(&mut self, label: &str, subject: &str, payload: &str) -> (Value, Value) {
-        self.run(label, subject, None, payload, &[]).await
-    }
-
-    /// Like [`req`](Self::req), and checks the reference answered as the
-    /// scenario intends (so a typo in the scenario cannot pass silently).
-    async fn ok(&mut self, label: &str, subject: &str, payload: &str) -> (Value, Value) {
-        let r = self.req(label, subject, payload).await;
-        assert!(
-            r.0.get("error").is_none() && r.0.get("$outcome").is_none(),
-            "{label}: nats-server said {}",
-            r.0
-        );
-        r
-    }
-
-    /// A deliberate difference: nats-server takes the request, jetraft
-    /// refuses it with 500/10052 naming `what` (a setting it does not act
-    /// on yet). Only checked, never compared; the stream nats-server made is
-    /// deleted again.
-    async fn refused(&mut self, label: &str, subject: &str, payload: &str, what: &str) {
-        let t = Duration::from_secs(5);
-        let theirs = send(&self.nats, subject, None, payload.as_bytes(), t).await;
-        assert!(
-            theirs.get("error").is_none(),
-            "{label}: nats-server said {theirs}"
-        );
-        // Only jetraft's refusal is of interest: nats-server's stream goes
-        // again, so later steps compare the same set of streams.
-        let name = subject.rsplit('.').next().unwrap_or_default();
-        let delete = format!("$JS.API.STREAM.DELETE.{name}");
-        let gone = send(&self.nats, &delete, None, b"", t).await;
-        assert_eq!(gone["success"], true, "{label}: {gone}");
-        let ours = send(&self.ours, subject, None, payload.as_bytes(), t).await;
-        let err = &ours["error"];
-        if err["code"] != 500
-            || err["err_code"] != 10052
-            || !err["description"]
-                .as_str()
-                .is_some_and(|d| d.contains(what) && d.contains("not supported"))
-        {
-            self.failures.push(format!(
-                "{label}: jetraft should refuse {what} with 500/10052, said {ours}"
-            ));
-        }
-    }
-
-    async fn err(
-        &mut self,
-        label: &str,
-        subject: &str,
-        payload: &str,
-        err_code: u64,
-    ) -> (Value, Value) {
-        let r = self.req(label, subject, payload).await;
-        assert_eq!(
-            r.0["error"]["err_code"], err_code,
-            "{label}: nats-server said {}",
-            r.0
-        );
-        r
-    }
-
-    async fn publish(
-        &mut self,
-        label: &str,
-        subject: &str,
-        h: &[(&str, &str)],
-        payload: &str,
-    ) -> (Value, Value) {
-        let h = (!h.is_empty()).then(|| headers(h));
-        self.run(label, subject, h, payload, &[]).await
-    }
-}
+use compare::ignore;
+use diff::Diff;
 
 const CREATE: &str = "$JS.API.STREAM.CREATE.";
 const UPDATE: &str = "$JS.API.STREAM.UPDATE.";
@@ -235,35 +35,13 @@ fn s(prefix: &str, name: &str) -> String {
     format!("{prefix}{name}")
 }
 
-async fn connect(url: &str) -> Client {
-    async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_replies_as_nats_server() {
-    let reference = match nats::NatsServer::start().await {
-        Ok(s) => s,
-        // CI must not be green because the oracle was missing.
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and the reference is unusable: {why}")
-        }
-        Err(why) => {
-            eprintln!("\n==== SKIPPED: {why} ====\n");
-            return;
-        }
+    let Some(reference) = diff::reference().await else {
+        return;
     };
     let cluster = Cluster::start(3, &[]).await;
-    let mut d = Diff {
-        nats: connect(&reference.url()).await,
-        ours: connect(&cluster.nodes[0].url()).await,
-        step: 0,
-        failures: Vec::new(),
-        usage: Usage::default(),
-    };
+    let mut d = Diff::new(&reference, &cluster.nodes[0].url()).await;
 
     account_and_create(&mut d).await;
     publishes(&mut d).await;
@@ -272,23 +50,7 @@ async fn same_replies_as_nats_server() {
     listing_and_updates(&mut d).await;
     direct_gets(&mut d).await;
     deletes(&mut d).await;
-
-    eprintln!(
-        "\n==== differential: {} requests compared, {} differ ====",
-        d.step,
-        d.failures.len()
-    );
-    eprintln!("exclusions applied (pattern: times used — why):");
-    for (pattern, (e, n)) in &d.usage.0 {
-        eprintln!("  {pattern}: {n} — {}", e.why);
-    }
-    if !d.failures.is_empty() {
-        panic!(
-            "jetraft differs from nats-server {}:\n\n{}",
-            nats::WANTED_VERSION,
-            d.failures.join("\n")
-        );
-    }
+    d.finish();
 }
 
 async fn account_and_create(d: &mut Diff) {

@@ -47,10 +47,11 @@ pub enum StreamCommand {
         max_bytes: u64,
         redeliver: Vec<u64>,
     },
-    /// Acknowledgements of stream sequences, in order.
+    /// Acknowledgements, in order: (stream sequence, the delivery count
+    /// its ack subject names, kind).
     Ack {
         consumer: String,
-        acks: Vec<(u64, crate::consumer::AckOp)>,
+        acks: Vec<(u64, u64, crate::consumer::AckOp)>,
     },
 }
 
@@ -119,8 +120,9 @@ pub enum StreamReply {
     },
     ConsumerDeleted,
     Delivered(Box<crate::consumer::Delivered>),
-    /// Acknowledgements that changed the consumer's state.
-    Acked(u32),
+    /// Per acknowledgement: whether it may be confirmed (it retired the
+    /// message's latest delivery).
+    Acked(Vec<bool>),
     /// The command was refused; nothing but dedup-window expiry changed.
     Error(ApiError),
 }

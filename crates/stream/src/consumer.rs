@@ -50,8 +50,12 @@ pub struct Consumer {
     pub last_ack_ns: i64,
     /// Delivered and unacknowledged, by stream sequence.
     pub pending: BTreeMap<u64, PendingMsg>,
-    /// `last_per_subject`: the sequences to deliver before `next_sseq`.
+    /// `last_per_subject`: the sequences to deliver first (`next_sseq`
+    /// is the first of them, as nats-server reports it), then new ones
+    /// from `initial_end`.
     pub initial: VecDeque<u64>,
+    #[serde(default)]
+    pub initial_end: u64,
     /// Matching messages at or after `next_sseq` (derived; recounted on
     /// load).
     #[serde(skip)]
@@ -82,7 +86,17 @@ pub struct Delivered {
     pub more: bool,
 }
 
-/// The outcome of an acknowledgement.
+/// What an acknowledgement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acked {
+    /// Messages left the pending set.
+    pub retired: bool,
+    /// It may be answered: it retired the latest delivery (or the consumer
+    /// takes no acks).
+    pub confirmed: bool,
+}
+
+/// The kind of an acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AckOp {
     Ack,
@@ -110,6 +124,7 @@ impl Consumer {
             last_ack_ns: 0,
             pending: BTreeMap::new(),
             initial: VecDeque::new(),
+            initial_end: 0,
             num_pending: 0,
         };
         c.next_sseq = c.start_seq(ov, first_seq, last_seq)?;
@@ -165,7 +180,8 @@ impl Consumer {
                 seqs.sort_unstable();
                 seqs.dedup();
                 self.initial = seqs.into_iter().collect();
-                last + 1
+                self.initial_end = last + 1;
+                self.initial.front().copied().unwrap_or(last + 1)
             }
         })
     }
@@ -174,7 +190,7 @@ impl Consumer {
     /// to deliver from `initial`).
     pub(crate) fn recount(&mut self, ov: &Overlay<'_>, last_seq: u64) -> Result<(), ReadError> {
         let mut n = self.initial.len() as u64;
-        let mut next = ov.next_seq(self.next_sseq)?;
+        let mut next = ov.next_seq(self.cursor())?;
         while let Some(s) = next {
             if s > last_seq {
                 break;
@@ -324,7 +340,7 @@ impl Consumer {
             match ov.message(seq)? {
                 Some(m) => return Ok(Some(m)),
                 None => {
-                    self.initial.pop_front();
+                    self.pop_initial();
                     self.num_pending = self.num_pending.saturating_sub(1);
                 }
             }
@@ -349,7 +365,7 @@ impl Consumer {
 
     fn take_new(&mut self, msg: &StoredMessage, now_ns: i64) {
         if self.initial.front() == Some(&msg.seq) {
-            self.initial.pop_front();
+            self.pop_initial();
         } else {
             self.next_sseq = msg.seq + 1;
         }
@@ -371,23 +387,43 @@ impl Consumer {
         }
     }
 
-    /// Applies an acknowledgement of `sseq`; true if it changed anything.
-    pub fn ack(&mut self, sseq: u64, op: AckOp, now_ns: i64) -> bool {
-        let changed = match (self.config.ack_policy, op) {
-            (AckPolicy::None, _) => false,
-            (AckPolicy::All, AckOp::Ack) => {
-                let keep = self.pending.split_off(&(sseq + 1));
-                let acked = !self.pending.is_empty();
-                self.pending = keep;
-                acked
-            }
-            _ => self.pending.remove(&sseq).is_some(),
-        };
-        if changed {
-            self.last_ack_ns = now_ns;
-            self.refresh_ack_floor();
+    /// Applies an acknowledgement of `sseq`'s delivery number `deliveries`
+    /// (from its ack subject). Only the ack of a message's latest delivery
+    /// counts: one of a delivery a redelivery superseded changes nothing,
+    /// and neither does one of a message no longer pending. So an ack that
+    /// retires a message may be confirmed: no newer copy of it exists or
+    /// ever will (decision 41). Returns whether it retired the message.
+    pub fn ack(&mut self, sseq: u64, deliveries: u64, op: AckOp, now_ns: i64) -> Acked {
+        if self.config.ack_policy == AckPolicy::None {
+            return Acked {
+                retired: false,
+                confirmed: true,
+            };
         }
-        changed
+        let latest = self
+            .pending
+            .get(&sseq)
+            .is_some_and(|p| deliveries >= p.deliveries);
+        if !latest {
+            return Acked {
+                retired: false,
+                confirmed: false,
+            };
+        }
+        match (self.config.ack_policy, op) {
+            (AckPolicy::All, AckOp::Ack) => {
+                self.pending = self.pending.split_off(&(sseq + 1));
+            }
+            _ => {
+                self.pending.remove(&sseq);
+            }
+        }
+        self.last_ack_ns = now_ns;
+        self.refresh_ack_floor();
+        Acked {
+            retired: true,
+            confirmed: true,
+        }
     }
 
     /// Ack floor: just below the oldest pending delivery, else everything
@@ -403,6 +439,21 @@ impl Consumer {
                 self.ack_floor_sseq = self.delivered_sseq();
             }
         }
+    }
+
+    /// Where new messages are looked for: after the last-per-subject
+    /// list while one is left.
+    fn cursor(&self) -> u64 {
+        if self.initial.is_empty() {
+            self.next_sseq
+        } else {
+            self.initial_end
+        }
+    }
+
+    fn pop_initial(&mut self) {
+        self.initial.pop_front();
+        self.next_sseq = self.initial.front().copied().unwrap_or(self.initial_end);
     }
 
     /// `delivered.stream_seq` as nats-server reports it.
@@ -421,7 +472,7 @@ impl Consumer {
         if !self.config.wants(subj) {
             return false;
         }
-        seq >= self.next_sseq || self.pending.contains_key(&seq) || self.initial.contains(&seq)
+        seq >= self.cursor() || self.pending.contains_key(&seq) || self.initial.contains(&seq)
     }
 
     /// A message was stored.
@@ -433,7 +484,7 @@ impl Consumer {
 
     /// A message was removed from the stream.
     pub(crate) fn on_removed(&mut self, seq: u64, subj: &str) {
-        if seq >= self.next_sseq && self.config.wants(subj) {
+        if seq >= self.cursor() && self.config.wants(subj) {
             self.num_pending = self.num_pending.saturating_sub(1);
         }
     }
@@ -449,6 +500,10 @@ impl Consumer {
             self.next_sseq = first;
         }
         self.initial.retain(|s| *s >= first);
+        match self.initial.front() {
+            Some(f) => self.next_sseq = *f,
+            None => self.next_sseq = self.next_sseq.max(self.initial_end),
+        }
         let gone: Vec<u64> = self
             .pending
             .keys()

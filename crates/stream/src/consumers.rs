@@ -120,33 +120,36 @@ impl StreamMachine {
         &mut self,
         ov: &mut Overlay<'_>,
         consumer: &str,
-        acks: &[(u64, AckOp)],
+        acks: &[(u64, u64, AckOp)],
     ) -> Result<StreamReply, ReadError> {
         let now = self.now();
         let Some(c) = self.consumers.get_mut(consumer) else {
             return Ok(Self::refuse(ApiError::consumer_not_found()));
         };
         let ack_all = c.config.ack_policy == jetraft_types::consumer::AckPolicy::All;
-        let mut changed = 0u32;
+        let mut confirmed = Vec::with_capacity(acks.len());
         let mut done = Vec::new();
-        for &(seq, op) in acks {
+        let mut changed = false;
+        for &(seq, deliveries, op) in acks {
             let below: Vec<u64> = if ack_all && op == AckOp::Ack {
                 c.pending.range(..=seq).map(|(s, _)| *s).collect()
             } else {
                 vec![seq]
             };
-            if c.ack(seq, op, now) {
-                changed += 1;
+            let a = c.ack(seq, deliveries, op, now);
+            if a.retired {
+                changed = true;
                 done.extend(below);
             }
+            confirmed.push(a.confirmed);
         }
-        if changed > 0 {
+        if changed {
             self.dirty.insert(consumer.to_string());
         }
         for seq in done {
             self.retire(ov, consumer, seq)?;
         }
-        Ok(StreamReply::Acked(changed))
+        Ok(StreamReply::Acked(confirmed))
     }
 
     /// `consumer` is done with `seq`: under `workqueue` retention the

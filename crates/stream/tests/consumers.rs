@@ -35,10 +35,11 @@ fn seqs(d: &Delivered) -> Vec<u64> {
     d.deliveries.iter().map(|x| x.msg.seq).collect()
 }
 
+/// Acks of each sequence's latest delivery.
 fn ack(h: &mut Harness, name: &str, seqs: &[u64], op: AckOp) -> StreamReply {
     h.apply(StreamCommand::Ack {
         consumer: name.into(),
-        acks: seqs.iter().map(|s| (*s, op)).collect(),
+        acks: seqs.iter().map(|s| (*s, u64::MAX, op)).collect(),
     })
 }
 
@@ -61,7 +62,10 @@ fn deliveries_follow_the_filter_and_acks_move_the_floor() {
     let d = deliver(&mut h, "C", 10, &[]);
     assert_eq!(seqs(&d), vec![5]);
     assert!(!d.more);
-    assert_eq!(ack(&mut h, "C", &[3], AckOp::Ack), StreamReply::Acked(1));
+    assert_eq!(
+        ack(&mut h, "C", &[3], AckOp::Ack),
+        StreamReply::Acked(vec![true])
+    );
     let c = &h.m.consumers()["C"];
     assert_eq!((c.ack_floor_sseq, c.ack_floor_cseq), (0, 0));
     assert_eq!(c.pending.len(), 2);
@@ -73,9 +77,23 @@ fn deliveries_follow_the_filter_and_acks_move_the_floor() {
     assert_eq!(d.deliveries[0].deliveries, 2);
     assert_eq!(d.deliveries[0].cseq, 4);
     assert_eq!(h.m.consumers()["C"].num_redelivered(), 1);
-    // Acking twice changes nothing.
-    ack(&mut h, "C", &[5], AckOp::Ack);
-    assert_eq!(ack(&mut h, "C", &[5], AckOp::Ack), StreamReply::Acked(0));
+    // An ack of the superseded first delivery changes nothing and is not
+    // confirmed (a newer copy is out); the latest one's ack retires it;
+    // acking again changes nothing and confirms nothing.
+    let stale = h.apply(StreamCommand::Ack {
+        consumer: "C".into(),
+        acks: vec![(5, 1, AckOp::Ack)],
+    });
+    assert_eq!(stale, StreamReply::Acked(vec![false]));
+    assert_eq!(h.m.consumers()["C"].pending.len(), 1);
+    assert_eq!(
+        ack(&mut h, "C", &[5], AckOp::Ack),
+        StreamReply::Acked(vec![true])
+    );
+    assert_eq!(
+        ack(&mut h, "C", &[5], AckOp::Ack),
+        StreamReply::Acked(vec![false])
+    );
     let c = &h.m.consumers()["C"];
     // Everything acked: the floor is what was looked at (nats-server moves
     // past the non-matching seq 6 too).

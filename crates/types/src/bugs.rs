@@ -30,10 +30,14 @@ pub enum Bug {
     /// restarted, or whose stream broke, never learns what was subscribed
     /// before.
     SkipResync,
+    /// A consumer leader that loads a consumer (after a leader change)
+    /// forgets the deliveries made before: those never come again, as
+    /// nats-server's consumers skipped messages after a failover (#7664).
+    SkipRedelivery,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::AckBeforeFsync,
         Bug::SkipDedup,
         Bug::SkipCasCheck,
@@ -41,6 +45,7 @@ impl Bug {
         Bug::MemoryRemembers,
         Bug::RouteTwice,
         Bug::SkipResync,
+        Bug::SkipRedelivery,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +57,7 @@ impl Bug {
             Bug::MemoryRemembers => "memory-remembers",
             Bug::RouteTwice => "route-twice",
             Bug::SkipResync => "skip-resync",
+            Bug::SkipRedelivery => "skip-redelivery",
         }
     }
 

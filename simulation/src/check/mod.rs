@@ -4,6 +4,7 @@
 
 mod acked;
 mod cas;
+mod consumers;
 mod core;
 mod fatal;
 mod live;
@@ -34,6 +35,18 @@ pub struct Replica {
     pub read_errors: Vec<String>,
 }
 
+/// One replica of the work queue's consumer after the final heal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerReplica {
+    pub next_sseq: u64,
+    pub delivered_cseq: u64,
+    /// (consumer seq, stream seq).
+    pub ack_floor: (u64, u64),
+    /// Stream seq → (consumer seq of the first delivery, deliveries).
+    pub pending: BTreeMap<u64, (u64, u64)>,
+    pub num_pending: u64,
+}
+
 /// What the checker sees at the end of a run.
 #[derive(Debug, Default)]
 pub struct Final {
@@ -43,6 +56,10 @@ pub struct Final {
     pub limits: BTreeMap<String, Option<Replica>>,
     /// The same for the stream kept in memory.
     pub memory: BTreeMap<String, Option<Replica>>,
+    /// The same for the work queue.
+    pub jobs: BTreeMap<String, Option<Replica>>,
+    /// Node name → its replica of the work queue's consumer.
+    pub consumers: BTreeMap<String, Option<ConsumerReplica>>,
     /// The nodes' wall clock (all reset) when the replicas were read.
     pub end_ns: i64,
     /// The nodes that must hold a replica.
@@ -68,6 +85,7 @@ pub fn check_all(history: &History, fin: &Final) -> Vec<String> {
     out.extend(progress::check(history, fin));
     out.extend(fatal::check(history));
     out.extend(core::check(history, fin));
+    out.extend(consumers::check(history, fin));
     out
 }
 

@@ -241,6 +241,17 @@ impl GroupSm {
         }
     }
 
+    /// Each consumer's name, and whether it needs its leader's runtime
+    /// without a request (push consumers deliver when messages come;
+    /// consumers with an `inactive_threshold` go when unused).
+    pub fn consumer_briefs(&self) -> Vec<(String, bool)> {
+        let inner = self.lock();
+        match &inner.kind {
+            Kind::Stream(s) if inner.catchup.copying.is_none() => s.consumer_briefs(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Every consumer of this stream group, as applied here.
     pub fn consumers(&self) -> Vec<jetraft_stream::consumer::Consumer> {
         let inner = self.lock();

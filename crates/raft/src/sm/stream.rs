@@ -92,6 +92,17 @@ impl StreamState {
             .cloned()
     }
 
+    pub fn consumer_briefs(&self) -> Vec<(String, bool)> {
+        self.machine
+            .consumers()
+            .values()
+            .map(|c| {
+                let needs = c.config.is_push() || c.config.inactive_threshold > 0;
+                (c.name.clone(), needs)
+            })
+            .collect()
+    }
+
     /// Every consumer, by name.
     pub fn consumers(&self) -> Vec<Consumer> {
         self.machine.consumers().values().cloned().collect()

@@ -11,9 +11,11 @@
 //! what the applied command chose to the pull request's inbox.
 
 mod pull;
+mod push;
 mod status;
 
-pub(crate) use pull::{ack, pull};
+pub(crate) use pull::{ack, flow_control, pull};
+pub(crate) use push::FC_PREFIX;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -29,6 +31,9 @@ use tokio::sync::Notify;
 use crate::batcher::{Answer, Reply};
 use crate::cluster::Cluster;
 use status::Out;
+
+/// Where pull requests go (`+NXT` acks become one).
+pub(crate) const CONSUMER_NEXT: &str = "$JS.API.CONSUMER.MSG.NEXT.";
 
 /// How often a node that holds waiting pull requests checks that it still
 /// leads their streams (a deposed leader tells its waiters, 409).
@@ -50,21 +55,14 @@ struct State {
     /// Deadline (Unix ns), a tie-breaker, what to do.
     timers: BTreeSet<(i64, u64, Timer)>,
     next_id: u64,
-    sweeping: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     /// A pull request's `expires`.
-    Expire {
-        key: Key,
-        id: u64,
-    },
+    Expire { key: Key, id: u64 },
     /// A pull request's `idle_heartbeat`.
-    Heartbeat {
-        key: Key,
-        id: u64,
-    },
+    Heartbeat { key: Key, id: u64 },
     /// The ack wait of a delivery ran out.
     Redeliver {
         key: Key,
@@ -72,10 +70,11 @@ enum Timer {
         deliveries: u64,
     },
     /// A `-NAK` delay ran out.
-    Nak {
-        key: Key,
-        sseq: u64,
-    },
+    Nak { key: Key, sseq: u64 },
+    /// A push consumer's idle heartbeat.
+    PushHeartbeat { key: Key },
+    /// Once a second: leaderships gained and lost, push consumers that got
+    /// a listener, consumers inactive past their threshold.
     Sweep,
 }
 
@@ -95,6 +94,25 @@ struct Led {
     busy: bool,
     /// `+WPI`: not due before this time.
     progress: BTreeMap<u64, i64>,
+    /// Push consumers: where deliveries go, flow control.
+    push: Option<push::Push>,
+    /// Last delivery, pull request or listener seen (`inactive_threshold`).
+    last_active_ns: i64,
+    /// Delivered consumer and stream sequence (for heartbeats).
+    last: (u64, u64),
+}
+
+impl Led {
+    /// Whether the runtime must keep it loaded while nothing happens: a
+    /// push consumer delivers when messages come, an ephemeral one goes
+    /// when inactive.
+    fn keep(&self) -> bool {
+        !self.waiting.is_empty()
+            || !self.due.is_empty()
+            || self.busy
+            || self.push.is_some()
+            || self.config.inactive_threshold > 0
+    }
 }
 
 /// A pull request waiting for messages.
@@ -114,6 +132,11 @@ impl Consumers {
     pub(crate) fn start(cluster: &Arc<Cluster>) -> tokio::task::JoinHandle<()> {
         let me = cluster.consumers_arc();
         let _ = me.cluster.set(Arc::downgrade(cluster));
+        push_timer(
+            &mut me.lock(),
+            cluster.now_ns() + SWEEP_INTERVAL.as_nanos() as i64,
+            Timer::Sweep,
+        );
         tokio::spawn(me.run())
     }
 
@@ -133,11 +156,29 @@ impl Consumers {
             .map_or(0, |l| l.waiting.len() as u64)
     }
 
-    /// The consumer was updated: its config is read again on next use.
-    pub(crate) fn changed(&self, group: GroupId, name: &str) {
-        if let Some(led) = self.lock().led.get_mut(&(group, name.to_string())) {
-            led.term = u64::MAX;
+    /// Whether a push consumer had a listener at the last look.
+    pub(crate) fn push_bound(&self, group: GroupId, name: &str) -> bool {
+        self.lock()
+            .led
+            .get(&(group, name.to_string()))
+            .and_then(|l| l.push.as_ref())
+            .is_some_and(|p| p.bound)
+    }
+
+    /// The consumer was created or updated: its config is read again, and
+    /// a push consumer starts delivering.
+    pub(crate) fn changed(&self, group: GroupId, account: &str, stream: &str, name: &str) {
+        let key: Key = (group, name.to_string());
+        {
+            let mut st = self.lock();
+            if let Some(led) = st.led.get_mut(&key) {
+                led.term = u64::MAX;
+            }
+            if let Err(e) = self.ensure_led(&mut st, &key, account, stream) {
+                tracing::debug!(error = %e, "consumer not loaded");
+            }
         }
+        self.pump(&key);
     }
 
     /// The consumer is gone: its waiters hear so (409 Consumer Deleted).
@@ -159,7 +200,7 @@ impl Consumers {
             st.led
                 .range((group, String::new())..)
                 .take_while(|(k, _)| k.0 == group)
-                .filter(|(_, l)| !l.waiting.is_empty() && !l.busy)
+                .filter(|(_, l)| (!l.waiting.is_empty() || l.push.is_some()) && !l.busy)
                 .map(|(k, _)| k.clone())
                 .collect()
         };
@@ -191,9 +232,12 @@ impl Consumers {
             g.sm.consumer(&key.1)
                 .ok_or_else(ApiError::consumer_not_found)?;
         let waiting = st.led.remove(key).map(|l| l.waiting).unwrap_or_default();
+        let push = push::Push::of(&c.config);
+        let last = (c.delivered_cseq, c.delivered_sseq());
         let now = cluster.now_ns();
         let mut due = BTreeSet::new();
-        if c.config.ack_policy != AckPolicy::None {
+        let inherit = !jetraft_types::bugs::enabled(jetraft_types::bugs::Bug::SkipRedelivery);
+        if c.config.ack_policy != AckPolicy::None && inherit {
             for (sseq, p) in &c.pending {
                 let at = p.ts_ns.saturating_add(ack_wait(&c.config, p.deliveries));
                 if at <= now {
@@ -218,23 +262,40 @@ impl Consumers {
                 stream: stream.to_string(),
                 name: key.1.clone(),
                 config: c.config,
+                push,
                 term,
                 waiting,
                 due,
                 busy: false,
                 progress: BTreeMap::new(),
+                last_active_ns: now,
+                last,
             },
         );
+        if let Some(p) = st.led.get(key).and_then(|l| l.push.as_ref())
+            && p.heartbeat_ns > 0
+        {
+            let at = now + p.heartbeat_ns;
+            push_timer(st, at, Timer::PushHeartbeat { key: key.clone() });
+        }
         self.wake.notify_one();
         Ok(())
     }
 
-    /// Proposes a delivery for the first waiting request, unless one is
-    /// in flight.
+    /// Proposes a delivery for the first waiting request (or, for a push
+    /// consumer, for its listeners), unless one is in flight.
     fn pump(&self, key: &Key) {
         let Some(cluster) = self.cluster() else {
             return;
         };
+        let is_push = self
+            .lock()
+            .led
+            .get(key)
+            .is_some_and(|l| l.push.is_some() && !l.busy);
+        if is_push && !self.push_ready(&cluster, key) {
+            return;
+        }
         let (cmd, id) = {
             let mut st = self.lock();
             let Some(led) = st.led.get_mut(key) else {
@@ -243,19 +304,27 @@ impl Consumers {
             if led.busy {
                 return;
             }
-            let Some(w) = led.waiting.front() else {
-                return;
+            let (batch, max_bytes, id) = match (&led.push, led.waiting.front()) {
+                (Some(p), _) => {
+                    let (batch, bytes) = p.limits();
+                    (batch, bytes, 0)
+                }
+                (None, Some(w)) => (
+                    w.left.min(u64::from(u32::MAX)) as u32,
+                    w.bytes_left.unwrap_or(0),
+                    w.id,
+                ),
+                (None, None) => return,
             };
-            let batch = w.left.min(u64::from(u32::MAX)) as u32;
             let redeliver: Vec<u64> = led.due.iter().copied().take(batch as usize).collect();
             led.busy = true;
             let cmd = StreamCommand::Deliver {
                 consumer: key.1.clone(),
                 batch,
-                max_bytes: w.bytes_left.unwrap_or(0),
+                max_bytes,
                 redeliver,
             };
-            (cmd, w.id)
+            (cmd, id)
         };
         let Some(g) = cluster.host().group(key.0) else {
             self.lost(key, status::LEADERSHIP_CHANGE);
@@ -288,8 +357,10 @@ impl Consumers {
                     for (at, t) in timers {
                         push_timer(&mut st, at, t);
                     }
-                    st.led.get(key).is_some_and(|l| !l.waiting.is_empty())
-                        && (!d.deliveries.is_empty() || d.more)
+                    st.led
+                        .get(key)
+                        .is_some_and(|l| !l.waiting.is_empty() || l.push.is_some())
+                        && (!d.deliveries.is_empty() || d.more || d.too_large.is_some())
                 }
                 Ok(StreamReply::Error(e))
                     if e.err_code == ApiError::consumer_not_found().err_code =>
@@ -335,20 +406,26 @@ impl Consumers {
             sends.push(status::max_deliveries(led, *sseq, *deliveries, now));
         }
         // The request the delivery was for, or (if it expired meanwhile)
-        // the next one: a message delivered is never sent nowhere.
+        // the next one: a message delivered is never sent nowhere. A push
+        // consumer sends to its deliver subject.
         let pos = led
             .waiting
             .iter()
             .position(|w| w.id == id)
-            .or(if led.waiting.is_empty() {
-                None
-            } else {
-                Some(0)
-            });
+            .or((!led.waiting.is_empty()).then_some(0));
+        let to = match &led.push {
+            Some(p) => Some(p.subject.clone()),
+            None => pos
+                .and_then(|p| led.waiting.get(p))
+                .map(|w| w.reply.clone()),
+        };
         let acks = led.config.ack_policy != AckPolicy::None;
+        let mut bytes = 0u64;
         for x in &d.deliveries {
             led.due.remove(&x.msg.seq);
             led.progress.remove(&x.msg.seq);
+            led.last = (x.cseq.max(led.last.0), x.msg.seq.max(led.last.1));
+            led.last_active_ns = now;
             if acks {
                 timers.push((
                     now.saturating_add(ack_wait(&led.config, x.deliveries)),
@@ -359,7 +436,7 @@ impl Consumers {
                     },
                 ));
             }
-            let Some(p) = pos else {
+            let Some(to) = &to else {
                 continue;
             };
             let ack = AckSubject {
@@ -370,19 +447,34 @@ impl Consumers {
                 consumer_seq: x.cseq,
                 ts_ns: x.msg.time_ns,
                 pending: x.pending,
-            };
-            let Some(to) = led.waiting.get(p).map(|w| w.reply.clone()) else {
+            }
+            .render();
+            let size = jetraft_stream::consumer::message_size(&x.msg) + ack.len() as u64;
+            bytes += size;
+            sends.push(Out::message(led, to, &x.msg, ack));
+            if led.push.is_some() {
                 continue;
-            };
-            sends.push(Out::message(led, &to, &x.msg, ack.render()));
-            let Some(w) = led.waiting.get_mut(p) else {
+            }
+            let Some(w) = pos.and_then(|p| led.waiting.get_mut(p)) else {
                 continue;
             };
             w.left = w.left.saturating_sub(1);
             w.delivered += 1;
             if let Some(b) = &mut w.bytes_left {
-                *b = b.saturating_sub(jetraft_stream::consumer::message_size(&x.msg));
+                *b = b.saturating_sub(size);
             }
+        }
+        if led.push.is_some() {
+            let stream = &led.stream;
+            let oversize = d.deliveries.is_empty() && d.too_large.is_some();
+            let reply = led
+                .push
+                .as_mut()
+                .and_then(|p| p.sent(stream, &key.1, bytes, oversize));
+            if let Some(reply) = reply {
+                sends.push(push::flow_control_request(led, reply));
+            }
+            return timers;
         }
         let Some(p) = pos else {
             return timers;
@@ -541,41 +633,96 @@ impl Consumers {
                     pumps.insert(key);
                 }
             }
-            Timer::Sweep => self.sweep(&cluster, now, sends),
+            Timer::PushHeartbeat { key } => self.push_heartbeat(key, now, sends),
+            Timer::Sweep => {
+                let rebind = self.sweep(&cluster, now, sends);
+                pumps.extend(rebind);
+            }
         }
     }
 
-    /// Tells the waiters of consumers this node no longer leads.
-    fn sweep(&self, cluster: &Cluster, now: i64, sends: &mut Vec<Out>) {
+    /// Once a second: tells the waiters of consumers this node no longer
+    /// leads; loads the push and ephemeral consumers of groups it now
+    /// leads; drops idle consumers it need not keep; deletes consumers
+    /// inactive past their `inactive_threshold`. Returns the push
+    /// consumers to try again (a listener may have come).
+    fn sweep(&self, cluster: &Cluster, now: i64, sends: &mut Vec<Out>) -> Vec<Key> {
         let me = cluster.host().me();
+        let leads = |group: GroupId| {
+            cluster
+                .host()
+                .group(group)
+                .is_some_and(|g| g.leader() == Some(me))
+        };
         let mut st = self.lock();
-        let gone: Vec<Key> = st
-            .led
-            .iter()
-            .filter(|(k, _)| {
-                cluster
-                    .host()
-                    .group(k.0)
-                    .is_none_or(|g| g.leader() != Some(me))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+        let gone: Vec<Key> = st.led.keys().filter(|k| !leads(k.0)).cloned().collect();
         for k in gone {
             if let Some(led) = st.led.remove(&k) {
                 sends.extend(status::to_all(&led, status::LEADERSHIP_CHANGE));
             }
         }
-        // Idle consumers leave nothing behind.
-        st.led
-            .retain(|_, l| !l.waiting.is_empty() || !l.due.is_empty() || l.busy);
-        st.sweeping = st.led.values().any(|l| !l.waiting.is_empty());
-        if st.sweeping {
-            push_timer(
-                &mut st,
-                now + SWEEP_INTERVAL.as_nanos() as i64,
-                Timer::Sweep,
-            );
+        // Consumers of groups led here that must run without a request.
+        for a in cluster.catalog().streams() {
+            if !leads(a.group) {
+                continue;
+            }
+            let Some(g) = cluster.host().group(a.group) else {
+                continue;
+            };
+            for (name, needs_runtime) in g.sm.consumer_briefs() {
+                let key: Key = (a.group, name);
+                if needs_runtime && !st.led.contains_key(&key) {
+                    let _ = self.ensure_led(&mut st, &key, &a.account, &a.config.name);
+                }
+            }
         }
+        st.led.retain(|_, l| l.keep());
+        let mut retry = Vec::new();
+        let mut expired = Vec::new();
+        for (k, l) in &mut st.led {
+            let active = !l.waiting.is_empty() || l.push.as_ref().is_some_and(|p| p.bound);
+            if active {
+                l.last_active_ns = now;
+            }
+            if l.push.as_ref().is_some_and(|p| !p.bound) && !l.busy {
+                retry.push(k.clone());
+            }
+            let limit = l.config.inactive_threshold;
+            if limit > 0 && !active && now - l.last_active_ns > limit {
+                expired.push(k.clone());
+            }
+        }
+        push_timer(
+            &mut st,
+            now + SWEEP_INTERVAL.as_nanos() as i64,
+            Timer::Sweep,
+        );
+        drop(st);
+        for k in expired {
+            self.delete_inactive(cluster, k);
+        }
+        retry
+    }
+
+    /// Deletes a consumer nobody used for its `inactive_threshold`.
+    fn delete_inactive(&self, cluster: &Cluster, key: Key) {
+        let Some(g) = cluster.host().group(key.0) else {
+            return;
+        };
+        tracing::debug!(consumer = %key.1, "deleting a consumer inactive past its threshold");
+        let cmd = StreamCommand::DeleteConsumer {
+            name: key.1.clone(),
+        };
+        let me = cluster.consumers_arc();
+        cluster.propose_stream_then(
+            &g,
+            cmd,
+            Answer::new(move |r| {
+                if matches!(r, Ok(StreamReply::ConsumerDeleted)) {
+                    me.deleted(key.0, &key.1);
+                }
+            }),
+        );
     }
 }
 

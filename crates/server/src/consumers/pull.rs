@@ -8,9 +8,8 @@ use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::consumer::{AckKind, AckSubject, NextRequest, go_duration};
 
 use super::status::{self, status_block};
-use super::{Consumers, Key, SWEEP_INTERVAL, Timer, Waiting, push_timer};
+use super::{Consumers, Key, Timer, Waiting, push_timer};
 use crate::cluster::Cluster;
-use crate::jsapi::led_group;
 use crate::wire::ApiRequest;
 
 fn status_reply(status: &str) -> Vec<Outbound> {
@@ -44,7 +43,7 @@ pub(crate) async fn pull(
     let Some(reply) = req.reply.clone() else {
         return Vec::new();
     };
-    let Ok((_, g)) = led_group(cluster, &req.account, stream) else {
+    let Ok((_, g)) = cluster.led_group(&req.account, stream) else {
         return no_responders(&req.subject);
     };
     let Some(c) = g.sm.consumer(name) else {
@@ -132,14 +131,6 @@ pub(crate) async fn pull(
                     },
                 );
             }
-            if !st.sweeping {
-                st.sweeping = true;
-                push_timer(
-                    &mut st,
-                    now + SWEEP_INTERVAL.as_nanos() as i64,
-                    Timer::Sweep,
-                );
-            }
             false
         }
     };
@@ -172,7 +163,7 @@ pub(crate) async fn ack(
     ) else {
         return empty();
     };
-    let Ok((_, g)) = led_group(cluster, &req.account, stream) else {
+    let Ok((_, g)) = cluster.led_group(&req.account, stream) else {
         return Vec::new();
     };
     let key: Key = (g.id, name.to_string());
@@ -198,10 +189,10 @@ pub(crate) async fn ack(
     };
     let cmd = StreamCommand::Ack {
         consumer: name.to_string(),
-        acks: vec![(ack.stream_seq, op)],
+        acks: vec![(ack.stream_seq, ack.delivered, op)],
     };
-    match cluster.propose_stream(&g, cmd).await {
-        Ok(StreamReply::Acked(_)) => {}
+    let confirmed = match cluster.propose_stream(&g, cmd).await {
+        Ok(StreamReply::Acked(c)) => c.first().copied().unwrap_or(false),
         Ok(other) => {
             tracing::debug!(?other, "ack not applied");
             return Vec::new();
@@ -209,7 +200,7 @@ pub(crate) async fn ack(
         // Not committed: no promise is made (the message is delivered
         // again after its ack wait).
         Err(_) => return Vec::new(),
-    }
+    };
     if let AckKind::Term(reason) = &kind {
         me.terminated(&key, &req.account, stream, &ack, reason, cluster.now_ns());
     }
@@ -218,12 +209,13 @@ pub(crate) async fn ack(
     if let AckKind::Next(body) = kind {
         let next = ApiRequest {
             payload: Bytes::from(body.unwrap_or_default()),
-            subject: format!("{}{stream}.{name}", crate::jsapi::CONSUMER_NEXT),
+            subject: format!("{}{stream}.{name}", super::CONSUMER_NEXT),
             ..req
         };
         return pull(cluster, stream, name, next).await;
     }
-    empty()
+    // A superseded delivery's ack is not confirmed: the newer copy is out.
+    if confirmed { empty() } else { Vec::new() }
 }
 
 impl Consumers {
@@ -293,5 +285,15 @@ impl Consumers {
                 .unwrap_or_default()
         };
         self.send(sends);
+    }
+}
+
+/// A publish to `$JS.FC.<stream>.<consumer>.<n>`: the push client took
+/// what was sent so far.
+pub(crate) fn flow_control(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest) {
+    if let Ok((_, g)) = cluster.led_group(&req.account, stream) {
+        cluster
+            .consumers()
+            .flow_control_answered(g.id, name, &req.subject);
     }
 }

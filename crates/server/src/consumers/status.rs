@@ -65,8 +65,8 @@ impl Out {
     pub(crate) fn status(led: &Led, to: &str, status: &str) -> Self {
         let headers = if status == IDLE_HEARTBEAT {
             vec![
-                ("Nats-Last-Consumer", led.name.clone()),
-                ("Nats-Last-Stream", led.stream.clone()),
+                ("Nats-Last-Consumer", led.last.0.to_string()),
+                ("Nats-Last-Stream", led.last.1.to_string()),
             ]
         } else {
             Vec::new()
@@ -96,6 +96,11 @@ impl Out {
             headers: Some(headers),
             payload: Bytes::new(),
         }
+    }
+
+    pub(crate) fn with_reply(mut self, reply: String) -> Self {
+        self.reply = Some(reply);
+        self
     }
 
     /// A JSON advisory on `subject`.

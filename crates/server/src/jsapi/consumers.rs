@@ -12,12 +12,12 @@ use jetraft_types::api::{self, types};
 use jetraft_types::config::{ClusterInfo, PeerInfo};
 use jetraft_types::consumer::{
     ConsumerDeleteResponse, ConsumerInfo, ConsumerListResponse, ConsumerNamesResponse,
-    ConsumerPageRequest, CreateConsumerRequest, SequenceInfo,
+    ConsumerPageRequest, CreateConsumerRequest, PriorityGroupState, SequenceInfo,
 };
 use serde::Serialize;
 
-use super::streams::{led_group, propose, read_group};
-use super::{parse_body, parse_json};
+use super::parse_body;
+use super::streams::{propose, read_group};
 use crate::cluster::Cluster;
 use crate::wire::ApiRequest;
 
@@ -99,7 +99,7 @@ fn respond<T: Serialize>(type_name: &str, r: Result<T, ApiError>) -> Vec<u8> {
 /// the refusals nats-server makes before it looks at the stream
 /// (`jsConsumerCreateRequest`).
 fn request_config(s: &CreateSubject, req: &ApiRequest) -> Result<CreateConsumerRequest, ApiError> {
-    let mut r: CreateConsumerRequest = parse_json(&req.payload)?;
+    let mut r: CreateConsumerRequest = parse_body(&req.payload)?;
     if s.legacy_durable && s.name.is_none() {
         return Err(ApiError::new(
             400,
@@ -171,7 +171,7 @@ fn request_config(s: &CreateSubject, req: &ApiRequest) -> Result<CreateConsumerR
 pub async fn create(cluster: &Cluster, s: &CreateSubject, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let request = request_config(s, req)?;
-        let (a, g) = led_group(cluster, &req.account, &s.stream)?;
+        let (a, g) = cluster.led_group(&req.account, &s.stream)?;
         let mut config = request.config.normalize(&a.config, request.pedantic)?;
         config.set_static_metadata();
         let cmd = jetraft_stream::StreamCommand::AddConsumer {
@@ -187,7 +187,9 @@ pub async fn create(cluster: &Cluster, s: &CreateSubject, req: &ApiRequest) -> V
                 )));
             }
         };
-        cluster.consumers().changed(g.id, &name);
+        cluster
+            .consumers()
+            .changed(g.id, &req.account, &s.stream, &name);
         consumer_info(cluster, &a, &g, &name)
     };
     respond(types::CONSUMER_CREATE, r.await)
@@ -254,11 +256,22 @@ fn info_of(cluster: &Cluster, a: &StreamAssignment, g: &Group, c: &Consumer) -> 
                 })
                 .collect(),
         }),
-        push_bound: false,
+        push_bound: cluster.consumers().push_bound(g.id, &c.name),
         paused: pause_remaining > 0,
         pause_remaining,
         ts: now,
-        priority_groups: Vec::new(),
+        // The first group's pin (none yet: Go's zero time).
+        priority_groups: c
+            .config
+            .priority_groups
+            .first()
+            .map(|g| PriorityGroupState {
+                group: g.clone(),
+                pinned_client_id: String::new(),
+                pinned_ts: Some(0),
+            })
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -275,7 +288,7 @@ pub async fn info(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest)
 
 pub async fn delete(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = async {
-        let (_, g) = led_group(cluster, &req.account, stream)?;
+        let (_, g) = cluster.led_group(&req.account, stream)?;
         let cmd = jetraft_stream::StreamCommand::DeleteConsumer {
             name: name.to_string(),
         };

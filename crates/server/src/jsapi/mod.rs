@@ -12,7 +12,8 @@ mod direct;
 pub(crate) mod publish;
 mod streams;
 
-pub(crate) use streams::{apply_config, expire, led_group};
+pub(crate) use account::local_usage;
+pub(crate) use streams::{apply_config, expire};
 
 use std::sync::Arc;
 
@@ -40,7 +41,6 @@ pub const STREAM_MSG_GET: &str = "$JS.API.STREAM.MSG.GET.";
 pub const STREAM_MSG_DELETE: &str = "$JS.API.STREAM.MSG.DELETE.";
 pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
 pub const CONSUMER_PREFIX: &str = "$JS.API.CONSUMER.";
-pub const CONSUMER_NEXT: &str = "$JS.API.CONSUMER.MSG.NEXT.";
 /// Where a request must run.
 pub(crate) enum Target {
     MetaLeader,
@@ -89,6 +89,11 @@ pub(crate) enum Op {
         stream: String,
         consumer: String,
     },
+    /// A push client's answer to a flow-control request (`$JS.FC.`).
+    FlowControl {
+        stream: String,
+        consumer: String,
+    },
 }
 
 impl Op {
@@ -100,6 +105,7 @@ impl Op {
             | Op::ConsumerDelete { stream, .. }
             | Op::ConsumerNext { stream, .. }
             | Op::Ack { stream, .. }
+            | Op::FlowControl { stream, .. }
             | Op::ConsumerNames(stream)
             | Op::ConsumerList(stream) => Some(stream),
             _ => None,
@@ -159,6 +165,15 @@ pub(crate) fn classify(cluster: &Cluster, account: &str, subject: &str) -> Optio
     }
     if let Some(ack) = subject.strip_prefix(jetraft_types::consumer::ACK_PREFIX) {
         return consumers::parse_ack_subject(ack);
+    }
+    if let Some(fc) = subject.strip_prefix(crate::consumers::FC_PREFIX) {
+        return match fc.split('.').collect::<Vec<_>>().as_slice() {
+            [stream, consumer, _] => Some(Op::FlowControl {
+                stream: stream.to_string(),
+                consumer: consumer.to_string(),
+            }),
+            _ => None,
+        };
     }
     cluster
         .catalog()
@@ -238,6 +253,10 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
         Op::Ack { stream, consumer } => {
             crate::consumers::ack(&cluster, &stream, &consumer, req).await
         }
+        Op::FlowControl { stream, consumer } => {
+            crate::consumers::flow_control(&cluster, &stream, &consumer, &req);
+            Vec::new()
+        }
     }
 }
 
@@ -252,9 +271,16 @@ pub(crate) fn json(body: Vec<u8>) -> Vec<Outbound> {
 pub(crate) fn error_reply(op: &Op, err: ApiError) -> Vec<Outbound> {
     let body = match op {
         Op::Publish(stream) => api::render_pub_error(stream, &err),
-        // A pull request or an ack whose stream is unknown: nobody there
-        // (nats-server has no subscription for it).
-        Op::ConsumerNext { .. } | Op::Ack { .. } => return Vec::new(),
+        // A pull request to a stream nobody serves: the core layer's
+        // no-responders answer, as nats-server's (it has no subscription
+        // there). An ack or flow-control answer expects nothing.
+        Op::ConsumerNext { .. } => {
+            return vec![Outbound {
+                headers: Some(jetraft_types::headers::status_block(503, None)),
+                payload: Bytes::new(),
+            }];
+        }
+        Op::Ack { .. } | Op::FlowControl { .. } => return Vec::new(),
         op => api::render_error(response_type(op), &err),
     };
     json(body)
@@ -277,7 +303,7 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::ConsumerDelete { .. } => types::CONSUMER_DELETE,
         Op::ConsumerNames(_) => types::CONSUMER_NAMES,
         Op::ConsumerList(_) => types::CONSUMER_LIST,
-        Op::Publish(_) | Op::ConsumerNext { .. } | Op::Ack { .. } => "",
+        Op::Publish(_) | Op::ConsumerNext { .. } | Op::Ack { .. } | Op::FlowControl { .. } => "",
     }
 }
 

@@ -10,7 +10,6 @@ use jetraft_types::ApiError;
 use jetraft_types::api::render_pub_error;
 
 use super::json;
-use super::streams::led_group_with;
 use crate::batcher::Reply;
 use crate::cluster::Cluster;
 use crate::wire::ApiRequest;
@@ -44,7 +43,7 @@ pub(crate) fn queue_then(
     req: ApiRequest,
     then: impl FnOnce(bool, Reply) + Send + 'static,
 ) -> Result<bool, ApiError> {
-    let (no_ack, g) = led_group_with(cluster, &req.account, stream, |a| a.config.no_ack)?;
+    let (no_ack, g) = cluster.led_group_with(&req.account, stream, |a| a.config.no_ack)?;
     let cmd = StreamCommand::Publish {
         subject: req.subject,
         headers: req.headers,

@@ -178,7 +178,7 @@ pub(crate) async fn apply_config(
     name: &str,
     config: StreamConfig,
 ) -> Result<(), ApiError> {
-    let (_, g) = led_group(cluster, account, name)?;
+    let (_, g) = cluster.led_group(account, name)?;
     match propose(cluster, &g, StreamCommand::UpdateConfig(Box::new(config))).await? {
         StreamReply::Error(e) => Err(e),
         _ => Ok(()),
@@ -188,7 +188,7 @@ pub(crate) async fn apply_config(
 /// Runs on the stream leader: drop messages older than `max_age`.
 pub(crate) async fn expire(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
     let r = async {
-        let (_, g) = led_group(cluster, account, name)?;
+        let (_, g) = cluster.led_group(account, name)?;
         match propose(cluster, &g, StreamCommand::Expire).await? {
             StreamReply::Error(e) => Err(e),
             StreamReply::Expired(n) => Ok(PurgeResponse {
@@ -226,38 +226,7 @@ pub async fn delete(cluster: &Cluster, account: &str, name: &str) -> Vec<u8> {
     respond(types::STREAM_DELETE, r.await)
 }
 
-/// The stream's group, which this node must lead.
-pub(crate) fn led_group(
-    cluster: &Cluster,
-    account: &str,
-    name: &str,
-) -> Result<(StreamAssignment, Group), ApiError> {
-    led_group_with(cluster, account, name, StreamAssignment::clone)
-}
-
-/// Like [`led_group`], taking only what `pick` reads from the assignment
-/// (the publish path does not clone the whole config).
-pub(crate) fn led_group_with<T>(
-    cluster: &Cluster,
-    account: &str,
-    name: &str,
-    pick: impl FnOnce(&StreamAssignment) -> T,
-) -> Result<(T, Group), ApiError> {
-    let catalog = cluster.catalog();
-    let a = catalog
-        .stream(account, name)
-        .ok_or_else(ApiError::stream_not_found)?;
-    let g = cluster
-        .host()
-        .group(a.group)
-        .ok_or_else(ApiError::cluster_not_avail)?;
-    if g.leader() != Some(cluster.host().me()) {
-        return Err(ApiError::cluster_not_leader());
-    }
-    Ok((pick(a), g))
-}
-
-/// [`led_group`], and leadership confirmed for a read (decision 33): what
+/// [`Cluster::led_group`], and leadership confirmed for a read (decision 33): what
 /// is read after it includes every write acknowledged before the request
 /// arrived. A deposed leader gets "not the leader" or 503/10008.
 pub(crate) async fn read_group(
@@ -265,7 +234,7 @@ pub(crate) async fn read_group(
     account: &str,
     name: &str,
 ) -> Result<(StreamAssignment, Group), ApiError> {
-    let (a, g) = led_group(cluster, account, name)?;
+    let (a, g) = cluster.led_group(account, name)?;
     g.read_barrier()
         .await
         .map_err(|e| crate::batcher::proposal_failed(g.id, e))?;
@@ -368,7 +337,7 @@ pub async fn purge(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<u8> {
     let r = async {
         let request: PurgeRequest = parse_body(&req.payload)?;
         request.validate()?;
-        let (_, g) = led_group(cluster, &req.account, name)?;
+        let (_, g) = cluster.led_group(&req.account, name)?;
         match propose(cluster, &g, StreamCommand::Purge(request)).await? {
             StreamReply::Purged(n) => Ok(PurgeResponse {
                 success: true,
@@ -387,7 +356,7 @@ pub async fn msg_delete(cluster: &Cluster, name: &str, req: &ApiRequest) -> Vec<
             return Err(ApiError::bad_request());
         }
         let request: MsgDeleteRequest = super::parse_json(&req.payload)?;
-        let (_, g) = led_group(cluster, &req.account, name)?;
+        let (_, g) = cluster.led_group(&req.account, name)?;
         let cmd = StreamCommand::DeleteMsg {
             seq: request.seq,
             no_erase: request.no_erase,

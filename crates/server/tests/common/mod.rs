@@ -208,6 +208,19 @@ impl Cluster {
         false
     }
 
+    /// Index of the node leading `stream`, from the nodes' own `/jsz`.
+    pub async fn leader_of(&self, stream: &str) -> Option<usize> {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let jsz = node.jsz().await;
+            for s in jsz["streams"].as_array()? {
+                if s["name"] == stream && s["role"] == "leader" {
+                    return self.nodes.iter().position(|n| n.name == node.name);
+                }
+            }
+        }
+        None
+    }
+
     pub async fn wait_healthy(&self, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {

@@ -1,0 +1,452 @@
+//! The consumer scenarios run twice, against nats-server 2.15.1 (the
+//! reference, single node) and against a three-node jetraft cluster with
+//! its clients spread over the nodes: what a client observes (subjects,
+//! sequences, delivery counts, status lines and headers, advisories,
+//! `CONSUMER.INFO` counts, stream state) must be the same. Skipped visibly
+//! without nats-server 2.15.1; under `CI=true` that fails.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+mod common;
+#[path = "differential/nats.rs"]
+mod nats;
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull, push};
+use async_nats::jetstream::{self, AckKind, stream};
+use async_nats::{Client, Subscriber};
+use common::Cluster;
+use futures::StreamExt;
+
+/// What one scenario saw, line by line.
+type Seen = Vec<String>;
+
+struct Side {
+    /// Clients on different nodes (the same server for the reference).
+    clients: Vec<Client>,
+}
+
+impl Side {
+    async fn new(urls: &[String]) -> Self {
+        let mut clients = Vec::new();
+        for u in urls {
+            clients.push(
+                async_nats::ConnectOptions::new()
+                    .request_timeout(Some(Duration::from_secs(5)))
+                    .connect(u)
+                    .await
+                    .unwrap(),
+            );
+        }
+        Self { clients }
+    }
+
+    fn js(&self, i: usize) -> jetstream::Context {
+        jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .build(self.clients[i % self.clients.len()].clone())
+    }
+
+    fn client(&self, i: usize) -> &Client {
+        &self.clients[i % self.clients.len()]
+    }
+}
+
+async fn make_stream(
+    js: &jetstream::Context,
+    name: &str,
+    retention: stream::RetentionPolicy,
+    subjects: &[&str],
+) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{}.>", name.to_lowercase())],
+        retention,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for s in subjects {
+        js.publish(format!("{}.{s}", name.to_lowercase()), "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+fn describe(m: &async_nats::Message) -> String {
+    match m.status {
+        Some(s) => {
+            let mut h: Vec<String> = m
+                .headers
+                .iter()
+                .flat_map(|h| h.iter())
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(",")
+                    )
+                })
+                .filter(|kv| !kv.starts_with("Nats-Last-"))
+                .collect();
+            h.sort();
+            format!(
+                "status {} {} {h:?}",
+                s.as_u16(),
+                m.description.clone().unwrap_or_default()
+            )
+        }
+        None => {
+            let ack = m.reply.as_deref().unwrap_or("");
+            let t: Vec<&str> = ack.split('.').collect();
+            // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+            let parts = if t.len() == 9 {
+                format!("d{} s{} c{} p{}", t[4], t[5], t[6], t[8])
+            } else {
+                ack.to_string()
+            };
+            format!("msg {} {parts} {}b", m.subject, m.payload.len())
+        }
+    }
+}
+
+async fn next(sub: &mut Subscriber) -> String {
+    match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
+        Ok(Some(m)) => describe(&m),
+        _ => "nothing within 5 s".into(),
+    }
+}
+
+/// Messages on `sub` until a status arrives or `n` data messages came.
+async fn until_status(sub: &mut Subscriber, n: usize, seen: &mut Seen) {
+    let mut data = 0;
+    while data < n {
+        let line = next(sub).await;
+        let status = !line.starts_with("msg ");
+        seen.push(line);
+        if status {
+            return;
+        }
+        data += 1;
+    }
+}
+
+async fn info(c: &mut PullConsumer) -> String {
+    let i = c.info().await.unwrap();
+    format!(
+        "delivered c{} s{} floor c{} s{} ack_pending {} redelivered {} waiting {} pending {}",
+        i.delivered.consumer_sequence,
+        i.delivered.stream_sequence,
+        i.ack_floor.consumer_sequence,
+        i.ack_floor.stream_sequence,
+        i.num_ack_pending,
+        i.num_redelivered,
+        i.num_waiting,
+        i.num_pending
+    )
+}
+
+async fn pull_scenarios(side: &Side) -> Seen {
+    let mut seen = Seen::new();
+    let js = side.js(0);
+    make_stream(
+        &js,
+        "PS",
+        stream::RetentionPolicy::Limits,
+        &["a", "b", "a", "c", "b"],
+    )
+    .await;
+    let s = side.js(1).get_stream("PS").await.unwrap();
+    let mut c: PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("c".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_millis(700),
+            max_deliver: 5,
+            max_batch: 4,
+            max_bytes: 4096,
+            max_waiting: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let client = side.client(2);
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let next_subject = "$JS.API.CONSUMER.MSG.NEXT.PS.c";
+    let ask = |body: &'static str| {
+        let inbox = inbox.clone();
+        async move {
+            client
+                .publish_with_reply(next_subject, inbox, body.into())
+                .await
+                .unwrap();
+        }
+    };
+    // A batch, then a bigger no-wait batch than what is left.
+    ask(r#"{"batch":2}"#).await;
+    until_status(&mut sub, 2, &mut seen).await;
+    ask(r#"{"batch":4,"no_wait":true}"#).await;
+    until_status(&mut sub, 4, &mut seen).await;
+    seen.push(info(&mut c).await);
+    // Limits of the consumer.
+    ask(r#"{"batch":5}"#).await;
+    seen.push(next(&mut sub).await);
+    ask(r#"{"batch":1,"max_bytes":8192}"#).await;
+    seen.push(next(&mut sub).await);
+    ask(r#"{"batch":1,"max_bytes":10,"expires":500000000}"#).await;
+    seen.push(next(&mut sub).await);
+    // Expiry with the unfilled part in the headers.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    ask(r#"{"batch":3,"expires":400000000}"#).await;
+    until_status(&mut sub, 3, &mut seen).await;
+    seen.push(info(&mut c).await);
+    // What is due now (4 and 5): ack one, terminate the other.
+    let mut batch = c
+        .fetch()
+        .max_messages(4)
+        .expires(Duration::from_millis(300))
+        .messages()
+        .await
+        .unwrap();
+    let mut msgs = Vec::new();
+    while let Some(m) = batch.next().await {
+        let m = m.unwrap();
+        seen.push(describe(&m));
+        msgs.push(m);
+    }
+    if let [a, b] = msgs.as_slice() {
+        a.double_ack().await.unwrap();
+        b.ack_with(AckKind::Term).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    seen.push(info(&mut c).await);
+    // 1 to 3 come a third time; a nak with a delay brings 1 back after it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut batch = c
+        .fetch()
+        .max_messages(3)
+        .expires(Duration::from_millis(300))
+        .messages()
+        .await
+        .unwrap();
+    let mut msgs = Vec::new();
+    while let Some(m) = batch.next().await {
+        let m = m.unwrap();
+        seen.push(describe(&m));
+        msgs.push(m);
+    }
+    if let Some(first) = msgs.first() {
+        first
+            .ack_with(AckKind::Nak(Some(Duration::from_millis(300))))
+            .await
+            .unwrap();
+    }
+    for m in msgs.iter().skip(1) {
+        m.double_ack().await.unwrap();
+    }
+    ask(r#"{"batch":1,"expires":1000000000}"#).await;
+    until_status(&mut sub, 1, &mut seen).await;
+    seen.push(info(&mut c).await);
+    seen
+}
+
+async fn max_deliver_scenario(side: &Side) -> Seen {
+    let mut seen = Seen::new();
+    let js = side.js(0);
+    make_stream(&js, "MD", stream::RetentionPolicy::Limits, &["a"]).await;
+    let mut adv = side
+        .client(1)
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>")
+        .await
+        .unwrap();
+    side.client(1).flush().await.unwrap();
+    let s = side.js(2).get_stream("MD").await.unwrap();
+    let c: PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("dlq".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_millis(400),
+            max_deliver: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let mut b = c
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(m) = b.next().await {
+            seen.push(describe(&m.unwrap()));
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let m = tokio::time::timeout(Duration::from_secs(5), adv.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    seen.push(format!(
+        "advisory {} {} stream {} consumer {} seq {} deliveries {}",
+        m.subject, v["type"], v["stream"], v["consumer"], v["stream_seq"], v["deliveries"]
+    ));
+    seen
+}
+
+async fn retention_scenarios(side: &Side) -> Seen {
+    let mut seen = Seen::new();
+    let js = side.js(0);
+    make_stream(
+        &js,
+        "WQS",
+        stream::RetentionPolicy::WorkQueue,
+        &["a", "b", "c"],
+    )
+    .await;
+    let s = side.js(1).get_stream("WQS").await.unwrap();
+    let c: PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("w".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut b = c.fetch().max_messages(3).messages().await.unwrap();
+    let mut first = true;
+    while let Some(m) = b.next().await {
+        let m = m.unwrap();
+        if first {
+            m.double_ack().await.unwrap();
+            first = false;
+        }
+    }
+    let mut s = s;
+    seen.push(format!(
+        "work queue after one ack: {} messages",
+        s.info().await.unwrap().state.messages
+    ));
+
+    make_stream(&js, "INT", stream::RetentionPolicy::Interest, &["a"]).await;
+    let mut s = side.js(2).get_stream("INT").await.unwrap();
+    seen.push(format!(
+        "interest, nobody listening: {} messages",
+        s.info().await.unwrap().state.messages
+    ));
+    let mut cs = Vec::new();
+    for name in ["x", "y"] {
+        let c: PullConsumer = s
+            .create_consumer(pull::Config {
+                durable_name: Some(name.into()),
+                ack_policy: AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        cs.push(c);
+    }
+    js.publish("int.b", "x".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for c in &cs {
+        let mut b = c.fetch().max_messages(1).messages().await.unwrap();
+        while let Some(m) = b.next().await {
+            m.unwrap().double_ack().await.unwrap();
+        }
+        seen.push(format!(
+            "interest after {} acked: {} messages",
+            c.cached_info().name,
+            s.info().await.unwrap().state.messages
+        ));
+    }
+    seen
+}
+
+async fn push_scenario(side: &Side) -> Seen {
+    let mut seen = Seen::new();
+    let js = side.js(0);
+    make_stream(&js, "PU", stream::RetentionPolicy::Limits, &["a", "b", "a"]).await;
+    let client = side.client(1);
+    let mut sub = client.subscribe("deliver.pu").await.unwrap();
+    client.flush().await.unwrap();
+    let s = side.js(2).get_stream("PU").await.unwrap();
+    s.create_consumer(push::Config {
+        durable_name: Some("p".into()),
+        deliver_subject: "deliver.pu".into(),
+        ack_policy: AckPolicy::Explicit,
+        headers_only: true,
+        idle_heartbeat: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for _ in 0..4 {
+        seen.push(next(&mut sub).await);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_behave_as_nats_server() {
+    let reference = match nats::NatsServer::start().await {
+        Ok(s) => s,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and the reference is unusable: {why}")
+        }
+        Err(why) => {
+            eprintln!("\n==== SKIPPED: {why} ====\n");
+            return;
+        }
+    };
+    let cluster = Cluster::start(3, &[]).await;
+    let theirs = Side::new(&[reference.url()]).await;
+    let ours = Side::new(&cluster.urls()).await;
+    let mut failures = Vec::new();
+    for (name, a, b) in [
+        (
+            "pull",
+            pull_scenarios(&theirs).await,
+            pull_scenarios(&ours).await,
+        ),
+        (
+            "max_deliver",
+            max_deliver_scenario(&theirs).await,
+            max_deliver_scenario(&ours).await,
+        ),
+        (
+            "retention",
+            retention_scenarios(&theirs).await,
+            retention_scenarios(&ours).await,
+        ),
+        (
+            "push",
+            push_scenario(&theirs).await,
+            push_scenario(&ours).await,
+        ),
+    ] {
+        eprintln!("---- {name} (nats-server) ----");
+        for l in &a {
+            eprintln!("  {l}");
+        }
+        if a != b {
+            let mut report = format!("scenario {name} differs:\n");
+            for i in 0..a.len().max(b.len()) {
+                let (x, y) = (a.get(i), b.get(i));
+                let mark = if x == y { " " } else { "!" };
+                report.push_str(&format!(
+                    "{mark} nats-server: {x:?}\n{mark} jetraft:     {y:?}\n"
+                ));
+            }
+            failures.push(report);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
