@@ -1,6 +1,7 @@
 //! Consumers under faults: a work queue (`JOBS`, R3, work-queue retention)
 //! fed by one producer and drained by a pull worker on every node, each
-//! acking every job with a double ack (a reply means committed). The
+//! acking jobs with a double ack (a reply means committed) except one
+//! delivery in seven, which it drops as if it died holding it. The
 //! checker then holds the server to its consumer promises (decision 41):
 //! a confirmed ack is never undone, nothing is skipped, every replica
 //! ends with the same consumer state and exact counts.
@@ -188,6 +189,11 @@ async fn work(c: &Client, worker: &str, msg: &Msg, hist: &SharedHistory) {
         delivered,
         at: now(),
     });
+    // One delivery in seven is dropped unacked, as by a worker that died
+    // with it: it must come again after its ack wait.
+    if (seq + delivered) % 7 == 0 {
+        return;
+    }
     let Some(reply) = &msg.reply else { return };
     if c.request(reply, &[], b"+ACK", Duration::from_secs(2))
         .await

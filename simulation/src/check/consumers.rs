@@ -2,8 +2,8 @@
 //! history and every replica's final state:
 //! - a confirmed ack is never undone: the job is no longer pending on any
 //!   replica, and gone from the stream (work-queue retention);
-//! - nothing is skipped: after the final heal every job the stream acked
-//!   was processed (its ack confirmed);
+//! - nothing is skipped: every job the stream acked reached a worker, and
+//!   after the final heal none is left in the stream;
 //! - a job whose ack was confirmed is never delivered again: no delivery
 //!   newer than the confirmed one ever arrives (only the ack of a job's
 //!   latest delivery is confirmed, so none newer exists or will);
@@ -79,17 +79,36 @@ pub fn check(h: &History, fin: &Final) -> Vec<String> {
         }
     }
     if fin.converged {
+        // Every job the stream acked reached a worker, and after the final
+        // heal it is retired everywhere (its ack's answer may have been
+        // lost: then it is not among the confirmed, and rightly never
+        // delivered again).
+        let delivered: BTreeSet<u64> = h.job_deliveries.iter().map(|d| d.seq).collect();
         let never: Vec<u64> = h
             .job_pubs
             .iter()
             .map(|(s, _)| *s)
-            .filter(|s| !confirmed.contains_key(s))
+            .filter(|s| !delivered.contains(s))
             .collect();
         if !never.is_empty() {
             out.push(format!(
-                "consumer: {} acked jobs never processed after the final heal: {:?}",
+                "consumer: {} acked jobs never delivered: {:?}",
                 never.len(),
                 &never[..never.len().min(10)]
+            ));
+        }
+        let left: BTreeSet<u64> = jobs.values().flatten().copied().collect();
+        let unfinished: Vec<u64> = h
+            .job_pubs
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|s| left.contains(s))
+            .collect();
+        if !unfinished.is_empty() {
+            out.push(format!(
+                "consumer: {} acked jobs never processed after the final heal: {:?}",
+                unfinished.len(),
+                &unfinished[..unfinished.len().min(10)]
             ));
         }
     }
@@ -169,6 +188,12 @@ mod tests {
                 delivered: 1,
                 at: Duration::from_secs(1),
             }],
+            job_deliveries: vec![JobDelivery {
+                worker: "w".into(),
+                seq: 1,
+                delivered: 1,
+                at: Duration::from_millis(500),
+            }],
             ..History::default()
         };
         assert!(check(&h, &fin(&[], &[])).is_empty());
@@ -178,12 +203,12 @@ mod tests {
             "{v:?}"
         );
         assert!(v.iter().any(|v| v.contains("still stores it")), "{v:?}");
-        h.job_deliveries = vec![JobDelivery {
+        h.job_deliveries.push(JobDelivery {
             worker: "w".into(),
             seq: 1,
             delivered: 2,
             at: Duration::from_secs(30),
-        }];
+        });
         assert!(
             check(&h, &fin(&[], &[]))
                 .iter()
@@ -202,7 +227,8 @@ mod tests {
             }],
             ..History::default()
         };
-        let v = check(&h, &fin(&[], &[5]));
+        let v = check(&h, &fin(&[], &[2, 5]));
+        assert!(v.iter().any(|v| v.contains("never delivered")), "{v:?}");
         assert!(v.iter().any(|v| v.contains("never processed")), "{v:?}");
         assert!(v.iter().any(|v| v.contains("num_pending")), "{v:?}");
     }
