@@ -394,6 +394,92 @@ async fn push_scenario(side: &Side) -> Seen {
     seen
 }
 
+async fn pause_scenario(side: &Side) -> Seen {
+    let mut seen = Seen::new();
+    let js = side.js(0);
+    make_stream(&js, "PA", stream::RetentionPolicy::Limits, &["a", "b"]).await;
+    let s = side.js(1).get_stream("PA").await.unwrap();
+    let mut c: PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("p".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let client = side.client(2);
+    let until = std::time::SystemTime::now() + Duration::from_secs(30);
+    let until: chrono_like::Rfc3339 = until.into();
+    let r = client
+        .request(
+            "$JS.API.CONSUMER.PAUSE.PA.p",
+            format!(r#"{{"pause_until":"{}"}}"#, until.0).into(),
+        )
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    seen.push(format!(
+        "pause: type {} paused {} remaining>0 {}",
+        v["type"],
+        v["paused"],
+        v["pause_remaining"].as_i64().is_some_and(|n| n > 0)
+    ));
+    let i = c.info().await.unwrap();
+    seen.push(format!(
+        "info paused {} level {:?}",
+        i.paused,
+        i.config.metadata.get("_nats.req.level")
+    ));
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    for body in [
+        r#"{"batch":1,"no_wait":true}"#,
+        r#"{"batch":1,"expires":400000000}"#,
+    ] {
+        client
+            .publish_with_reply("$JS.API.CONSUMER.MSG.NEXT.PA.p", inbox.clone(), body.into())
+            .await
+            .unwrap();
+        seen.push(next(&mut sub).await);
+    }
+    let r = client
+        .request("$JS.API.CONSUMER.PAUSE.PA.p", "".into())
+        .await
+        .unwrap();
+    seen.push(String::from_utf8_lossy(&r.payload).into_owned());
+    client
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.PA.p",
+            inbox.clone(),
+            r#"{"batch":2,"expires":1000000000}"#.into(),
+        )
+        .await
+        .unwrap();
+    until_status(&mut sub, 2, &mut seen).await;
+    let r = client
+        .request("$JS.API.CONSUMER.PAUSE.PA.nope", "{}".into())
+        .await
+        .unwrap();
+    seen.push(String::from_utf8_lossy(&r.payload).into_owned());
+    seen
+}
+
+/// RFC 3339 from a `SystemTime`, without a date crate: through jetraft's
+/// own formatter.
+mod chrono_like {
+    pub struct Rfc3339(pub String);
+    impl From<std::time::SystemTime> for Rfc3339 {
+        fn from(t: std::time::SystemTime) -> Self {
+            let ns = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            Rfc3339(jetraft_types::rfc3339::format_ns(ns))
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_behave_as_nats_server() {
     let reference = match nats::NatsServer::start().await {
@@ -430,6 +516,11 @@ async fn consumers_behave_as_nats_server() {
             "push",
             push_scenario(&theirs).await,
             push_scenario(&ours).await,
+        ),
+        (
+            "pause",
+            pause_scenario(&theirs).await,
+            pause_scenario(&ours).await,
         ),
     ] {
         eprintln!("---- {name} (nats-server) ----");

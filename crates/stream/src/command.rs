@@ -38,6 +38,11 @@ pub enum StreamCommand {
     DeleteConsumer {
         name: String,
     },
+    /// Pause the consumer until `until` (Unix ns; None: resume now).
+    PauseConsumer {
+        name: String,
+        until: Option<i64>,
+    },
     /// Hand out up to `batch` messages of the consumer (`max_bytes` 0: no
     /// limit): the `redeliver` sequences still pending first, then new
     /// ones. Decided at apply from the replica's store.

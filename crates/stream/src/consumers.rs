@@ -93,6 +93,19 @@ impl StreamMachine {
         StreamReply::ConsumerDeleted
     }
 
+    pub(crate) fn pause_consumer(&mut self, name: &str, until: Option<i64>) -> StreamReply {
+        let Some(c) = self.consumers.get_mut(name) else {
+            return Self::refuse(ApiError::consumer_not_found());
+        };
+        c.config.pause_until = until.filter(|t| *t != 0);
+        c.config.set_static_metadata();
+        self.dirty.insert(name.to_string());
+        StreamReply::Consumer {
+            name: name.to_string(),
+            created: false,
+        }
+    }
+
     pub(crate) fn deliver(
         &mut self,
         ov: &mut Overlay<'_>,

@@ -225,6 +225,7 @@ impl StreamMachine {
                 self.add_consumer(ov, config, *action)?
             }
             StreamCommand::DeleteConsumer { name } => self.delete_consumer(name),
+            StreamCommand::PauseConsumer { name, until } => self.pause_consumer(name, *until),
             StreamCommand::Deliver {
                 consumer,
                 batch,

@@ -35,6 +35,7 @@ pub mod types {
     pub const CONSUMER_DELETE: &str = "io.nats.jetstream.api.v1.consumer_delete_response";
     pub const CONSUMER_NAMES: &str = "io.nats.jetstream.api.v1.consumer_names_response";
     pub const CONSUMER_LIST: &str = "io.nats.jetstream.api.v1.consumer_list_response";
+    pub const CONSUMER_PAUSE: &str = "io.nats.jetstream.api.v1.consumer_pause_response";
 }
 
 /// `JSApiNamesLimit`: page size of `STREAM.NAMES`.
@@ -91,6 +92,12 @@ pub fn render_error(type_name: &str, err: &ApiError) -> Vec<u8> {
         offset: usize,
         limit: usize,
     }
+    #[derive(Serialize)]
+    struct Pause<'a> {
+        error: &'a ApiError,
+        paused: bool,
+        pause_until: &'a str,
+    }
     match type_name {
         types::STREAM_PURGE => render(
             type_name,
@@ -106,6 +113,14 @@ pub fn render_error(type_name: &str, err: &ApiError) -> Vec<u8> {
                 total: 0,
                 offset: 0,
                 limit: 0,
+            },
+        ),
+        types::CONSUMER_PAUSE => render(
+            type_name,
+            &Pause {
+                error: err,
+                paused: false,
+                pause_until: crate::rfc3339::ZERO_TIME,
             },
         ),
         _ => render(type_name, &E { error: err }),

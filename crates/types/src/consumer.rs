@@ -1185,6 +1185,25 @@ pub struct ConsumerListResponse {
     pub missing: Vec<String>,
 }
 
+/// `CONSUMER.PAUSE` request: pause until this time (absent, zero or an
+/// unreadable body: resume now).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PauseRequest {
+    #[serde(with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub pause_until: Option<i64>,
+}
+
+/// `JSApiConsumerPauseResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseResponse {
+    pub paused: bool,
+    #[serde(with = "crate::rfc3339::serde_ns")]
+    pub pause_until: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub pause_remaining: i64,
+}
+
 /// `JSApiConsumerDeleteResponse`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerDeleteResponse {

@@ -73,6 +73,8 @@ enum Timer {
     Nak { key: Key, sseq: u64 },
     /// A push consumer's idle heartbeat.
     PushHeartbeat { key: Key },
+    /// A consumer's pause ran out.
+    Resume { key: Key },
     /// Once a second: leaderships gained and lost, push consumers that got
     /// a listener, consumers inactive past their threshold.
     Sweep,
@@ -296,6 +298,9 @@ impl Consumers {
         if is_push && !self.push_ready(&cluster, key) {
             return;
         }
+        if self.paused(&cluster, key) {
+            return;
+        }
         let (cmd, id) = {
             let mut st = self.lock();
             let Some(led) = st.led.get_mut(key) else {
@@ -333,6 +338,37 @@ impl Consumers {
         let me = cluster.consumers_arc();
         let k = key.clone();
         cluster.propose_stream_then(&g, cmd, Answer::new(move |r| me.delivered(&k, id, r)));
+    }
+
+    /// While the consumer is paused nothing is delivered: a no-wait pull
+    /// hears `404` at once, the others wait (and expire with `408`); it
+    /// is tried again when the pause ends.
+    fn paused(&self, cluster: &Cluster, key: &Key) -> bool {
+        let now = cluster.now_ns();
+        let mut sends = Vec::new();
+        let paused = {
+            let mut st = self.lock();
+            let Some(led) = st.led.get_mut(key) else {
+                return false;
+            };
+            let Some(until) = led.config.pause_until.filter(|t| *t > now) else {
+                return false;
+            };
+            let mut i = 0;
+            while i < led.waiting.len() {
+                if led.waiting[i].no_wait {
+                    sends.push(Out::status(led, &led.waiting[i].reply, status::NO_MESSAGES));
+                    led.waiting.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            push_timer(&mut st, until, Timer::Resume { key: key.clone() });
+            true
+        };
+        self.wake.notify_one();
+        self.send(sends);
+        paused
     }
 
     /// What a delivery proposal came back with.
@@ -634,6 +670,9 @@ impl Consumers {
                 }
             }
             Timer::PushHeartbeat { key } => self.push_heartbeat(key, now, sends),
+            Timer::Resume { key } => {
+                pumps.insert(key);
+            }
             Timer::Sweep => {
                 let rebind = self.sweep(&cluster, now, sends);
                 pumps.extend(rebind);

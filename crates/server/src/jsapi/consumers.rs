@@ -12,7 +12,8 @@ use jetraft_types::api::{self, types};
 use jetraft_types::config::{ClusterInfo, PeerInfo};
 use jetraft_types::consumer::{
     ConsumerDeleteResponse, ConsumerInfo, ConsumerListResponse, ConsumerNamesResponse,
-    ConsumerPageRequest, CreateConsumerRequest, PriorityGroupState, SequenceInfo,
+    ConsumerPageRequest, CreateConsumerRequest, PauseRequest, PauseResponse, PriorityGroupState,
+    SequenceInfo,
 };
 use serde::Serialize;
 
@@ -64,6 +65,7 @@ pub(crate) fn parse_subject(rest: &str) -> Option<super::Op> {
         })),
         "INFO" => two(|stream, consumer| Op::ConsumerInfo { stream, consumer }),
         "DELETE" => two(|stream, consumer| Op::ConsumerDelete { stream, consumer }),
+        "PAUSE" => two(|stream, consumer| Op::ConsumerPause { stream, consumer }),
         "NAMES" if t.len() == 2 => Some(Op::ConsumerNames(t[1].to_string())),
         "LIST" if t.len() == 2 => Some(Op::ConsumerList(t[1].to_string())),
         "MSG" if t.len() == 4 && t[1] == "NEXT" => Some(Op::ConsumerNext {
@@ -345,4 +347,38 @@ pub async fn list(cluster: &Cluster, stream: &str, req: &ApiRequest) -> Vec<u8> 
         })
     };
     respond(types::CONSUMER_LIST, r.await)
+}
+
+/// `CONSUMER.PAUSE`: no deliveries until the given time (pull requests get
+/// `404`/`408` meanwhile, push consumers wait); an empty, `{}` or
+/// unreadable body resumes, as in nats-server.
+pub async fn pause(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest) -> Vec<u8> {
+    let r = async {
+        let until = serde_json::from_slice::<PauseRequest>(&req.payload)
+            .ok()
+            .and_then(|p| p.pause_until)
+            .filter(|t| *t != 0);
+        let (a, g) = cluster.led_group(&req.account, stream)?;
+        let cmd = jetraft_stream::StreamCommand::PauseConsumer {
+            name: name.to_string(),
+            until,
+        };
+        match propose(cluster, &g, cmd).await? {
+            StreamReply::Consumer { .. } => {}
+            StreamReply::Error(e) => return Err(e),
+            other => {
+                return Err(ApiError::stream_store_failed(format!(
+                    "unexpected reply {other:?}"
+                )));
+            }
+        }
+        cluster.consumers().changed(g.id, &a.account, stream, name);
+        let remaining = until.map_or(0, |t| (t - cluster.now_ns()).max(0));
+        Ok(PauseResponse {
+            paused: remaining > 0,
+            pause_until: until.unwrap_or(0),
+            pause_remaining: remaining,
+        })
+    };
+    respond(types::CONSUMER_PAUSE, r.await)
 }

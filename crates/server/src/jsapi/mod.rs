@@ -79,6 +79,10 @@ pub(crate) enum Op {
     },
     ConsumerNames(String),
     ConsumerList(String),
+    ConsumerPause {
+        stream: String,
+        consumer: String,
+    },
     /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
     ConsumerNext {
         stream: String,
@@ -104,6 +108,7 @@ impl Op {
             Op::ConsumerInfo { stream, .. }
             | Op::ConsumerDelete { stream, .. }
             | Op::ConsumerNext { stream, .. }
+            | Op::ConsumerPause { stream, .. }
             | Op::Ack { stream, .. }
             | Op::FlowControl { stream, .. }
             | Op::ConsumerNames(stream)
@@ -245,6 +250,9 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
         Op::ConsumerDelete { stream, consumer } => {
             json(consumers::delete(&cluster, &stream, &consumer, &req).await)
         }
+        Op::ConsumerPause { stream, consumer } => {
+            json(consumers::pause(&cluster, &stream, &consumer, &req).await)
+        }
         Op::ConsumerNames(stream) => json(consumers::names(&cluster, &stream, &req).await),
         Op::ConsumerList(stream) => json(consumers::list(&cluster, &stream, &req).await),
         Op::ConsumerNext { stream, consumer } => {
@@ -303,6 +311,7 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::ConsumerDelete { .. } => types::CONSUMER_DELETE,
         Op::ConsumerNames(_) => types::CONSUMER_NAMES,
         Op::ConsumerList(_) => types::CONSUMER_LIST,
+        Op::ConsumerPause { .. } => types::CONSUMER_PAUSE,
         Op::Publish(_) | Op::ConsumerNext { .. } | Op::Ack { .. } | Op::FlowControl { .. } => "",
     }
 }
