@@ -29,6 +29,11 @@ FIGURES = {
     "async": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate"), ("cpu µs", "cpu")],
     "multi": [("p50 µs", "p50"), ("p99 µs", "p99"), ("msgs/s", "rate")],
     "consume": [("msgs/s", "rate")],
+    # Pull consumption with explicit acks by 1 or 4 workers (spread over
+    # the nodes); a double ack's round trip.
+    "pull1": [("msgs/s", "rate"), ("cpu µs", "cpu")],
+    "pull4": [("msgs/s", "rate"), ("cpu µs", "cpu")],
+    "ack": [("p50 µs", "p50"), ("p90 µs", "p90"), ("p99 µs", "p99"), ("cpu µs", "cpu")],
     # Core NATS between nodes (no stream): the slower subscriber's rate,
     # and request/reply latency.
     "corepub": [("msgs/s", "rate"), ("MB/s", "mbps"), ("cpu µs", "cpu")],

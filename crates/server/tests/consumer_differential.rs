@@ -326,6 +326,31 @@ async fn reads(d: &mut Diff) {
     .await;
     d.ok("stream info counts consumers", "$JS.API.STREAM.INFO.CS", "")
         .await;
+    d.err("unpin: no body", "$JS.API.CONSUMER.UNPIN.CS.PR", "", 10025)
+        .await;
+    d.err(
+        "unpin: no group",
+        "$JS.API.CONSUMER.UNPIN.CS.PR",
+        "{}",
+        10025,
+    )
+    .await;
+    d.err(
+        "unpin: not its group",
+        "$JS.API.CONSUMER.UNPIN.CS.PR",
+        r#"{"group":"x"}"#,
+        10160,
+    )
+    .await;
+    d.ok("unpin", "$JS.API.CONSUMER.UNPIN.CS.PR", r#"{"group":"g1"}"#)
+        .await;
+    d.err(
+        "unpin: no such consumer",
+        "$JS.API.CONSUMER.UNPIN.CS.NOPE",
+        r#"{"group":"g1"}"#,
+        10014,
+    )
+    .await;
     d.ok("delete", "$JS.API.CONSUMER.DELETE.CS.L1", "").await;
     d.err("delete again", "$JS.API.CONSUMER.DELETE.CS.L1", "", 10014)
         .await;

@@ -398,6 +398,16 @@ async fn pause_scenario(side: &Side) -> Seen {
     let mut seen = Seen::new();
     let js = side.js(0);
     make_stream(&js, "PA", stream::RetentionPolicy::Limits, &["a", "b"]).await;
+    let watcher = side.client(0);
+    let mut created = watcher
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.CREATED.PA.>")
+        .await
+        .unwrap();
+    let mut deleted = watcher
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.DELETED.PA.>")
+        .await
+        .unwrap();
+    watcher.flush().await.unwrap();
     let s = side.js(1).get_stream("PA").await.unwrap();
     let mut c: PullConsumer = s
         .create_consumer(pull::Config {
@@ -457,11 +467,56 @@ async fn pause_scenario(side: &Side) -> Seen {
         .await
         .unwrap();
     until_status(&mut sub, 2, &mut seen).await;
+    // Start over at 1: both come again, numbered from 1.
+    let r = client
+        .request("$JS.API.CONSUMER.RESET.PA.p", r#"{"seq":1}"#.into())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    seen.push(format!(
+        "reset {} seq {} delivered {} floor {} pending {} ack_pending {}",
+        v["type"],
+        v["reset_seq"],
+        v["delivered"],
+        v["ack_floor"],
+        v["num_pending"],
+        v["num_ack_pending"]
+    ));
+    client
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.PA.p",
+            inbox.clone(),
+            r#"{"batch":2,"no_wait":true}"#.into(),
+        )
+        .await
+        .unwrap();
+    until_status(&mut sub, 2, &mut seen).await;
+    let none = tokio::time::timeout(
+        Duration::from_millis(1500),
+        client.request("$JS.API.CONSUMER.RESET.PA.nope", "".into()),
+    )
+    .await;
+    seen.push(format!(
+        "reset of no consumer answered: {}",
+        matches!(none, Ok(Ok(_)))
+    ));
     let r = client
         .request("$JS.API.CONSUMER.PAUSE.PA.nope", "{}".into())
         .await
         .unwrap();
     seen.push(String::from_utf8_lossy(&r.payload).into_owned());
+    s.delete_consumer("p").await.unwrap();
+    for sub in [&mut created, &mut deleted] {
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        seen.push(format!(
+            "advisory {} {} {} {} {}",
+            m.subject, v["type"], v["stream"], v["consumer"], v["action"]
+        ));
+    }
     seen
 }
 

@@ -38,6 +38,12 @@ pub enum StreamCommand {
     DeleteConsumer {
         name: String,
     },
+    /// Start the consumer over at stream sequence `seq` (None: just above
+    /// its ack floor): nothing pending, nothing delivered below it.
+    ResetConsumer {
+        name: String,
+        seq: Option<u64>,
+    },
     /// Pause the consumer until `until` (Unix ns; None: resume now).
     PauseConsumer {
         name: String,
@@ -124,6 +130,8 @@ pub enum StreamReply {
         created: bool,
     },
     ConsumerDeleted,
+    /// The consumer starts over at this stream sequence.
+    ConsumerReset(u64),
     Delivered(Box<crate::consumer::Delivered>),
     /// Per acknowledgement: whether it may be confirmed (it retired the
     /// message's latest delivery).

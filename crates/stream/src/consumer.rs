@@ -522,6 +522,28 @@ impl Consumer {
         self.recount(ov, last)
     }
 
+    /// `CONSUMER.RESET`: starts over at `seq` (default: just above the ack
+    /// floor), nothing pending, consumer sequences from 1 again. Returns
+    /// the sequence it starts at.
+    pub(crate) fn reset(
+        &mut self,
+        ov: &Overlay<'_>,
+        seq: Option<u64>,
+        last_seq: u64,
+    ) -> Result<u64, ReadError> {
+        let at = seq.unwrap_or(self.ack_floor_sseq + 1).max(1);
+        self.pending.clear();
+        self.initial.clear();
+        self.next_sseq = at;
+        self.delivered_cseq = 0;
+        self.last_delivered_ns = 0;
+        self.ack_floor_cseq = 0;
+        self.ack_floor_sseq = at - 1;
+        self.last_ack_ns = 0;
+        self.recount(ov, last_seq)?;
+        Ok(at)
+    }
+
     /// Checks a create-or-update request against this consumer.
     pub fn update(&mut self, config: ConsumerConfig) -> Result<(), ApiError> {
         self.config

@@ -93,6 +93,21 @@ impl StreamMachine {
         StreamReply::ConsumerDeleted
     }
 
+    pub(crate) fn reset_consumer(
+        &mut self,
+        ov: &mut Overlay<'_>,
+        name: &str,
+        seq: Option<u64>,
+    ) -> Result<StreamReply, ReadError> {
+        let last = self.s.last_seq;
+        let Some(c) = self.consumers.get_mut(name) else {
+            return Ok(Self::refuse(ApiError::consumer_not_found()));
+        };
+        let at = c.reset(ov, seq, last)?;
+        self.dirty.insert(name.to_string());
+        Ok(StreamReply::ConsumerReset(at))
+    }
+
     pub(crate) fn pause_consumer(&mut self, name: &str, until: Option<i64>) -> StreamReply {
         let Some(c) = self.consumers.get_mut(name) else {
             return Self::refuse(ApiError::consumer_not_found());

@@ -226,6 +226,7 @@ impl StreamMachine {
             }
             StreamCommand::DeleteConsumer { name } => self.delete_consumer(name),
             StreamCommand::PauseConsumer { name, until } => self.pause_consumer(name, *until),
+            StreamCommand::ResetConsumer { name, seq } => self.reset_consumer(ov, name, *seq)?,
             StreamCommand::Deliver {
                 consumer,
                 batch,

@@ -36,6 +36,8 @@ pub mod types {
     pub const CONSUMER_NAMES: &str = "io.nats.jetstream.api.v1.consumer_names_response";
     pub const CONSUMER_LIST: &str = "io.nats.jetstream.api.v1.consumer_list_response";
     pub const CONSUMER_PAUSE: &str = "io.nats.jetstream.api.v1.consumer_pause_response";
+    pub const CONSUMER_RESET: &str = "io.nats.jetstream.api.v1.consumer_reset_response";
+    pub const CONSUMER_UNPIN: &str = "io.nats.jetstream.api.v1.consumer_unpin_response";
 }
 
 /// `JSApiNamesLimit`: page size of `STREAM.NAMES`.
@@ -93,6 +95,11 @@ pub fn render_error(type_name: &str, err: &ApiError) -> Vec<u8> {
         limit: usize,
     }
     #[derive(Serialize)]
+    struct Reset<'a> {
+        error: &'a ApiError,
+        reset_seq: u64,
+    }
+    #[derive(Serialize)]
     struct Pause<'a> {
         error: &'a ApiError,
         paused: bool,
@@ -113,6 +120,13 @@ pub fn render_error(type_name: &str, err: &ApiError) -> Vec<u8> {
                 total: 0,
                 offset: 0,
                 limit: 0,
+            },
+        ),
+        types::CONSUMER_RESET => render(
+            type_name,
+            &Reset {
+                error: err,
+                reset_seq: 0,
             },
         ),
         types::CONSUMER_PAUSE => render(

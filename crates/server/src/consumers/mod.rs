@@ -183,6 +183,15 @@ impl Consumers {
         self.pump(&key);
     }
 
+    /// The consumer came (`created`) or went: its `CREATED` / `DELETED`
+    /// advisory.
+    pub(crate) fn announce(&self, account: &str, stream: &str, name: &str, created: bool) {
+        let Some(now) = self.cluster().map(|c| c.now_ns()) else {
+            return;
+        };
+        self.send(vec![status::action(account, stream, name, created, now)]);
+    }
+
     /// The consumer is gone: its waiters hear so (409 Consumer Deleted).
     pub(crate) fn deleted(&self, group: GroupId, name: &str) {
         let sends = {
@@ -758,7 +767,15 @@ impl Consumers {
             cmd,
             Answer::new(move |r| {
                 if matches!(r, Ok(StreamReply::ConsumerDeleted)) {
+                    let names = me
+                        .lock()
+                        .led
+                        .get(&key)
+                        .map(|l| (l.account.clone(), l.stream.clone()));
                     me.deleted(key.0, &key.1);
+                    if let Some((account, stream)) = names {
+                        me.announce(&account, &stream, &key.1, false);
+                    }
                 }
             }),
         );

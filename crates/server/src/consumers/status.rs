@@ -152,28 +152,71 @@ fn advisory(
     type_name: &str,
     now: i64,
     seq: u64,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> Out {
+    consumer_advisory(
+        &led.account,
+        &led.stream,
+        &led.name,
+        kind,
+        type_name,
+        now,
+        seq,
+        fields,
+    )
+}
+
+/// An advisory about consumer `name` of `stream` on
+/// `$JS.EVENT.ADVISORY.CONSUMER.<kind>.<stream>.<name>`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn consumer_advisory(
+    account: &str,
+    stream: &str,
+    name: &str,
+    kind: &str,
+    type_name: &str,
+    now: i64,
+    seq: u64,
     mut fields: serde_json::Map<String, serde_json::Value>,
 ) -> Out {
     let mut body = serde_json::Map::new();
     body.insert("type".into(), type_name.into());
     body.insert(
         "id".into(),
-        advisory_id(&[kind, &led.stream, &led.name], seq ^ now as u64).into(),
+        advisory_id(&[kind, stream, name], seq ^ now as u64).into(),
     );
     body.insert(
         "timestamp".into(),
         jetraft_types::rfc3339::format_ns(now).into(),
     );
-    body.insert("stream".into(), led.stream.clone().into());
-    body.insert("consumer".into(), led.name.clone().into());
+    body.insert("stream".into(), stream.into());
+    body.insert("consumer".into(), name.into());
     body.append(&mut fields);
     Out::advisory(
-        &led.account,
-        format!(
-            "$JS.EVENT.ADVISORY.CONSUMER.{kind}.{}.{}",
-            led.stream, led.name
-        ),
+        account,
+        format!("$JS.EVENT.ADVISORY.CONSUMER.{kind}.{stream}.{name}"),
         serde_json::Value::Object(body),
+    )
+}
+
+/// `CREATED` / `DELETED`: a consumer came or went.
+pub(crate) fn action(account: &str, stream: &str, name: &str, created: bool, now: i64) -> Out {
+    let (kind, action) = if created {
+        ("CREATED", "create")
+    } else {
+        ("DELETED", "delete")
+    };
+    let mut f = serde_json::Map::new();
+    f.insert("action".into(), action.into());
+    consumer_advisory(
+        account,
+        stream,
+        name,
+        kind,
+        "io.nats.jetstream.advisory.v1.consumer_action",
+        now,
+        0,
+        f,
     )
 }
 

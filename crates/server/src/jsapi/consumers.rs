@@ -66,6 +66,8 @@ pub(crate) fn parse_subject(rest: &str) -> Option<super::Op> {
         "INFO" => two(|stream, consumer| Op::ConsumerInfo { stream, consumer }),
         "DELETE" => two(|stream, consumer| Op::ConsumerDelete { stream, consumer }),
         "PAUSE" => two(|stream, consumer| Op::ConsumerPause { stream, consumer }),
+        "RESET" => two(|stream, consumer| Op::ConsumerReset { stream, consumer }),
+        "UNPIN" => two(|stream, consumer| Op::ConsumerUnpin { stream, consumer }),
         "NAMES" if t.len() == 2 => Some(Op::ConsumerNames(t[1].to_string())),
         "LIST" if t.len() == 2 => Some(Op::ConsumerList(t[1].to_string())),
         "MSG" if t.len() == 4 && t[1] == "NEXT" => Some(Op::ConsumerNext {
@@ -181,7 +183,14 @@ pub async fn create(cluster: &Cluster, s: &CreateSubject, req: &ApiRequest) -> V
             action: request.action,
         };
         let name = match propose(cluster, &g, cmd).await? {
-            StreamReply::Consumer { name, .. } => name,
+            StreamReply::Consumer { name, created } => {
+                if created {
+                    cluster
+                        .consumers()
+                        .announce(&req.account, &s.stream, &name, true);
+                }
+                name
+            }
             StreamReply::Error(e) => return Err(e),
             other => {
                 return Err(ApiError::stream_store_failed(format!(
@@ -297,6 +306,9 @@ pub async fn delete(cluster: &Cluster, stream: &str, name: &str, req: &ApiReques
         match propose(cluster, &g, cmd).await? {
             StreamReply::ConsumerDeleted => {
                 cluster.consumers().deleted(g.id, name);
+                cluster
+                    .consumers()
+                    .announce(&req.account, stream, name, false);
                 Ok(ConsumerDeleteResponse { success: true })
             }
             StreamReply::Error(e) => Err(e),
@@ -381,4 +393,90 @@ pub async fn pause(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest
         })
     };
     respond(types::CONSUMER_PAUSE, r.await)
+}
+
+/// `CONSUMER.RESET` (2.14): start over at `{"seq":N}` (default: just
+/// above the ack floor). The answer is the consumer's info and
+/// `reset_seq`; `None`: no answer (no such consumer, as nats-server).
+pub async fn reset(
+    cluster: &Cluster,
+    stream: &str,
+    name: &str,
+    req: &ApiRequest,
+) -> Option<Vec<u8>> {
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct ResetRequest {
+        seq: u64,
+    }
+    impl jetraft_types::api::GoType for ResetRequest {
+        const GO_TYPE: &'static str = "JSApiConsumerResetRequest";
+    }
+    #[derive(Serialize)]
+    struct ResetResponse {
+        #[serde(flatten)]
+        info: ConsumerInfo,
+        reset_seq: u64,
+    }
+    let r = async {
+        let body: ResetRequest = parse_body(&req.payload)?;
+        let (a, g) = cluster.led_group(&req.account, stream)?;
+        let cmd = jetraft_stream::StreamCommand::ResetConsumer {
+            name: name.to_string(),
+            seq: (body.seq > 0).then_some(body.seq),
+        };
+        let at = match propose(cluster, &g, cmd).await? {
+            StreamReply::ConsumerReset(at) => at,
+            StreamReply::Error(e) => return Err(e),
+            other => {
+                return Err(ApiError::stream_store_failed(format!(
+                    "unexpected reply {other:?}"
+                )));
+            }
+        };
+        cluster.consumers().changed(g.id, &a.account, stream, name);
+        let info = consumer_info(cluster, &a, &g, name)?;
+        Ok(ResetResponse {
+            info,
+            reset_seq: at,
+        })
+    };
+    match r.await {
+        Err(e) if e.err_code == ApiError::consumer_not_found().err_code => None,
+        r => Some(respond(types::CONSUMER_RESET, r)),
+    }
+}
+
+/// `CONSUMER.UNPIN`: drops a priority group's pinned client. jetraft pins
+/// no client yet (decision 41), so a valid request changes nothing; the
+/// refusals are nats-server's.
+pub async fn unpin(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Empty {}
+    let r = async {
+        if req.payload.trim_ascii().is_empty() {
+            return Err(ApiError::invalid_json("unexpected end of JSON input"));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&req.payload)
+            .map_err(|e| ApiError::invalid_json(e.to_string()))?;
+        let group = v
+            .get("group")
+            .and_then(|g| g.as_str())
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| ApiError::invalid_json("consumer group not specified"))?
+            .to_string();
+        let (_, g) = read_group(cluster, &req.account, stream).await?;
+        let c =
+            g.sm.consumer(name)
+                .ok_or_else(ApiError::consumer_not_found)?;
+        if !c.config.priority_groups.contains(&group) {
+            return Err(ApiError::new(
+                400,
+                10160,
+                "Provided priority group does not exist for this consumer",
+            ));
+        }
+        Ok(Empty {})
+    };
+    respond(types::CONSUMER_UNPIN, r.await)
 }

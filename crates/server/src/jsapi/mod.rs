@@ -83,6 +83,14 @@ pub(crate) enum Op {
         stream: String,
         consumer: String,
     },
+    ConsumerReset {
+        stream: String,
+        consumer: String,
+    },
+    ConsumerUnpin {
+        stream: String,
+        consumer: String,
+    },
     /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
     ConsumerNext {
         stream: String,
@@ -109,6 +117,8 @@ impl Op {
             | Op::ConsumerDelete { stream, .. }
             | Op::ConsumerNext { stream, .. }
             | Op::ConsumerPause { stream, .. }
+            | Op::ConsumerReset { stream, .. }
+            | Op::ConsumerUnpin { stream, .. }
             | Op::Ack { stream, .. }
             | Op::FlowControl { stream, .. }
             | Op::ConsumerNames(stream)
@@ -253,6 +263,16 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
         Op::ConsumerPause { stream, consumer } => {
             json(consumers::pause(&cluster, &stream, &consumer, &req).await)
         }
+        Op::ConsumerUnpin { stream, consumer } => {
+            json(consumers::unpin(&cluster, &stream, &consumer, &req).await)
+        }
+        // No reply for a consumer that does not exist, as nats-server.
+        Op::ConsumerReset { stream, consumer } => {
+            consumers::reset(&cluster, &stream, &consumer, &req)
+                .await
+                .map(json)
+                .unwrap_or_default()
+        }
         Op::ConsumerNames(stream) => json(consumers::names(&cluster, &stream, &req).await),
         Op::ConsumerList(stream) => json(consumers::list(&cluster, &stream, &req).await),
         Op::ConsumerNext { stream, consumer } => {
@@ -312,6 +332,8 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::ConsumerNames(_) => types::CONSUMER_NAMES,
         Op::ConsumerList(_) => types::CONSUMER_LIST,
         Op::ConsumerPause { .. } => types::CONSUMER_PAUSE,
+        Op::ConsumerReset { .. } => types::CONSUMER_RESET,
+        Op::ConsumerUnpin { .. } => types::CONSUMER_UNPIN,
         Op::Publish(_) | Op::ConsumerNext { .. } | Op::Ack { .. } | Op::FlowControl { .. } => "",
     }
 }
