@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::client::{self, Client, Msg};
+use crate::client::{Client, Msg};
 use crate::history::{JobAck, JobDelivery, SharedHistory, now};
-use crate::net::CLIENT_PORT;
 use crate::workload::{self, Conn, Failure};
 
 pub const JOBS_STREAM: &str = "JOBS";
@@ -106,17 +105,6 @@ fn pub_ack_seq(m: &Msg) -> Option<u64> {
     v.get("seq")?.as_u64()
 }
 
-async fn connect(node: &str, name: &str) -> Option<Client> {
-    let addr = format!("{node}:{CLIENT_PORT}");
-    tokio::time::timeout(Duration::from_secs(2), async {
-        let io = turmoil::net::TcpStream::connect(addr).await?;
-        client::connect(io, name).await
-    })
-    .await
-    .ok()?
-    .ok()
-}
-
 /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`
 /// → (sseq, delivered).
 fn ack_parts(reply: &str) -> Option<(u64, u64)> {
@@ -137,7 +125,7 @@ pub async fn run_worker(idx: usize, nodes: Vec<String>, hist: SharedHistory) -> 
         connects += 1;
         let node = nodes[at % nodes.len()].clone();
         let name = format!("w{idx}x{connects}");
-        let Some(c) = connect(&node, &name).await else {
+        let Some(c) = crate::core::connect(&node, &name).await else {
             at += 1;
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;

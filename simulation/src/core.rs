@@ -30,7 +30,8 @@ pub const FINAL_PUBLISH_AFTER: Duration = Duration::from_secs(8);
 pub const FINAL_LISTEN_UNTIL: Duration = Duration::from_secs(14);
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
-async fn connect(node: &str, name: &str) -> Option<Client> {
+/// A client connection to `node`, or None within 2 s.
+pub(crate) async fn connect(node: &str, name: &str) -> Option<Client> {
     let addr = format!("{node}:{CLIENT_PORT}");
     tokio::time::timeout(Duration::from_secs(2), async {
         let io = turmoil::net::TcpStream::connect(addr).await?;

@@ -304,6 +304,25 @@ pub const META_SERVER_VERSION: &str = "_nats.ver";
 /// Metadata key: API level of the answering server (responses only).
 pub const META_SERVER_LEVEL: &str = "_nats.level";
 
+/// Adds the per-response keys (server version and API level) to a
+/// stream's or consumer's metadata.
+pub fn add_dynamic_metadata(metadata: &mut BTreeMap<String, String>) {
+    metadata.insert(
+        META_SERVER_VERSION.to_string(),
+        crate::api::NATS_VERSION.to_string(),
+    );
+    metadata.insert(
+        META_SERVER_LEVEL.to_string(),
+        crate::api::API_LEVEL.to_string(),
+    );
+}
+
+/// Drops the per-response keys, which must never be stored.
+pub fn remove_dynamic_metadata(metadata: &mut BTreeMap<String, String>) {
+    metadata.remove(META_SERVER_VERSION);
+    metadata.remove(META_SERVER_LEVEL);
+}
+
 impl StreamConfig {
     /// nats-server's `setStaticStreamMetadata`, run on create and update:
     /// records `_nats.req.level` (the features used decide it) and drops the
@@ -331,20 +350,12 @@ impl StreamConfig {
     /// nats-server's `setDynamicStreamMetadata`: what create, update and
     /// info responses show (not `STREAM.LIST`).
     pub fn with_dynamic_metadata(mut self) -> Self {
-        self.metadata.insert(
-            META_SERVER_VERSION.to_string(),
-            crate::api::NATS_VERSION.to_string(),
-        );
-        self.metadata.insert(
-            META_SERVER_LEVEL.to_string(),
-            crate::api::API_LEVEL.to_string(),
-        );
+        add_dynamic_metadata(&mut self.metadata);
         self
     }
 
     pub fn remove_dynamic_metadata(&mut self) {
-        self.metadata.remove(META_SERVER_VERSION);
-        self.metadata.remove(META_SERVER_LEVEL);
+        remove_dynamic_metadata(&mut self.metadata);
     }
 
     /// A config with just a name and subjects, normalised.

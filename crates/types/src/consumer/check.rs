@@ -27,9 +27,7 @@ impl ConsumerConfig {
     /// nats-server's `setStaticConsumerMetadata`: the API level the
     /// features used need (`_nats.req.level`), stored with the config.
     pub fn set_static_metadata(&mut self) {
-        use crate::config::{META_REQUIRED_LEVEL, META_SERVER_LEVEL, META_SERVER_VERSION};
-        self.metadata.remove(META_SERVER_VERSION);
-        self.metadata.remove(META_SERVER_LEVEL);
+        crate::config::remove_dynamic_metadata(&mut self.metadata);
         let mut level = 0;
         if self.pause_until.is_some_and(|t| t != 0) {
             level = 1;
@@ -43,22 +41,16 @@ impl ConsumerConfig {
         if self.ack_policy == AckPolicy::FlowControl {
             level = 4;
         }
-        self.metadata
-            .insert(META_REQUIRED_LEVEL.to_string(), level.to_string());
+        self.metadata.insert(
+            crate::config::META_REQUIRED_LEVEL.to_string(),
+            level.to_string(),
+        );
     }
 
     /// What create and info responses show: the server's version and API
     /// level next to the stored keys.
     pub fn with_dynamic_metadata(mut self) -> Self {
-        use crate::config::{META_SERVER_LEVEL, META_SERVER_VERSION};
-        self.metadata.insert(
-            META_SERVER_VERSION.to_string(),
-            crate::api::NATS_VERSION.to_string(),
-        );
-        self.metadata.insert(
-            META_SERVER_LEVEL.to_string(),
-            crate::api::API_LEVEL.to_string(),
-        );
+        crate::config::add_dynamic_metadata(&mut self.metadata);
         self
     }
 
