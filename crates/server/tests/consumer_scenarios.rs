@@ -10,142 +10,15 @@ mod common;
 #[path = "differential/nats.rs"]
 mod nats;
 
+mod scenarios;
+
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull, push};
-use async_nats::jetstream::{self, AckKind, stream};
-use async_nats::{Client, Subscriber};
+use async_nats::jetstream::{AckKind, stream};
 use common::Cluster;
 use futures::StreamExt;
-
-/// What one scenario saw, line by line.
-type Seen = Vec<String>;
-
-struct Side {
-    /// Clients on different nodes (the same server for the reference).
-    clients: Vec<Client>,
-}
-
-impl Side {
-    async fn new(urls: &[String]) -> Self {
-        let mut clients = Vec::new();
-        for u in urls {
-            clients.push(
-                async_nats::ConnectOptions::new()
-                    .request_timeout(Some(Duration::from_secs(5)))
-                    .connect(u)
-                    .await
-                    .unwrap(),
-            );
-        }
-        Self { clients }
-    }
-
-    fn js(&self, i: usize) -> jetstream::Context {
-        jetstream::ContextBuilder::new()
-            .timeout(Duration::from_secs(5))
-            .build(self.clients[i % self.clients.len()].clone())
-    }
-
-    fn client(&self, i: usize) -> &Client {
-        &self.clients[i % self.clients.len()]
-    }
-}
-
-async fn make_stream(
-    js: &jetstream::Context,
-    name: &str,
-    retention: stream::RetentionPolicy,
-    subjects: &[&str],
-) {
-    js.create_stream(stream::Config {
-        name: name.into(),
-        subjects: vec![format!("{}.>", name.to_lowercase())],
-        retention,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    for s in subjects {
-        js.publish(format!("{}.{s}", name.to_lowercase()), "x".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-}
-
-fn describe(m: &async_nats::Message) -> String {
-    match m.status {
-        Some(s) => {
-            let mut h: Vec<String> = m
-                .headers
-                .iter()
-                .flat_map(|h| h.iter())
-                .map(|(k, v)| {
-                    format!(
-                        "{k}={}",
-                        v.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(",")
-                    )
-                })
-                .filter(|kv| !kv.starts_with("Nats-Last-"))
-                .collect();
-            h.sort();
-            format!(
-                "status {} {} {h:?}",
-                s.as_u16(),
-                m.description.clone().unwrap_or_default()
-            )
-        }
-        None => {
-            let ack = m.reply.as_deref().unwrap_or("");
-            let t: Vec<&str> = ack.split('.').collect();
-            // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-            let parts = if t.len() == 9 {
-                format!("d{} s{} c{} p{}", t[4], t[5], t[6], t[8])
-            } else {
-                ack.to_string()
-            };
-            format!("msg {} {parts} {}b", m.subject, m.payload.len())
-        }
-    }
-}
-
-async fn next(sub: &mut Subscriber) -> String {
-    match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
-        Ok(Some(m)) => describe(&m),
-        _ => "nothing within 5 s".into(),
-    }
-}
-
-/// Messages on `sub` until a status arrives or `n` data messages came.
-async fn until_status(sub: &mut Subscriber, n: usize, seen: &mut Seen) {
-    let mut data = 0;
-    while data < n {
-        let line = next(sub).await;
-        let status = !line.starts_with("msg ");
-        seen.push(line);
-        if status {
-            return;
-        }
-        data += 1;
-    }
-}
-
-async fn info(c: &mut PullConsumer) -> String {
-    let i = c.info().await.unwrap();
-    format!(
-        "delivered c{} s{} floor c{} s{} ack_pending {} redelivered {} waiting {} pending {}",
-        i.delivered.consumer_sequence,
-        i.delivered.stream_sequence,
-        i.ack_floor.consumer_sequence,
-        i.ack_floor.stream_sequence,
-        i.num_ack_pending,
-        i.num_redelivered,
-        i.num_waiting,
-        i.num_pending
-    )
-}
+use scenarios::{Seen, Side, chrono_like, describe, info, make_stream, next, until_status};
 
 async fn pull_scenarios(side: &Side) -> Seen {
     let mut seen = Seen::new();
@@ -520,21 +393,6 @@ async fn pause_scenario(side: &Side) -> Seen {
     seen
 }
 
-/// RFC 3339 from a `SystemTime`, without a date crate: through jetraft's
-/// own formatter.
-mod chrono_like {
-    pub struct Rfc3339(pub String);
-    impl From<std::time::SystemTime> for Rfc3339 {
-        fn from(t: std::time::SystemTime) -> Self {
-            let ns = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0);
-            Rfc3339(jetraft_types::rfc3339::format_ns(ns))
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_behave_as_nats_server() {
     let reference = match nats::NatsServer::start().await {
@@ -576,6 +434,31 @@ async fn consumers_behave_as_nats_server() {
             "pause",
             pause_scenario(&theirs).await,
             pause_scenario(&ours).await,
+        ),
+        (
+            "overflow",
+            scenarios::priority::overflow(&theirs).await,
+            scenarios::priority::overflow(&ours).await,
+        ),
+        (
+            "pinned",
+            scenarios::priority::pinned(&theirs).await,
+            scenarios::priority::pinned(&ours).await,
+        ),
+        (
+            "replay and rate",
+            scenarios::pacing::replay_and_rate(&theirs).await,
+            scenarios::pacing::replay_and_rate(&ours).await,
+        ),
+        (
+            "sample",
+            scenarios::pacing::sample(&theirs).await,
+            scenarios::pacing::sample(&ours).await,
+        ),
+        (
+            "prioritized",
+            scenarios::priority::prioritized(&theirs).await,
+            scenarios::priority::prioritized(&ours).await,
         ),
     ] {
         eprintln!("---- {name} (nats-server) ----");

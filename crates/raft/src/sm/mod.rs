@@ -228,6 +228,20 @@ impl GroupSm {
         }
     }
 
+    /// `f` of a consumer of this stream group, as applied here, without
+    /// copying its state.
+    pub fn consumer_with<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&jetraft_stream::consumer::Consumer) -> R,
+    ) -> Option<R> {
+        let inner = self.lock();
+        match &inner.kind {
+            Kind::Stream(s) if inner.catchup.copying.is_none() => s.consumer_with(name, f),
+            _ => None,
+        }
+    }
+
     /// One pending delivery of a consumer, as applied here.
     pub fn consumer_pending(
         &self,

@@ -79,6 +79,10 @@ impl StreamState {
         self.machine.consumers().get(name).cloned()
     }
 
+    pub fn consumer_with<R>(&self, name: &str, f: impl FnOnce(&Consumer) -> R) -> Option<R> {
+        self.machine.consumers().get(name).map(f)
+    }
+
     pub fn consumer_pending(
         &self,
         name: &str,

@@ -10,6 +10,8 @@
 //! ([`jetraft_stream::consumer`]); this module proposes them, and sends
 //! what the applied command chose to the pull request's inbox.
 
+mod pace;
+mod priority;
 mod pull;
 mod push;
 mod status;
@@ -25,7 +27,7 @@ use jetraft_raft::GroupId;
 use jetraft_stream::consumer::Delivered;
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
-use jetraft_types::consumer::{AckPolicy, AckSubject, ConsumerConfig};
+use jetraft_types::consumer::{AckPolicy, AckSubject, ConsumerConfig, PriorityPolicy};
 use tokio::sync::Notify;
 
 use crate::batcher::{Answer, Reply};
@@ -75,6 +77,10 @@ enum Timer {
     PushHeartbeat { key: Key },
     /// A consumer's pause ran out.
     Resume { key: Key },
+    /// A pinned client's `priority_timeout` may have run out.
+    Unpin { key: Key },
+    /// Held deliveries (replay original, rate limit) are due.
+    Release { key: Key },
     /// Once a second: leaderships gained and lost, push consumers that got
     /// a listener, consumers inactive past their threshold.
     Sweep,
@@ -102,6 +108,12 @@ struct Led {
     last_active_ns: i64,
     /// Delivered consumer and stream sequence (for heartbeats).
     last: (u64, u64),
+    /// A `pinned_client` consumer's pin.
+    pin: Option<priority::Pin>,
+    /// When deliveries go out (replay original, rate limit).
+    pace: pace::Pace,
+    /// Deliveries held back until their time, in order.
+    held: VecDeque<(i64, Out)>,
 }
 
 impl Led {
@@ -113,6 +125,8 @@ impl Led {
             || !self.due.is_empty()
             || self.busy
             || self.push.is_some()
+            || self.pin.is_some()
+            || !self.held.is_empty()
             || self.config.inactive_threshold > 0
     }
 }
@@ -127,6 +141,8 @@ struct Waiting {
     delivered: u64,
     no_wait: bool,
     heartbeat_ns: i64,
+    /// The priority fields of a JSON request.
+    prio: Option<priority::Prio>,
 }
 
 impl Consumers {
@@ -156,6 +172,35 @@ impl Consumers {
             .led
             .get(&(group, name.to_string()))
             .map_or(0, |l| l.waiting.len() as u64)
+    }
+
+    /// The pinned client of a `pinned_client` consumer: its id and since
+    /// when (for `CONSUMER.INFO`).
+    pub(crate) fn pin(&self, group: GroupId, name: &str) -> Option<(String, i64)> {
+        self.lock()
+            .led
+            .get(&(group, name.to_string()))
+            .and_then(|l| l.pin.as_ref())
+            .map(|p| (p.id.clone(), p.since_ns))
+    }
+
+    /// `CONSUMER.UNPIN`: drops the pin (the `UNPINNED` advisory, reason
+    /// `admin`); the next request without an id gets a new one.
+    pub(crate) fn unpin(&self, group: GroupId, name: &str) {
+        let key: Key = (group, name.to_string());
+        let Some(now) = self.cluster().map(|c| c.now_ns()) else {
+            return;
+        };
+        let sends: Vec<Out> = {
+            let mut st = self.lock();
+            st.led
+                .get_mut(&key)
+                .and_then(|led| priority::unpin(led, "admin", now))
+                .into_iter()
+                .collect()
+        };
+        self.send(sends);
+        self.pump(&key);
     }
 
     /// Whether a push consumer had a listener at the last look.
@@ -244,6 +289,8 @@ impl Consumers {
                 .ok_or_else(ApiError::consumer_not_found)?;
         let waiting = st.led.remove(key).map(|l| l.waiting).unwrap_or_default();
         let push = push::Push::of(&c.config);
+        let last_seq = g.sm.stream_view().map_or(0, |v| v.state().last_seq);
+        let pace = pace::Pace::new(&c.config, last_seq);
         let last = (c.delivered_cseq, c.delivered_sseq());
         let now = cluster.now_ns();
         let mut due = BTreeSet::new();
@@ -281,6 +328,9 @@ impl Consumers {
                 progress: BTreeMap::new(),
                 last_active_ns: now,
                 last,
+                pin: None,
+                pace,
+                held: VecDeque::new(),
             },
         );
         if let Some(p) = st.led.get(key).and_then(|l| l.push.as_ref())
@@ -310,43 +360,85 @@ impl Consumers {
         if self.paused(&cluster, key) {
             return;
         }
-        let (cmd, id) = {
+        let Some(g) = cluster.host().group(key.0) else {
+            self.lost(key, status::LEADERSHIP_CHANGE);
+            return;
+        };
+        let now = cluster.now_ns();
+        let mut sends = Vec::new();
+        let chosen = {
             let mut st = self.lock();
             let Some(led) = st.led.get_mut(key) else {
                 return;
             };
-            if led.busy {
+            if led.busy || !led.held.is_empty() {
                 return;
             }
-            let (batch, max_bytes, id) = match (&led.push, led.waiting.front()) {
-                (Some(p), _) => {
+            let limits = match &led.push {
+                Some(p) => {
                     let (batch, bytes) = p.limits();
-                    (batch, bytes, 0)
+                    Some((batch, bytes, 0, false))
                 }
-                (None, Some(w)) => (
-                    w.left.min(u64::from(u32::MAX)) as u32,
-                    w.bytes_left.unwrap_or(0),
-                    w.id,
-                ),
-                (None, None) => return,
+                None => self.choose(&g, led, now, &mut sends),
             };
-            let redeliver: Vec<u64> = led.due.iter().copied().take(batch as usize).collect();
-            led.busy = true;
-            let cmd = StreamCommand::Deliver {
-                consumer: key.1.clone(),
-                batch,
-                max_bytes,
-                redeliver,
-            };
-            (cmd, id)
+            match limits {
+                None => None,
+                Some((batch, max_bytes, id, pinned)) => {
+                    let redeliver: Vec<u64> =
+                        led.due.iter().copied().take(batch as usize).collect();
+                    led.busy = true;
+                    let cmd = StreamCommand::Deliver {
+                        consumer: key.1.clone(),
+                        batch,
+                        max_bytes,
+                        redeliver,
+                    };
+                    let unpin_at = led.pin.as_ref().map(|p| p.deadline_ns).filter(|_| pinned);
+                    if let Some(at) = unpin_at {
+                        push_timer(&mut st, at, Timer::Unpin { key: key.clone() });
+                        self.wake.notify_one();
+                    }
+                    Some((cmd, id))
+                }
+            }
         };
-        let Some(g) = cluster.host().group(key.0) else {
-            self.lost(key, status::LEADERSHIP_CHANGE);
+        self.send(sends);
+        let Some((cmd, id)) = chosen else {
             return;
         };
         let me = cluster.consumers_arc();
         let k = key.clone();
         cluster.propose_stream_then(&g, cmd, Answer::new(move |r| me.delivered(&k, id, r)));
+    }
+
+    /// The waiting request a pull consumer's next delivery serves (batch,
+    /// max bytes, request id, whether a pin was just given).
+    fn choose(
+        &self,
+        g: &jetraft_raft::Group,
+        led: &mut Led,
+        now: i64,
+        sends: &mut Vec<Out>,
+    ) -> Option<(u32, u64, u64, bool)> {
+        let counts = if led.config.priority_policy == PriorityPolicy::None {
+            priority::Counts::default()
+        } else {
+            g.sm.consumer_with(&led.name, |c| priority::Counts {
+                num_pending: c.num_pending,
+                ack_pending: c.pending.len() as u64,
+            })
+            .unwrap_or_default()
+        };
+        let has_work = counts.num_pending > 0 || !led.due.is_empty();
+        let c = priority::choose(led, counts, has_work, now, sends)?;
+        let w = led.waiting.iter().find(|w| w.id == c.id)?;
+        let left = c.cap.map_or(w.left, |cap| w.left.min(cap.max(1)));
+        Some((
+            left.min(u64::from(u32::MAX)) as u32,
+            w.bytes_left.unwrap_or(0),
+            w.id,
+            c.pinned,
+        ))
     }
 
     /// While the consumer is paused nothing is delivered: a no-wait pull
@@ -465,23 +557,22 @@ impl Consumers {
                 .map(|w| w.reply.clone()),
         };
         let acks = led.config.ack_policy != AckPolicy::None;
+        let pin = led
+            .pin
+            .as_ref()
+            .filter(|_| led.push.is_none())
+            .map(|p| p.id.clone());
         let mut bytes = 0u64;
+        let was_holding = !led.held.is_empty();
         for x in &d.deliveries {
             led.due.remove(&x.msg.seq);
             led.progress.remove(&x.msg.seq);
             led.last = (x.cseq.max(led.last.0), x.msg.seq.max(led.last.1));
             led.last_active_ns = now;
-            if acks {
-                timers.push((
-                    now.saturating_add(ack_wait(&led.config, x.deliveries)),
-                    Timer::Redeliver {
-                        key: key.clone(),
-                        sseq: x.msg.seq,
-                        deliveries: x.deliveries,
-                    },
-                ));
-            }
             let Some(to) = &to else {
+                if acks {
+                    timers.push(redeliver_timer(led, key, x, now));
+                }
                 continue;
             };
             let ack = AckSubject {
@@ -496,7 +587,21 @@ impl Consumers {
             .render();
             let size = jetraft_stream::consumer::message_size(&x.msg) + ack.len() as u64;
             bytes += size;
-            sends.push(Out::message(led, to, &x.msg, ack));
+            let out = Out::message(led, to, &x.msg, ack, pin.as_deref());
+            let at = if led.pace.immediate(&led.config) && led.held.is_empty() {
+                now
+            } else {
+                led.pace
+                    .send_at(&led.config, x.msg.seq, x.msg.time_ns, size, now)
+            };
+            if acks {
+                timers.push(redeliver_timer(led, key, x, at));
+            }
+            if at > now || !led.held.is_empty() {
+                led.held.push_back((at, out));
+            } else {
+                sends.push(out);
+            }
             if led.push.is_some() {
                 continue;
             }
@@ -509,6 +614,9 @@ impl Consumers {
                 *b = b.saturating_sub(size);
             }
         }
+        if let (false, Some((at, _))) = (was_holding, led.held.front()) {
+            timers.push((*at, Timer::Release { key: key.clone() }));
+        }
         if led.push.is_some() {
             let stream = &led.stream;
             let oversize = d.deliveries.is_empty() && d.too_large.is_some();
@@ -517,7 +625,12 @@ impl Consumers {
                 .as_mut()
                 .and_then(|p| p.sent(stream, &key.1, bytes, oversize));
             if let Some(reply) = reply {
-                sends.push(push::flow_control_request(led, reply));
+                let fc = push::flow_control_request(led, reply);
+                // After the deliveries it follows.
+                match led.held.back().map(|(at, _)| *at) {
+                    Some(at) => led.held.push_back((at, fc)),
+                    None => sends.push(fc),
+                }
             }
             return timers;
         }
@@ -682,6 +795,37 @@ impl Consumers {
             Timer::Resume { key } => {
                 pumps.insert(key);
             }
+            Timer::Release { key } => {
+                let mut st = self.lock();
+                let Some(led) = st.led.get_mut(&key) else {
+                    return;
+                };
+                while led.held.front().is_some_and(|(at, _)| *at <= now) {
+                    if let Some((_, out)) = led.held.pop_front() {
+                        sends.push(out);
+                    }
+                }
+                match led.held.front().map(|(at, _)| *at) {
+                    Some(at) => push_timer(&mut st, at, Timer::Release { key }),
+                    None => {
+                        pumps.insert(key);
+                    }
+                }
+            }
+            Timer::Unpin { key } => {
+                let mut st = self.lock();
+                let Some(led) = st.led.get_mut(&key) else {
+                    return;
+                };
+                match led.pin.as_ref().map(|p| p.deadline_ns) {
+                    Some(at) if at <= now => {
+                        sends.extend(priority::unpin(led, "timeout", now));
+                        pumps.insert(key);
+                    }
+                    Some(at) => push_timer(&mut st, at, Timer::Unpin { key }),
+                    None => {}
+                }
+            }
             Timer::Sweep => {
                 let rebind = self.sweep(&cluster, now, sends);
                 pumps.extend(rebind);
@@ -786,6 +930,23 @@ fn push_timer(st: &mut State, at: i64, t: Timer) {
     st.next_id += 1;
     let id = st.next_id;
     st.timers.insert((at, id, t));
+}
+
+/// The ack-wait timer of a delivery sent at `at`.
+fn redeliver_timer(
+    led: &Led,
+    key: &Key,
+    x: &jetraft_stream::consumer::Delivery,
+    at: i64,
+) -> (i64, Timer) {
+    (
+        at.saturating_add(ack_wait(&led.config, x.deliveries)),
+        Timer::Redeliver {
+            key: key.clone(),
+            sseq: x.msg.seq,
+            deliveries: x.deliveries,
+        },
+    )
 }
 
 /// How long a delivery made `deliveries` times may stay unacknowledged.

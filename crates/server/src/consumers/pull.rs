@@ -5,8 +5,11 @@ use bytes::Bytes;
 use jetraft_gateway::Outbound;
 use jetraft_stream::consumer::AckOp;
 use jetraft_stream::{StreamCommand, StreamReply};
-use jetraft_types::consumer::{AckKind, AckSubject, NextRequest, go_duration};
+use jetraft_types::consumer::{
+    AckKind, AckPolicy, AckSubject, NextRequest, PriorityPolicy, go_duration,
+};
 
+use super::priority::{self, Prio};
 use super::status::{self, status_block};
 use super::{Consumers, Key, Timer, Waiting, push_timer};
 use crate::cluster::Cluster;
@@ -46,10 +49,10 @@ pub(crate) async fn pull(
     let Ok((_, g)) = cluster.led_group(&req.account, stream) else {
         return no_responders(&req.subject);
     };
-    let Some(c) = g.sm.consumer(name) else {
+    let Some(config) = g.sm.consumer_with(name, |c| c.config.clone()) else {
         return no_responders(&req.subject);
     };
-    let cfg = &c.config;
+    let cfg = &config;
     if cfg.is_push() {
         return status_reply(status::PUSH_BASED);
     }
@@ -75,8 +78,9 @@ pub(crate) async fn pull(
             go_duration(cfg.max_request_expires)
         ));
     }
-    if r.idle_heartbeat > 0 && (r.expires == 0 || r.idle_heartbeat > r.expires / 2) {
-        return status_reply("400 Bad Request - heartbeat value too large");
+    let prio = Prio::of(&r);
+    if let Some(refused) = priority::refusal(cfg, prio.as_ref()) {
+        return status_reply(refused);
     }
     // A consumer's max_expires bounds a request without one (silently).
     let expires = match (r.expires, cfg.max_request_expires) {
@@ -98,10 +102,14 @@ pub(crate) async fn pull(
         let Some(led) = st.led.get_mut(&key) else {
             return no_responders(&req.subject);
         };
+        if let Err(refused) = priority::touch_pin(led, prio.as_ref(), now) {
+            return status_reply(refused);
+        }
         if led.waiting.len() >= max_waiting {
             true
         } else {
-            led.waiting.push_back(Waiting {
+            let prioritized = led.config.priority_policy == PriorityPolicy::Prioritized;
+            let w = Waiting {
                 id,
                 reply,
                 left: r.batch.max(1) as u64,
@@ -110,7 +118,9 @@ pub(crate) async fn pull(
                 // With an expiry the request waits for it, no_wait or not.
                 no_wait: r.no_wait && r.expires == 0,
                 heartbeat_ns: r.idle_heartbeat,
-            });
+                prio,
+            };
+            priority::enqueue(&mut led.waiting, w, prioritized);
             if expires > 0 {
                 push_timer(
                     &mut st,
@@ -187,6 +197,20 @@ pub(crate) async fn ack(
             return empty();
         }
     };
+    // `sample_freq`: the delivery's time, for the ack metric.
+    let sampled = (op == AckOp::Ack)
+        .then(|| {
+            g.sm.consumer_with(name, |c| {
+                let explicit = c.config.ack_policy == AckPolicy::Explicit;
+                let pct = c.config.sample_percent();
+                let pending = c.pending.get(&ack.stream_seq);
+                pending
+                    .filter(|_| explicit && status::sampled(pct, ack.stream_seq))
+                    .map(|p| p.ts_ns)
+            })
+            .flatten()
+        })
+        .flatten();
     let cmd = StreamCommand::Ack {
         consumer: name.to_string(),
         acks: vec![(ack.stream_seq, ack.delivered, op)],
@@ -203,6 +227,17 @@ pub(crate) async fn ack(
     };
     if let AckKind::Term(reason) = &kind {
         me.terminated(&key, &req.account, stream, &ack, reason, cluster.now_ns());
+    }
+    if let Some(delivered_ns) = sampled.filter(|_| confirmed) {
+        let now = cluster.now_ns();
+        me.send(vec![status::ack_metric(
+            &req.account,
+            stream,
+            name,
+            &ack,
+            now - delivered_ns,
+            now,
+        )]);
     }
     // Room under max_ack_pending: waiting pulls may go on.
     me.stored(g.id);

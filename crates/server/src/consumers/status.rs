@@ -15,6 +15,7 @@ pub(crate) const LEADERSHIP_CHANGE: &str = "409 Leadership Change";
 pub(crate) const CONSUMER_DELETED: &str = "409 Consumer Deleted";
 pub(crate) const EXCEEDED_MAX_WAITING: &str = "409 Exceeded MaxWaiting";
 pub(crate) const PUSH_BASED: &str = "409 Consumer is push based";
+pub(crate) const WRONG_PIN_ID: &str = "423 Nats-Wrong-Pin-Id";
 const REQUEST_TIMEOUT: &str = "408 Request Timeout";
 
 /// One message to send through the gateway, once the state lock is
@@ -39,16 +40,31 @@ pub(crate) fn status_block(status: &str, headers: &[(&str, String)]) -> Bytes {
 }
 
 impl Out {
-    pub(crate) fn message(led: &Led, to: &str, m: &StoredMessage, ack: String) -> Self {
-        let (headers, payload) = if led.config.headers_only {
-            let size = m.payload.len().to_string();
-            let mut h = m
-                .headers
+    /// A delivery; `pin`: the `Nats-Pin-Id` of a pinned-client consumer.
+    pub(crate) fn message(
+        led: &Led,
+        to: &str,
+        m: &StoredMessage,
+        ack: String,
+        pin: Option<&str>,
+    ) -> Self {
+        let parsed = || {
+            m.headers
                 .as_ref()
                 .and_then(|b| jetraft_types::headers::HeaderMap::parse(b).ok())
-                .unwrap_or_default();
-            h.insert("Nats-Msg-Size", size);
+                .unwrap_or_default()
+        };
+        let (headers, payload) = if led.config.headers_only {
+            let mut h = parsed();
+            h.insert("Nats-Msg-Size", m.payload.len().to_string());
+            if let Some(pin) = pin {
+                h.insert("Nats-Pin-Id", pin.to_string());
+            }
             (Some(h.to_bytes()), Bytes::new())
+        } else if let Some(pin) = pin {
+            let mut h = parsed();
+            h.insert("Nats-Pin-Id", pin.to_string());
+            (Some(h.to_bytes()), m.payload.clone())
         } else {
             (m.headers.clone(), m.payload.clone())
         };
@@ -271,5 +287,77 @@ pub(crate) fn naked(led: &Led, ack: &jetraft_types::consumer::AckSubject, now: i
         now,
         ack.stream_seq,
         f,
+    )
+}
+
+/// `PINNED`: a priority group's pin was given to a client.
+pub(crate) fn pinned(led: &Led, pin: &super::priority::Pin, now: i64) -> Out {
+    let mut f = serde_json::Map::new();
+    f.insert("account".into(), led.account.clone().into());
+    f.insert("group".into(), pin.group.clone().into());
+    f.insert("pinned_id".into(), pin.id.clone().into());
+    advisory(
+        led,
+        "PINNED",
+        "io.nats.jetstream.advisory.v1.consumer_group_pinned",
+        now,
+        0,
+        f,
+    )
+}
+
+/// `UNPINNED`: the pin was dropped (`admin`: the UNPIN request;
+/// `timeout`: the client stopped pulling).
+pub(crate) fn unpinned(led: &Led, group: &str, reason: &str, now: i64) -> Out {
+    let mut f = serde_json::Map::new();
+    f.insert("account".into(), led.account.clone().into());
+    f.insert("group".into(), group.into());
+    f.insert("reason".into(), reason.into());
+    advisory(
+        led,
+        "UNPINNED",
+        "io.nats.jetstream.advisory.v1.consumer_group_unpinned",
+        now,
+        0,
+        f,
+    )
+}
+
+/// Whether the ack of `seq` is sampled at `pct` percent (nats-server
+/// draws at random; this is a fixed spread over sequences, so replays
+/// agree).
+pub(crate) fn sampled(pct: i64, seq: u64) -> bool {
+    match pct {
+        p if p <= 0 => false,
+        p if p >= 100 => true,
+        p => (seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 100 < p as u64,
+    }
+}
+
+/// `$JS.EVENT.METRIC.CONSUMER.ACK.<stream>.<consumer>`: a sampled ack and
+/// how long after its delivery it came.
+pub(crate) fn ack_metric(
+    account: &str,
+    stream: &str,
+    name: &str,
+    ack: &jetraft_types::consumer::AckSubject,
+    delay_ns: i64,
+    now: i64,
+) -> Out {
+    let body = serde_json::json!({
+        "type": "io.nats.jetstream.metric.v1.consumer_ack",
+        "id": advisory_id(&["ACK", stream, name], ack.stream_seq ^ now as u64),
+        "timestamp": jetraft_types::rfc3339::format_ns(now),
+        "stream": stream,
+        "consumer": name,
+        "consumer_seq": ack.consumer_seq,
+        "stream_seq": ack.stream_seq,
+        "ack_time": delay_ns,
+        "deliveries": ack.delivered,
+    });
+    Out::advisory(
+        account,
+        format!("$JS.EVENT.METRIC.CONSUMER.ACK.{stream}.{name}"),
+        body,
     )
 }

@@ -271,15 +271,18 @@ fn info_of(cluster: &Cluster, a: &StreamAssignment, g: &Group, c: &Consumer) -> 
         paused: pause_remaining > 0,
         pause_remaining,
         ts: now,
-        // The first group's pin (none yet: Go's zero time).
+        // The first group's pin (none: Go's zero time).
         priority_groups: c
             .config
             .priority_groups
             .first()
-            .map(|g| PriorityGroupState {
-                group: g.clone(),
-                pinned_client_id: String::new(),
-                pinned_ts: Some(0),
+            .map(|group| {
+                let pin = cluster.consumers().pin(g.id, &c.name);
+                PriorityGroupState {
+                    group: group.clone(),
+                    pinned_ts: Some(pin.as_ref().map_or(0, |p| p.1)),
+                    pinned_client_id: pin.map(|p| p.0).unwrap_or_default(),
+                }
             })
             .into_iter()
             .collect(),
@@ -447,9 +450,8 @@ pub async fn reset(
     }
 }
 
-/// `CONSUMER.UNPIN`: drops a priority group's pinned client. jetraft pins
-/// no client yet (decision 41), so a valid request changes nothing; the
-/// refusals are nats-server's.
+/// `CONSUMER.UNPIN`: drops a priority group's pinned client (on the
+/// stream leader, where the pin lives), with nats-server's refusals.
 pub async fn unpin(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest) -> Vec<u8> {
     #[derive(Serialize)]
     struct Empty {}
@@ -476,6 +478,7 @@ pub async fn unpin(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest
                 "Provided priority group does not exist for this consumer",
             ));
         }
+        cluster.consumers().unpin(g.id, name);
         Ok(Empty {})
     };
     respond(types::CONSUMER_UNPIN, r.await)

@@ -24,6 +24,14 @@ fn valid_group_name(g: &str) -> bool {
 }
 
 impl ConsumerConfig {
+    /// `sample_freq` as a percentage (`"50%"` or `"50"`); 0 when unset.
+    pub fn sample_percent(&self) -> i64 {
+        self.sample_frequency
+            .trim_end_matches('%')
+            .parse::<i64>()
+            .unwrap_or(0)
+    }
+
     /// nats-server's `setStaticConsumerMetadata`: the API level the
     /// features used need (`_nats.req.level`), stored with the config.
     pub fn set_static_metadata(&mut self) {

@@ -107,6 +107,9 @@ pub struct NextRequest {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub id: String,
     pub priority: i64,
+    /// The JSON form (only it names a priority group).
+    #[serde(skip)]
+    pub json: bool,
 }
 
 impl NextRequest {
@@ -127,6 +130,10 @@ impl NextRequest {
                 map.retain(|_, v| !v.is_null());
             }
             let mut r: Self = serde_json::from_value(v).map_err(|_| go_struct_error(text))?;
+            r.json = true;
+            if r.idle_heartbeat > 0 && r.idle_heartbeat.saturating_mul(2) > r.expires {
+                return Err("heartbeat value too large".into());
+            }
             if r.batch <= 0 {
                 r.batch = 1;
             }
