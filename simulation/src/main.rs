@@ -44,9 +44,10 @@ struct Args {
     /// Simulated seconds of workload under faults.
     #[arg(long, default_value_t = 30)]
     duration: u64,
-    /// Faults to inject (comma-separated), default all: partition, one-way,
-    /// delay, conn-fail, crash, pause, clock-jump, leader-kill, bit-flip,
-    /// wipe-disk, restore-backup, sync-fail, power-cut, rescale.
+    /// Faults to inject (comma-separated), default all but step-down:
+    /// partition, one-way, delay, conn-fail, crash, pause, clock-jump,
+    /// leader-kill, bit-flip, wipe-disk, restore-backup, sync-fail,
+    /// power-cut, rescale; and step-down (leaders asked to hand over).
     #[arg(long)]
     faults: Option<String>,
     /// Faults to leave out (comma-separated).

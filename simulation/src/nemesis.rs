@@ -60,10 +60,17 @@ pub enum Fault {
     /// through `STREAM.UPDATE`, beside the other faults. Driven by its own
     /// client ([`crate::workload::run_operator`]), not by the nemesis.
     Rescale,
+    /// An operator asks the leaders to hand over
+    /// (`STREAM.LEADER.STEPDOWN`, `CONSUMER.LEADER.STEPDOWN`) every few
+    /// seconds, beside the other faults, from its own client
+    /// ([`crate::workload::run_stepper`]). Not in the default set (runs
+    /// that name it get it), so the seeds of the default set keep their
+    /// schedules.
+    StepDown,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 15] = [
         Fault::Partition,
         Fault::OneWay,
         Fault::Delay,
@@ -78,11 +85,15 @@ impl Fault {
         Fault::SyncFail,
         Fault::PowerCut,
         Fault::Rescale,
+        Fault::StepDown,
     ];
 
-    /// The faults a run has unless told otherwise: all of them.
+    /// The faults a run has unless told otherwise: all but the step-downs.
     pub fn default_set() -> BTreeSet<Fault> {
-        Self::ALL.into_iter().collect()
+        Self::ALL
+            .into_iter()
+            .filter(|f| *f != Fault::StepDown)
+            .collect()
     }
 
     pub fn name(self) -> &'static str {
@@ -101,6 +112,7 @@ impl Fault {
             Fault::SyncFail => "sync-fail",
             Fault::PowerCut => "power-cut",
             Fault::Rescale => "rescale",
+            Fault::StepDown => "step-down",
         }
     }
 
@@ -161,7 +173,7 @@ impl Nemesis {
             faults: faults
                 .iter()
                 .copied()
-                .filter(|f| !matches!(f, Fault::Rescale | Fault::PowerCut))
+                .filter(|f| !matches!(f, Fault::Rescale | Fault::PowerCut | Fault::StepDown))
                 .collect(),
             active: None,
             next_at: Duration::from_secs(3),
@@ -340,12 +352,21 @@ impl Nemesis {
             return Err("a node is down already".into());
         }
         let victim_id = nodes[victim].id;
-        let groups: [(&str, GroupOf); 3] = [
+        let groups: [(&str, GroupOf); 4] = [
             ("meta", |n| n.cluster().map(|c| c.meta_group().clone())),
             (STREAM, |n| n.stream_group(STREAM)),
             (LIMITS_STREAM, |n| n.stream_group(LIMITS_STREAM)),
+            (crate::consumer::JOBS_STREAM, |n| {
+                n.stream_group(crate::consumer::JOBS_STREAM)
+            }),
         ];
         for (name, group_of) in groups {
+            // The job stream is made by the workload: nothing to keep
+            // before it exists.
+            if name == crate::consumer::JOBS_STREAM && !nodes.iter().any(|n| group_of(n).is_some())
+            {
+                continue;
+            }
             let leader = nodes
                 .iter()
                 .filter_map(|n| group_of(n).filter(|g| g.leader() == Some(n.id)))
@@ -573,7 +594,7 @@ impl Nemesis {
                     Undo::SyncFail(victim),
                 )
             }
-            Fault::Rescale | Fault::PowerCut => {
+            Fault::Rescale | Fault::PowerCut | Fault::StepDown => {
                 (format!("{fault}: not in the rotation"), Undo::Nothing)
             }
         };

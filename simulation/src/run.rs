@@ -128,6 +128,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Outcome> {
         );
     }
 
+    if opts.faults.contains(&Fault::StepDown) && opts.replicas > 1 {
+        sim.client(
+            "stepper",
+            workload::run_stepper(names.clone(), opts.seed, opts.duration, hist.clone()),
+        );
+    }
     if opts.faults.contains(&Fault::Rescale) && opts.replicas > 1 {
         sim.client(
             "op",

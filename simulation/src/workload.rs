@@ -625,6 +625,47 @@ pub async fn run_operator(
     Ok(())
 }
 
+/// The operator of [`Fault::StepDown`](crate::nemesis::Fault::StepDown):
+/// every few seconds asks the leader of the stream, of the job stream or
+/// of its consumer to hand over, and records what it was told. Every
+/// promise the checkers hold must survive the handovers.
+pub async fn run_stepper(
+    nodes: Vec<String>,
+    seed: u64,
+    stop_at: Duration,
+    hist: SharedHistory,
+) -> turmoil::Result {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x7374_6570_646F_776E);
+    let first = rng.random_range(0..nodes.len());
+    let mut conn = Conn::new("stepper".to_string(), nodes, first);
+    loop {
+        let pause = rng.random_range(1_500..4_000);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if now() >= stop_at {
+            return Ok(());
+        }
+        let jobs = crate::consumer::JOBS_STREAM;
+        let subject = match rng.random_range(0..3) {
+            0 => format!("$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}"),
+            1 => format!("$JS.API.STREAM.LEADER.STEPDOWN.{jobs}"),
+            _ => format!(
+                "$JS.API.CONSUMER.LEADER.STEPDOWN.{jobs}.{}",
+                crate::consumer::CONSUMER
+            ),
+        };
+        let text = match api_request(&mut conn, &subject, "").await {
+            Ok(_) => "handed over".to_string(),
+            Err(Refused::Api(code, err)) => format!("refused {code}/{err}"),
+            Err(Refused::Transport(f)) => {
+                conn.rotate();
+                format!("{f:?}")
+            }
+        };
+        hist.borrow_mut()
+            .event(now(), format!("op: {subject} via {}: {text}", conn.node()));
+    }
+}
+
 /// One `STREAM.UPDATE` to `replicas`; true when the catalog took it.
 async fn set_replicas(conn: &mut Conn, replicas: usize, hist: &SharedHistory) -> bool {
     let text = match stream_request(conn, "UPDATE", replicas).await {

@@ -49,3 +49,33 @@ fn a_failing_seed_prints_its_replay_command_and_fails() {
             .starts_with("seeds: 1, passed: 0, failed: 1")
     );
 }
+
+/// Every fault and the leaders asked to hand over every few seconds
+/// (`STREAM.LEADER.STEPDOWN`, `CONSUMER.LEADER.STEPDOWN`): every checker
+/// still passes, and the handovers did happen.
+#[test]
+fn step_downs_keep_every_promise() {
+    let all = "partition,one-way,delay,conn-fail,crash,pause,clock-jump,leader-kill,bit-flip,\
+               wipe-disk,restore-backup,sync-fail,power-cut,rescale,step-down";
+    let out = Command::new(env!("CARGO_BIN_EXE_jetraft-simulation"))
+        .args(["--seeds", "200..203", "--jobs", "2", "--faults", all])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("seeds: 3, passed: 3, failed: 0, seeds/s: "),
+        "{summary}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_jetraft-simulation"))
+        .args(["--seed", "200", "--trace", "--faults", all])
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&out.stdout);
+    let handed = trace
+        .lines()
+        .filter(|l| l.contains("LEADER.STEPDOWN") && l.ends_with("handed over"))
+        .count();
+    assert!(handed >= 3, "only {handed} handovers:\n{trace}");
+}

@@ -99,6 +99,19 @@ pub enum ProposeError {
     Unavailable(String),
 }
 
+/// Why a leadership was not handed over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepDownError {
+    #[error("not the leader (leader: {0:?})")]
+    NotLeader(Option<NodeId>),
+    #[error("node {0} is not a voter of the group")]
+    NotAPeer(NodeId),
+    #[error("no replacement peer")]
+    NoPeers,
+    #[error("leadership not handed over: {0}")]
+    Unavailable(String),
+}
+
 impl From<openraft::error::ClientWriteError<TypeConfig>> for ProposeError {
     fn from(e: openraft::error::ClientWriteError<TypeConfig>) -> Self {
         match e {
@@ -144,6 +157,58 @@ impl Group {
             }
             Err(e) => Err(ProposeError::Unavailable(e.to_string())),
         }
+    }
+
+    /// Hands this node's leadership to `to` (or, without one, to the voter
+    /// whose log is furthest along) and waits until another node leads;
+    /// returns the new leader. What was committed stays committed: the
+    /// new leader is elected with the votes of a quorum, as any leader.
+    pub async fn step_down(
+        &self,
+        to: Option<NodeId>,
+        within: std::time::Duration,
+    ) -> Result<NodeId, StepDownError> {
+        let m = self.metrics();
+        let me = m.id;
+        if m.current_leader != Some(me) {
+            return Err(StepDownError::NotLeader(m.current_leader));
+        }
+        let voters: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != me)
+            .collect();
+        let matched = |n: &NodeId| {
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(n).cloned().flatten())
+                .map(|l| l.index)
+        };
+        let to = match to {
+            Some(t) if voters.contains(&t) => t,
+            Some(t) => return Err(StepDownError::NotAPeer(t)),
+            None => voters
+                .iter()
+                .copied()
+                .max_by_key(|v| (matched(v), std::cmp::Reverse(*v)))
+                .ok_or(StepDownError::NoPeers)?,
+        };
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| StepDownError::Unavailable(e.to_string()))?;
+        let moved = self
+            .raft
+            .wait(Some(within))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != me),
+                "leadership handed over",
+            )
+            .await
+            .map_err(|e| StepDownError::Unavailable(e.to_string()))?;
+        moved.current_leader.ok_or(StepDownError::NoPeers)
     }
 
     /// Proposes `req` (this node must lead the group) and waits until it is

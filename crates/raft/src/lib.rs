@@ -29,7 +29,7 @@ pub mod standing;
 pub mod types;
 
 pub use commit::{Committer, SyncFor, SyncMode};
-pub use host::{Group, Host, RaftTiming};
+pub use host::{Group, Host, ProposeError, RaftTiming, StepDownError};
 pub use membership::{Members, Reshape};
 pub use network::{Connector, Peers};
 pub use service::{ClusterService, ForwardHandler};

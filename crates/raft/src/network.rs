@@ -20,7 +20,8 @@ use openraft::entry::RaftEntry;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{AnyError, RaftNetworkV2};
 use serde::Serialize;
@@ -672,6 +673,15 @@ impl RaftNetworkV2<TypeConfig> for GroupConn {
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.may_campaign()?;
         self.call(RaftKind::PreVote, &rpc, option.soft_ttl()).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(RaftKind::TransferLeader, &rpc, option.soft_ttl())
+            .await
     }
 
     async fn full_snapshot(

@@ -110,6 +110,14 @@ impl ClusterService {
                     .map_err(|e| e.to_string())?;
                 enc(codec::encode(&resp))
             }
+            RaftKind::TransferLeader => {
+                let rpc = codec::decode(&req.payload).map_err(|e| e.to_string())?;
+                let resp = raft
+                    .handle_transfer_leader(rpc)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                enc(codec::encode(&resp))
+            }
             RaftKind::Unspecified => Err(format!("unknown raft rpc kind {}", req.kind)),
         }
     }

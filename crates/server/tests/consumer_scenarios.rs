@@ -280,6 +280,10 @@ async fn pause_scenario(side: &Side) -> Seen {
         .subscribe("$JS.EVENT.ADVISORY.CONSUMER.DELETED.PA.>")
         .await
         .unwrap();
+    let mut pauses = watcher
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.PA.>")
+        .await
+        .unwrap();
     watcher.flush().await.unwrap();
     let s = side.js(1).get_stream("PA").await.unwrap();
     let mut c: PullConsumer = s
@@ -388,6 +392,23 @@ async fn pause_scenario(side: &Side) -> Seen {
         seen.push(format!(
             "advisory {} {} {} {} {}",
             m.subject, v["type"], v["stream"], v["consumer"], v["action"]
+        ));
+    }
+    // Paused, then resumed.
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(5), pauses.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        seen.push(format!(
+            "advisory {} {} {} {} paused {} until zero {}",
+            m.subject,
+            v["type"],
+            v["stream"],
+            v["consumer"],
+            v["paused"],
+            v["pause_until"] == "0001-01-01T00:00:00Z"
         ));
     }
     seen

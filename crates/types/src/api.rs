@@ -38,6 +38,10 @@ pub mod types {
     pub const CONSUMER_PAUSE: &str = "io.nats.jetstream.api.v1.consumer_pause_response";
     pub const CONSUMER_RESET: &str = "io.nats.jetstream.api.v1.consumer_reset_response";
     pub const CONSUMER_UNPIN: &str = "io.nats.jetstream.api.v1.consumer_unpin_response";
+    pub const CONSUMER_LEADER_STEPDOWN: &str =
+        "io.nats.jetstream.api.v1.consumer_leader_stepdown_response";
+    pub const STREAM_LEADER_STEPDOWN: &str =
+        "io.nats.jetstream.api.v1.stream_leader_stepdown_response";
 }
 
 /// `JSApiNamesLimit`: page size of `STREAM.NAMES`.

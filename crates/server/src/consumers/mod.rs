@@ -79,6 +79,13 @@ enum Timer {
     Resume { key: Key },
     /// A pinned client's `priority_timeout` may have run out.
     Unpin { key: Key },
+    /// A consumer's pause ends: its `PAUSE` advisory.
+    PauseEnd {
+        key: Key,
+        account: String,
+        stream: String,
+        until: i64,
+    },
     /// Held deliveries (replay original, rate limit) are due.
     Release { key: Key },
     /// Once a second: leaderships gained and lost, push consumers that got
@@ -235,6 +242,45 @@ impl Consumers {
             return;
         };
         self.send(vec![status::action(account, stream, name, created, now)]);
+    }
+
+    /// This node handed over the group's leadership: its consumers' waiters
+    /// hear `409 Leadership Change` now rather than at the next sweep.
+    pub(crate) fn stepped_down(&self, group: GroupId) {
+        let sends = {
+            let mut st = self.lock();
+            let keys: Vec<Key> = st
+                .led
+                .range((group, String::new())..)
+                .take_while(|(k, _)| k.0 == group)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter()
+                .filter_map(|k| st.led.remove(k))
+                .flat_map(|led| status::to_all(&led, status::LEADERSHIP_CHANGE))
+                .collect()
+        };
+        self.send(sends);
+    }
+
+    /// The consumer's `pause_until` changed (`PAUSE`, or a create or update
+    /// with one): the `PAUSE` advisory now, and another when it ends.
+    pub(crate) fn pause_changed(&self, at: (GroupId, &str, &str, &str), until: Option<i64>) {
+        let (group, account, stream, name) = at;
+        let Some(now) = self.cluster().map(|c| c.now_ns()) else {
+            return;
+        };
+        self.send(vec![status::pause(account, stream, name, until, now)]);
+        if let Some(t) = until.filter(|t| *t > now) {
+            let timer = Timer::PauseEnd {
+                key: (group, name.to_string()),
+                account: account.to_string(),
+                stream: stream.to_string(),
+                until: t,
+            };
+            push_timer(&mut self.lock(), t, timer);
+            self.wake.notify_one();
+        }
     }
 
     /// The consumer is gone: its waiters hear so (409 Consumer Deleted).
@@ -794,6 +840,19 @@ impl Consumers {
             Timer::PushHeartbeat { key } => self.push_heartbeat(key, now, sends),
             Timer::Resume { key } => {
                 pumps.insert(key);
+            }
+            Timer::PauseEnd {
+                key,
+                account,
+                stream,
+                until,
+            } => {
+                let same = cluster.host().group(key.0).and_then(|g| {
+                    g.sm.consumer_with(&key.1, |c| c.config.pause_until == Some(until))
+                });
+                if same == Some(true) {
+                    sends.push(status::pause(&account, &stream, &key.1, Some(until), now));
+                }
             }
             Timer::Release { key } => {
                 let mut st = self.lock();

@@ -361,3 +361,23 @@ pub(crate) fn ack_metric(
         body,
     )
 }
+
+/// `PAUSE`: the consumer was paused until a time, or resumed.
+pub(crate) fn pause(account: &str, stream: &str, name: &str, until: Option<i64>, now: i64) -> Out {
+    let mut f = serde_json::Map::new();
+    f.insert("paused".into(), until.is_some_and(|t| t > now).into());
+    f.insert(
+        "pause_until".into(),
+        jetraft_types::rfc3339::format_ns(until.unwrap_or(0)).into(),
+    );
+    consumer_advisory(
+        account,
+        stream,
+        name,
+        "PAUSE",
+        "io.nats.jetstream.advisory.v1.consumer_pause",
+        now,
+        until.unwrap_or(0) as u64,
+        f,
+    )
+}

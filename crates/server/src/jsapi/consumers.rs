@@ -68,6 +68,10 @@ pub(crate) fn parse_subject(rest: &str) -> Option<super::Op> {
         "PAUSE" => two(|stream, consumer| Op::ConsumerPause { stream, consumer }),
         "RESET" => two(|stream, consumer| Op::ConsumerReset { stream, consumer }),
         "UNPIN" => two(|stream, consumer| Op::ConsumerUnpin { stream, consumer }),
+        "LEADER" if t.len() == 4 && t[1] == "STEPDOWN" => Some(Op::ConsumerStepDown {
+            stream: t[2].to_string(),
+            consumer: t[3].to_string(),
+        }),
         "NAMES" if t.len() == 2 => Some(Op::ConsumerNames(t[1].to_string())),
         "LIST" if t.len() == 2 => Some(Op::ConsumerList(t[1].to_string())),
         "MSG" if t.len() == 4 && t[1] == "NEXT" => Some(Op::ConsumerNext {
@@ -178,6 +182,10 @@ pub async fn create(cluster: &Cluster, s: &CreateSubject, req: &ApiRequest) -> V
         let (a, g) = cluster.led_group(&req.account, &s.stream)?;
         let mut config = request.config.normalize(&a.config, request.pedantic)?;
         config.set_static_metadata();
+        let known = (!config.name.is_empty()).then(|| config.name.clone());
+        let paused_before = known
+            .and_then(|n| g.sm.consumer_with(&n, |c| c.config.pause_until))
+            .flatten();
         let cmd = jetraft_stream::StreamCommand::AddConsumer {
             config: Box::new(config),
             action: request.action,
@@ -188,6 +196,19 @@ pub async fn create(cluster: &Cluster, s: &CreateSubject, req: &ApiRequest) -> V
                     cluster
                         .consumers()
                         .announce(&req.account, &s.stream, &name, true);
+                }
+                let paused =
+                    g.sm.consumer_with(&name, |c| c.config.pause_until)
+                        .flatten();
+                let now = cluster.now_ns();
+                let changed = if created {
+                    paused.is_some_and(|t| t > now)
+                } else {
+                    paused != paused_before
+                };
+                if changed {
+                    let key = (g.id, req.account.as_str(), s.stream.as_str(), name.as_str());
+                    cluster.consumers().pause_changed(key, paused);
                 }
                 name
             }
@@ -250,7 +271,7 @@ fn info_of(cluster: &Cluster, a: &StreamAssignment, g: &Group, c: &Consumer) -> 
         num_waiting: cluster.consumers().num_waiting(g.id, &c.name),
         num_pending: c.num_pending,
         cluster: Some(ClusterInfo {
-            name: Some("jetraft".into()),
+            name: Some(super::CLUSTER_NAME.into()),
             raft_group: Some(format!("S-R{}-{}", a.peers.len(), a.group)),
             leader: leader.map(|l| cluster.name_of(l)),
             replicas: a
@@ -374,6 +395,7 @@ pub async fn pause(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest
             .and_then(|p| p.pause_until)
             .filter(|t| *t != 0);
         let (a, g) = cluster.led_group(&req.account, stream)?;
+        let before = g.sm.consumer_with(name, |c| c.config.pause_until).flatten();
         let cmd = jetraft_stream::StreamCommand::PauseConsumer {
             name: name.to_string(),
             until,
@@ -388,6 +410,10 @@ pub async fn pause(cluster: &Cluster, stream: &str, name: &str, req: &ApiRequest
             }
         }
         cluster.consumers().changed(g.id, &a.account, stream, name);
+        if before != until {
+            let key = (g.id, a.account.as_str(), stream, name);
+            cluster.consumers().pause_changed(key, until);
+        }
         let remaining = until.map_or(0, |t| (t - cluster.now_ns()).max(0));
         Ok(PauseResponse {
             paused: remaining > 0,

@@ -10,6 +10,7 @@ mod account;
 mod consumers;
 mod direct;
 pub(crate) mod publish;
+mod stepdown;
 mod streams;
 
 pub(crate) use account::local_usage;
@@ -41,6 +42,9 @@ pub const STREAM_MSG_GET: &str = "$JS.API.STREAM.MSG.GET.";
 pub const STREAM_MSG_DELETE: &str = "$JS.API.STREAM.MSG.DELETE.";
 pub const DIRECT_GET: &str = "$JS.API.DIRECT.GET.";
 pub const CONSUMER_PREFIX: &str = "$JS.API.CONSUMER.";
+pub const STREAM_LEADER_STEPDOWN: &str = "$JS.API.STREAM.LEADER.STEPDOWN.";
+/// The cluster name jetraft reports (its nodes form one cluster).
+pub const CLUSTER_NAME: &str = "jetraft";
 /// Where a request must run.
 pub(crate) enum Target {
     MetaLeader,
@@ -66,6 +70,13 @@ pub(crate) enum Op {
         subject: Option<String>,
     },
     Publish(String),
+    /// `STREAM.LEADER.STEPDOWN.<stream>`.
+    StreamStepDown(String),
+    /// `CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>`.
+    ConsumerStepDown {
+        stream: String,
+        consumer: String,
+    },
     /// `CONSUMER.CREATE.<stream>[.<name>[.<filter>]]` and the legacy
     /// `CONSUMER.DURABLE.CREATE.<stream>.<durable>`.
     ConsumerCreate(consumers::CreateSubject),
@@ -119,6 +130,7 @@ impl Op {
             | Op::ConsumerPause { stream, .. }
             | Op::ConsumerReset { stream, .. }
             | Op::ConsumerUnpin { stream, .. }
+            | Op::ConsumerStepDown { stream, .. }
             | Op::Ack { stream, .. }
             | Op::FlowControl { stream, .. }
             | Op::ConsumerNames(stream)
@@ -136,7 +148,7 @@ fn one_token(rest: &str) -> Option<String> {
 /// answer (the client then gets no-responders).
 pub(crate) fn parse_api(subject: &str) -> Option<Op> {
     type MakeOp = fn(String) -> Op;
-    let table: [(&str, MakeOp); 7] = [
+    let table: [(&str, MakeOp); 8] = [
         (STREAM_CREATE, Op::Create),
         (STREAM_UPDATE, Op::Update),
         (STREAM_INFO, Op::StreamInfo),
@@ -144,6 +156,7 @@ pub(crate) fn parse_api(subject: &str) -> Option<Op> {
         (STREAM_PURGE, Op::Purge),
         (STREAM_MSG_GET, Op::MsgGet),
         (STREAM_MSG_DELETE, Op::MsgDelete),
+        (STREAM_LEADER_STEPDOWN, Op::StreamStepDown),
     ];
     match subject {
         INFO => return Some(Op::Info),
@@ -225,9 +238,12 @@ pub(crate) fn target(cluster: &Cluster, account: &str, op: &Op) -> Result<Target
         // (decision 33); nats-server also answers them from the meta leader.
         Op::Info | Op::Names | Op::List => Target::MetaLeader,
         Op::Create(_) | Op::Update(_) | Op::Delete(_) => Target::MetaLeader,
-        Op::StreamInfo(n) | Op::Purge(n) | Op::MsgGet(n) | Op::MsgDelete(n) | Op::Publish(n) => {
-            Target::StreamLeader(stream(n)?)
-        }
+        Op::StreamInfo(n)
+        | Op::Purge(n)
+        | Op::MsgGet(n)
+        | Op::MsgDelete(n)
+        | Op::Publish(n)
+        | Op::StreamStepDown(n) => Target::StreamLeader(stream(n)?),
         Op::DirectGet { stream: n, .. } => Target::StreamReplica(stream(n)?),
         op => match op.consumer_stream() {
             Some(n) => Target::StreamLeader(stream(n)?),
@@ -253,6 +269,10 @@ pub(crate) async fn execute(cluster: Arc<Cluster>, op: Op, req: ApiRequest) -> V
             direct::get(&cluster, &stream, subject.as_deref(), &req)
         }
         Op::Publish(name) => publish::publish(&cluster, &name, req).await,
+        Op::StreamStepDown(name) => json(stepdown::stream(&cluster, &name, &req).await),
+        Op::ConsumerStepDown { stream, consumer } => {
+            json(stepdown::consumer(&cluster, &stream, &consumer, &req).await)
+        }
         Op::ConsumerCreate(c) => json(consumers::create(&cluster, &c, &req).await),
         Op::ConsumerInfo { stream, consumer } => {
             json(consumers::info(&cluster, &stream, &consumer, &req).await)
@@ -334,6 +354,8 @@ pub(crate) fn response_type(op: &Op) -> &'static str {
         Op::ConsumerPause { .. } => types::CONSUMER_PAUSE,
         Op::ConsumerReset { .. } => types::CONSUMER_RESET,
         Op::ConsumerUnpin { .. } => types::CONSUMER_UNPIN,
+        Op::StreamStepDown(_) => types::STREAM_LEADER_STEPDOWN,
+        Op::ConsumerStepDown { .. } => types::CONSUMER_LEADER_STEPDOWN,
         Op::Publish(_) | Op::ConsumerNext { .. } | Op::Ack { .. } | Op::FlowControl { .. } => "",
     }
 }

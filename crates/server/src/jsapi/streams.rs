@@ -324,7 +324,7 @@ pub(crate) fn stream_info(
         created: a.created_ns,
         state: view.state().clone(),
         cluster: Some(ClusterInfo {
-            name: Some("jetraft".into()),
+            name: Some(super::CLUSTER_NAME.into()),
             raft_group: Some(format!("S-R{}-{}", a.peers.len(), a.group)),
             leader: leader.map(|l| cluster.name_of(l)),
             replicas,
