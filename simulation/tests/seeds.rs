@@ -4,20 +4,23 @@
 
 use std::process::Command;
 
-#[test]
-fn fixed_seeds_pass() {
+/// Runs the seed runner with `args`; every one of its `n` seeds must pass.
+fn all_pass(n: usize, args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_jetraft-simulation"))
-        .args(["--seeds", "100..104", "--jobs", "2"])
+        .args(args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     let summary = stdout.lines().last().unwrap_or_default();
-    assert!(
-        summary.starts_with("seeds: 4, passed: 4, failed: 0, seeds/s: "),
-        "{summary}"
-    );
+    let want = format!("seeds: {n}, passed: {n}, failed: 0, seeds/s: ");
+    assert!(summary.starts_with(&want), "{summary}");
     assert!(out.status.success());
+}
+
+#[test]
+fn fixed_seeds_pass() {
+    all_pass(4, &["--seeds", "100..104", "--jobs", "2"]);
 }
 
 #[test]
@@ -57,17 +60,7 @@ fn a_failing_seed_prints_its_replay_command_and_fails() {
 fn step_downs_keep_every_promise() {
     let all = "partition,one-way,delay,conn-fail,crash,pause,clock-jump,leader-kill,bit-flip,\
                wipe-disk,restore-backup,sync-fail,power-cut,rescale,step-down";
-    let out = Command::new(env!("CARGO_BIN_EXE_jetraft-simulation"))
-        .args(["--seeds", "200..203", "--jobs", "2", "--faults", all])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    let summary = stdout.lines().last().unwrap_or_default();
-    assert!(
-        summary.starts_with("seeds: 3, passed: 3, failed: 0, seeds/s: "),
-        "{summary}"
-    );
+    all_pass(3, &["--seeds", "200..203", "--jobs", "2", "--faults", all]);
     let out = Command::new(env!("CARGO_BIN_EXE_jetraft-simulation"))
         .args(["--seed", "200", "--trace", "--faults", all])
         .output()

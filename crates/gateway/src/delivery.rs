@@ -123,6 +123,7 @@ impl Gateway {
         if let Some(r) = self.router.get() {
             r.interest_changed(account, &sub.subject, sub.queue.as_deref(), true);
         }
+        self.interest_added.notify_one();
         Ok(())
     }
 

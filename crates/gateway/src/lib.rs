@@ -238,6 +238,9 @@ pub struct Gateway {
     /// Round-robin position for queue groups.
     queue_rr: AtomicU64,
     shutdown: CancellationToken,
+    /// Raised when a subscription appears, here or on a peer (a push
+    /// consumer waiting for its listener starts at once).
+    interest_added: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -261,7 +264,14 @@ impl Gateway {
             connect_urls,
             queue_rr: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
+            interest_added: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Notified (one stored permit) whenever interest was added, on this
+    /// node or announced by a peer.
+    pub fn interest_added(&self) -> &tokio::sync::Notify {
+        &self.interest_added
     }
 
     pub fn config(&self) -> &GatewayConfig {

@@ -286,8 +286,11 @@ impl Routes {
             return;
         }
         let queue = (!i.queue.is_empty()).then_some(i.queue);
+        let added = i.weight > 0;
         if !remote.set(node, (i.account, i.subject, queue), i.weight) {
             tracing::debug!(node, "peer announced an invalid filter; ignored");
+        } else if added && let Some(gw) = self.gateway.get().and_then(Weak::upgrade) {
+            gw.interest_added().notify_one();
         }
     }
 

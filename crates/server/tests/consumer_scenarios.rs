@@ -414,6 +414,9 @@ async fn pause_scenario(side: &Side) -> Seen {
     seen
 }
 
+/// One scenario, run on either side.
+type Scenario = for<'a> fn(&'a Side) -> futures::future::BoxFuture<'a, Seen>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_behave_as_nats_server() {
     let reference = match nats::NatsServer::start().await {
@@ -430,58 +433,25 @@ async fn consumers_behave_as_nats_server() {
     let theirs = Side::new(&[reference.url()]).await;
     let ours = Side::new(&cluster.urls()).await;
     let mut failures = Vec::new();
-    for (name, a, b) in [
-        (
-            "pull",
-            pull_scenarios(&theirs).await,
-            pull_scenarios(&ours).await,
-        ),
-        (
-            "max_deliver",
-            max_deliver_scenario(&theirs).await,
-            max_deliver_scenario(&ours).await,
-        ),
-        (
-            "retention",
-            retention_scenarios(&theirs).await,
-            retention_scenarios(&ours).await,
-        ),
-        (
-            "push",
-            push_scenario(&theirs).await,
-            push_scenario(&ours).await,
-        ),
-        (
-            "pause",
-            pause_scenario(&theirs).await,
-            pause_scenario(&ours).await,
-        ),
-        (
-            "overflow",
-            scenarios::priority::overflow(&theirs).await,
-            scenarios::priority::overflow(&ours).await,
-        ),
-        (
-            "pinned",
-            scenarios::priority::pinned(&theirs).await,
-            scenarios::priority::pinned(&ours).await,
-        ),
-        (
-            "replay and rate",
-            scenarios::pacing::replay_and_rate(&theirs).await,
-            scenarios::pacing::replay_and_rate(&ours).await,
-        ),
-        (
-            "sample",
-            scenarios::pacing::sample(&theirs).await,
-            scenarios::pacing::sample(&ours).await,
-        ),
-        (
-            "prioritized",
-            scenarios::priority::prioritized(&theirs).await,
-            scenarios::priority::prioritized(&ours).await,
-        ),
-    ] {
+    let scenarios: [(&str, Scenario); 10] = [
+        ("pull", |s| Box::pin(pull_scenarios(s))),
+        ("max_deliver", |s| Box::pin(max_deliver_scenario(s))),
+        ("retention", |s| Box::pin(retention_scenarios(s))),
+        ("push", |s| Box::pin(push_scenario(s))),
+        ("pause", |s| Box::pin(pause_scenario(s))),
+        ("overflow", |s| Box::pin(scenarios::priority::overflow(s))),
+        ("pinned", |s| Box::pin(scenarios::priority::pinned(s))),
+        ("replay and rate", |s| {
+            Box::pin(scenarios::pacing::replay_and_rate(s))
+        }),
+        ("sample", |s| Box::pin(scenarios::pacing::sample(s))),
+        ("prioritized", |s| {
+            Box::pin(scenarios::priority::prioritized(s))
+        }),
+    ];
+    for (name, run) in scenarios {
+        let a = run(&theirs).await;
+        let b = run(&ours).await;
         eprintln!("---- {name} (nats-server) ----");
         for l in &a {
             eprintln!("  {l}");

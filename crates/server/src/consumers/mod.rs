@@ -728,7 +728,14 @@ impl Consumers {
             };
             let now = cluster.now_ns();
             let next = self.lock().timers.first().map(|t| t.0);
+            let gw = cluster.gateway();
             drop(cluster);
+            let interest = async {
+                match &gw {
+                    Some(gw) => gw.interest_added().notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             match next {
                 Some(at) if at <= now => self.fire(now),
                 Some(at) => {
@@ -736,10 +743,29 @@ impl Consumers {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = self.wake.notified() => {}
+                        _ = interest => self.listeners_came(),
                     }
                 }
-                None => self.wake.notified().await,
+                None => tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = interest => self.listeners_came(),
+                },
             }
+        }
+    }
+
+    /// A subscription appeared somewhere: push consumers that had no
+    /// listener try again now rather than at the next sweep.
+    fn listeners_came(&self) {
+        let waiting: Vec<Key> = self
+            .lock()
+            .led
+            .iter()
+            .filter(|(_, l)| l.push.as_ref().is_some_and(|p| !p.bound) && !l.busy)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in waiting {
+            self.pump(&k);
         }
     }
 
