@@ -433,7 +433,7 @@ async fn consumers_behave_as_nats_server() {
     let theirs = Side::new(&[reference.url()]).await;
     let ours = Side::new(&cluster.urls()).await;
     let mut failures = Vec::new();
-    let scenarios: [(&str, Scenario); 10] = [
+    let scenarios: [(&str, Scenario); 11] = [
         ("pull", |s| Box::pin(pull_scenarios(s))),
         ("max_deliver", |s| Box::pin(max_deliver_scenario(s))),
         ("retention", |s| Box::pin(retention_scenarios(s))),
@@ -445,6 +445,7 @@ async fn consumers_behave_as_nats_server() {
             Box::pin(scenarios::pacing::replay_and_rate(s))
         }),
         ("sample", |s| Box::pin(scenarios::pacing::sample(s))),
+        ("backoff", |s| Box::pin(scenarios::pacing::backoff(s))),
         ("prioritized", |s| {
             Box::pin(scenarios::priority::prioritized(s))
         }),

@@ -143,3 +143,52 @@ pub async fn sample(side: &Side) -> Seen {
     seen.push(line);
     seen
 }
+
+/// Redelivery honours `backoff`: each delivery's wait is its step of the
+/// list (the last step repeats), not `ack_wait`.
+pub async fn backoff(side: &Side) -> Seen {
+    let mut seen = Seen::new();
+    make_stream(&side.js(0), "BO", stream::RetentionPolicy::Limits, &["a"]).await;
+    let s = side.js(1).get_stream("BO").await.unwrap();
+    s.create_consumer(pull::Config {
+        durable_name: Some("b".into()),
+        ack_policy: AckPolicy::Explicit,
+        backoff: vec![Duration::from_millis(300), Duration::from_millis(1200)],
+        max_deliver: 4,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = side.client(2);
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    client
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.BO.b",
+            inbox,
+            r#"{"batch":3,"expires":5000000000}"#.into(),
+        )
+        .await
+        .unwrap();
+    let mut last = None;
+    for _ in 0..3 {
+        let m = tokio::time::timeout(Duration::from_secs(6), sub.next()).await;
+        let Ok(Some(m)) = m else {
+            seen.push("nothing".into());
+            break;
+        };
+        let at = Instant::now();
+        let gap = last.map(|l: Instant| at - l);
+        last = Some(at);
+        let class = match gap {
+            None => "first".to_string(),
+            Some(g) if g < Duration::from_millis(250) => "under 250 ms".into(),
+            Some(g) if g < Duration::from_millis(1000) => "250 ms to 1 s".into(),
+            Some(g) if g < Duration::from_millis(2500) => "1 s to 2.5 s".into(),
+            Some(_) => "over 2.5 s".into(),
+        };
+        seen.push(format!("{} after {class}", super::describe(&m)));
+    }
+    seen
+}
