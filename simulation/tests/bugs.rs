@@ -135,10 +135,12 @@ fn stale_leader_read_is_caught() {
 /// `M` on different replicas. Of seeds 0..30 (20 s) it is caught at 14
 /// and 16 in a release build (`M`'s replicas differ, or
 /// acknowledged publishes are replaced while fewer than a majority
-/// restarted); the seed that catches it passes without the bug.
+/// restarted); the seed that catches it passes without the bug. The
+/// search starts at 14: in this test's debug build seeds 0..16 were tried
+/// (2026-12-02) and 16 caught it, and each miss costs half a minute.
 #[test]
 fn memory_remembers_is_caught() {
-    let (seed, v) = first_failing("memory-remembers", 0..100);
+    let (seed, v) = first_failing("memory-remembers", 14..100);
     println!("memory-remembers caught at seed {seed}: {}", v[0]);
     // In this test's debug build openraft's own assertions stop such runs
     // before the checker reads the replicas (a replica that forgot its
