@@ -203,6 +203,29 @@ impl Cluster {
     }
 }
 
+/// The answer to a request queued for another node's leader: what it
+/// replied, or (it was not the leader after all: nothing ran) the request
+/// dispatched again.
+fn forwarded(
+    me: Arc<Cluster>,
+    op: Op,
+    req: ApiRequest,
+    reply: tokio::sync::oneshot::Receiver<crate::forwarder::Reply>,
+) -> BoxFuture<'static, Vec<Outbound>> {
+    async move {
+        match reply.await {
+            Ok(Ok(out)) if !out.first().is_some_and(|o| retryable(&o.payload)) => out,
+            Ok(Ok(_)) => me.dispatch(op, req, 0).await,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, subject = %req.subject, "forward failed");
+                jsapi::error_reply(&op, ApiError::cluster_not_avail())
+            }
+            Err(_) => jsapi::error_reply(&op, ApiError::cluster_not_avail()),
+        }
+    }
+    .boxed()
+}
+
 enum Route {
     Here,
     Forward(NodeId),
@@ -225,6 +248,15 @@ impl Backend for Cluster {
             reply: msg.reply.clone(),
         };
         let Op::Publish(stream) = &op else {
+            // Acks to a stream led elsewhere share the ordered queue to
+            // its leader with publishes: a burst of them is one RPC (and
+            // one batcher entry there), not one call each.
+            if matches!(op, Op::Ack { .. })
+                && let Some(reply) = self.forward_in_order(&op, &req)
+            {
+                reply_to.clone().spawn(forwarded(me, op, req, reply));
+                return true;
+            }
             reply_to.clone().spawn(me.dispatch(op, req, 0));
             return true;
         };
@@ -257,20 +289,7 @@ impl Backend for Cluster {
             return true;
         }
         if let Some(reply) = self.forward_in_order(&op, &req) {
-            reply_to.clone().spawn(
-                async move {
-                    match reply.await {
-                        Ok(Ok(out)) if !out.first().is_some_and(|o| retryable(&o.payload)) => out,
-                        Ok(Ok(_)) => me.dispatch(op, req, 0).await,
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, subject = %req.subject, "forward failed");
-                            jsapi::error_reply(&op, ApiError::cluster_not_avail())
-                        }
-                        Err(_) => jsapi::error_reply(&op, ApiError::cluster_not_avail()),
-                    }
-                }
-                .boxed(),
-            );
+            reply_to.clone().spawn(forwarded(me, op, req, reply));
             return true;
         }
         reply_to.clone().spawn(me.dispatch(op, req, 0));

@@ -421,6 +421,9 @@ impl Consumers {
                 return;
             }
             let limits = match &led.push {
+                // A flow-control request went out since the check above:
+                // nothing more until it is answered.
+                Some(p) if p.fc_waiting.is_some() => None,
                 Some(p) => {
                     let (batch, bytes) = p.limits();
                     Some((batch, bytes, 0, false))
