@@ -268,9 +268,13 @@ impl Conn {
             taken_queues: &taken,
             ..out
         });
-        // Never hand a wildcard or malformed subject to the streams.
+        // Never hand a wildcard or malformed subject to the streams; a
+        // JetStream API request may name a filter in its subject
+        // (`CONSUMER.CREATE.<stream>.<name>.<filter>`), so it goes to the
+        // backend as nats-server's API subscriptions take it.
+        let api_with_filter = subject.starts_with("$JS.API.") && subject::is_valid_filter(&subject);
         let mut taken = false;
-        let (subject, reply) = if valid {
+        let (subject, reply) = if valid || api_with_filter {
             let msg = Inbound {
                 account: account.clone(),
                 subject,

@@ -162,6 +162,12 @@ impl Cluster {
             .unwrap_or_else(|| format!("node-{id}"))
     }
 
+    /// One node alone: it answers as a standalone nats-server does (no
+    /// `cluster` block in stream and consumer info).
+    pub fn standalone(&self) -> bool {
+        self.names.len() <= 1
+    }
+
     pub fn node_ids(&self) -> Vec<NodeId> {
         self.names.keys().copied().collect()
     }

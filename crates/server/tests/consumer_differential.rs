@@ -101,6 +101,13 @@ async fn creates(d: &mut Diff) {
     d.ok("filtered create subject", &subj, &body).await;
     let (subj, body) = create(
         "CS",
+        "W1.cs.>",
+        r#"{"durable_name":"W1","filter_subject":"cs.>","ack_policy":"explicit"}"#,
+    );
+    d.ok("wildcard filter in the create subject", &subj, &body)
+        .await;
+    let (subj, body) = create(
+        "CS",
         "P1",
         r#"{"durable_name":"P1","deliver_subject":"push.p1","deliver_policy":"last_per_subject","filter_subject":"cs.>"}"#,
     );

@@ -107,6 +107,10 @@ struct Led {
     due: BTreeSet<u64>,
     /// A delivery is being proposed.
     busy: bool,
+    /// Something became due, or messages were stored, while a delivery
+    /// was being proposed: go again when it returns, whatever it
+    /// delivered (it may have been decided before the change).
+    changed_meanwhile: bool,
     /// `+WPI`: not due before this time.
     progress: BTreeMap<u64, i64>,
     /// Push consumers: where deliveries go, flow control.
@@ -124,6 +128,12 @@ struct Led {
 }
 
 impl Led {
+    /// The pending message `sseq` is to be delivered again.
+    fn make_due(&mut self, sseq: u64) {
+        self.due.insert(sseq);
+        self.changed_meanwhile |= self.busy;
+    }
+
     /// Whether the runtime must keep it loaded while nothing happens: a
     /// push consumer delivers when messages come, an ephemeral one goes
     /// when inactive.
@@ -147,6 +157,9 @@ struct Waiting {
     bytes_left: Option<u64>,
     delivered: u64,
     no_wait: bool,
+    /// `no_wait` with an expiry: it waits for a first message, then ends
+    /// (`404`) as soon as nothing more is there.
+    one_shot: bool,
     heartbeat_ns: i64,
     /// The priority fields of a JSON request.
     prio: Option<priority::Prio>,
@@ -298,12 +311,15 @@ impl Consumers {
     /// New messages were stored in the group: waiting pulls may be served.
     pub(crate) fn stored(&self, group: GroupId) {
         let keys: Vec<Key> = {
-            let st = self.lock();
+            let mut st = self.lock();
             st.led
-                .range((group, String::new())..)
+                .range_mut((group, String::new())..)
                 .take_while(|(k, _)| k.0 == group)
-                .filter(|(_, l)| (!l.waiting.is_empty() || l.push.is_some()) && !l.busy)
-                .map(|(k, _)| k.clone())
+                .filter(|(_, l)| !l.waiting.is_empty() || l.push.is_some())
+                .filter_map(|(k, l)| {
+                    l.changed_meanwhile |= l.busy;
+                    (!l.busy).then(|| k.clone())
+                })
                 .collect()
         };
         for k in keys {
@@ -371,6 +387,7 @@ impl Consumers {
                 waiting,
                 due,
                 busy: false,
+                changed_meanwhile: false,
                 progress: BTreeMap::new(),
                 last_active_ns: now,
                 last,
@@ -534,6 +551,7 @@ impl Consumers {
                 return;
             };
             led.busy = false;
+            let changed_meanwhile = std::mem::take(&mut led.changed_meanwhile);
             match result {
                 Ok(StreamReply::Delivered(d)) => {
                     let timers = self.hand_out(led, key, id, &d, now, &mut sends);
@@ -546,7 +564,10 @@ impl Consumers {
                     st.led
                         .get(key)
                         .is_some_and(|l| !l.waiting.is_empty() || l.push.is_some())
-                        && (!d.deliveries.is_empty() || d.more || d.too_large.is_some())
+                        && (!d.deliveries.is_empty()
+                            || d.more
+                            || d.too_large.is_some()
+                            || changed_meanwhile)
                 }
                 Ok(StreamReply::Error(e))
                     if e.err_code == ApiError::consumer_not_found().err_code =>
@@ -694,7 +715,7 @@ impl Consumers {
             true
         } else if w.left == 0 || w.bytes_left == Some(0) {
             true
-        } else if d.deliveries.is_empty() && !d.more && w.no_wait {
+        } else if !d.more && (w.no_wait || (w.one_shot && w.delivered > 0)) {
             sends.push(Out::status(led, &w.reply, status::NO_MESSAGES));
             true
         } else {
@@ -857,12 +878,12 @@ impl Consumers {
                     );
                     return;
                 }
-                led.due.insert(sseq);
+                led.make_due(sseq);
                 pumps.insert(key);
             }
             Timer::Nak { key, sseq } => {
                 if let Some(led) = self.lock().led.get_mut(&key) {
-                    led.due.insert(sseq);
+                    led.make_due(sseq);
                     pumps.insert(key);
                 }
             }

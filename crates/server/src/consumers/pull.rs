@@ -115,8 +115,10 @@ pub(crate) async fn pull(
                 left: r.batch.max(1) as u64,
                 bytes_left: (r.max_bytes > 0).then_some(r.max_bytes as u64),
                 delivered: 0,
-                // With an expiry the request waits for it, no_wait or not.
+                // With an expiry a no-wait request waits for a first
+                // message (nats-server's one-shot).
                 no_wait: r.no_wait && r.expires == 0,
+                one_shot: r.no_wait && r.expires > 0,
                 heartbeat_ns: r.idle_heartbeat,
                 prio,
             };
@@ -282,7 +284,7 @@ impl Consumers {
                     },
                 ),
                 None => {
-                    led.due.insert(ack.stream_seq);
+                    led.make_due(ack.stream_seq);
                 }
             }
             vec![advisory]

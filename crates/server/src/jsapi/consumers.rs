@@ -270,7 +270,7 @@ fn info_of(cluster: &Cluster, a: &StreamAssignment, g: &Group, c: &Consumer) -> 
         num_redelivered: c.num_redelivered(),
         num_waiting: cluster.consumers().num_waiting(g.id, &c.name),
         num_pending: c.num_pending,
-        cluster: Some(ClusterInfo {
+        cluster: (!cluster.standalone()).then(|| ClusterInfo {
             name: Some(super::CLUSTER_NAME.into()),
             raft_group: Some(format!("S-R{}-{}", a.peers.len(), a.group)),
             leader: leader.map(|l| cluster.name_of(l)),

@@ -323,7 +323,7 @@ pub(crate) fn stream_info(
         config: view.config.clone(),
         created: a.created_ns,
         state: view.state().clone(),
-        cluster: Some(ClusterInfo {
+        cluster: (!cluster.standalone()).then(|| ClusterInfo {
             name: Some(super::CLUSTER_NAME.into()),
             raft_group: Some(format!("S-R{}-{}", a.peers.len(), a.group)),
             leader: leader.map(|l| cluster.name_of(l)),
