@@ -134,9 +134,10 @@ async fn idle_heartbeats_and_flow_control() {
     let cluster = Cluster::start(3, &[]).await;
     let urls = cluster.urls();
     let (client, js) = connect(&urls[1]).await;
-    // 64 messages of 16 KiB: a flow-control request after every 128 KiB
-    // or so.
-    fill(&js, "FC", 64, 16 * 1024).await;
+    // 256 messages of 16 KiB (4 MiB): as nats-server, a flow-control
+    // request once 1 MiB is out unanswered, and nothing more past 2 MiB.
+    const N: usize = 256;
+    fill(&js, "FC", N, 16 * 1024).await;
     let s = js.get_stream("FC").await.unwrap();
     let mut sub = client.subscribe("deliver.fc").await.unwrap();
     client.flush().await.unwrap();
@@ -160,13 +161,24 @@ async fn idle_heartbeats_and_flow_control() {
     };
     assert!(fc_reply.starts_with("$JS.FC.FC.fc."), "{fc_reply}");
     assert!(
-        (4..64).contains(&data),
+        (60..=70).contains(&data),
         "{data} messages before the first request"
     );
-    // Unanswered, it stalls: only heartbeats come, naming what it waits for.
-    let m = next(&mut sub).await;
-    assert_eq!(m.status.map(|s| s.as_u16()), Some(100));
-    let h = m.headers.unwrap();
+    // Unanswered, it goes on to the end of the window and stalls: then
+    // only heartbeats come, naming what it waits for.
+    let stalled = loop {
+        let m = next(&mut sub).await;
+        match m.status {
+            None => data += 1,
+            Some(st) if st.as_u16() == 100 && m.reply.is_none() => break m,
+            Some(st) => panic!("unexpected status {st} after {data} messages"),
+        }
+    };
+    assert!(
+        (120..=135).contains(&data),
+        "{data} messages sent before it stalled"
+    );
+    let h = stalled.headers.unwrap();
     assert_eq!(
         h.get("Nats-Consumer-Stalled").map(|v| v.to_string()),
         Some(fc_reply.to_string())
@@ -175,8 +187,8 @@ async fn idle_heartbeats_and_flow_control() {
     // Answered, the rest comes.
     client.publish(fc_reply, "".into()).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while data < 64 {
-        assert!(tokio::time::Instant::now() < deadline, "{data} of 64");
+    while data < N {
+        assert!(tokio::time::Instant::now() < deadline, "{data} of {N}");
         let m = next(&mut sub).await;
         match (m.status, m.reply) {
             (None, _) => data += 1,

@@ -438,9 +438,9 @@ impl Consumers {
                 return;
             }
             let limits = match &led.push {
-                // A flow-control request went out since the check above:
-                // nothing more until it is answered.
-                Some(p) if p.fc_waiting.is_some() => None,
+                // The window filled since the check above: nothing more
+                // until flow control is answered.
+                Some(p) if !p.may_send() => None,
                 Some(p) => {
                     let (batch, bytes) = p.limits();
                     Some((batch, bytes, 0, false))

@@ -1,7 +1,9 @@
 //! Push consumers: deliveries to `deliver_subject` while someone listens
-//! there (in the whole cluster), flow control (a `100 FlowControl Request`
-//! the client answers on `$JS.FC.`; nothing more is sent until it does),
-//! and idle heartbeats. Ordered consumers (KV watch, object gets, the
+//! there (in the whole cluster), flow control (nats-server's window: a
+//! `100 FlowControl Request`, answered on `$JS.FC.`, goes out once more
+//! than half the window is sent and unanswered; sending stops when all of
+//! it is; each answer frees what it covered and doubles the window), and
+//! idle heartbeats. Ordered consumers (KV watch, object gets, the
 //! clients' ordered API) are push consumers of this kind.
 
 use jetraft_types::consumer::ConsumerConfig;
@@ -14,9 +16,11 @@ use crate::cluster::Cluster;
 pub(crate) const FC_PREFIX: &str = "$JS.FC.";
 /// Messages one delivery proposal of a push consumer takes.
 pub(crate) const PUSH_BATCH: u32 = 256;
-/// Bytes one delivery proposal of a flow-controlled push consumer takes;
-/// a flow-control request follows once half of it was sent.
-const FC_WINDOW_BYTES: u64 = 256 * 1024;
+/// The flow-control window at first: bytes sent and not yet covered by an
+/// answered request (nats-server: its 32 MiB limit / 16).
+const FC_WINDOW_START_BYTES: u64 = 2 * 1024 * 1024;
+/// What the window doubles up to, one answer at a time.
+const FC_WINDOW_MAX_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The run-time state of a push consumer.
 pub(crate) struct Push {
@@ -25,8 +29,12 @@ pub(crate) struct Push {
     pub(crate) heartbeat_ns: i64,
     /// The flow-control request not answered yet (its reply subject).
     pub(crate) fc_waiting: Option<String>,
+    /// The bytes that request covers (sent before it).
+    fc_covers: u64,
     fc_sent: u64,
-    bytes_since_fc: u64,
+    /// Sent and not covered by an answered request yet.
+    outstanding: u64,
+    window: u64,
     /// Someone listened on the deliver subject at the last look.
     pub(crate) bound: bool,
     /// The next message alone is larger than the window: it goes by itself.
@@ -40,17 +48,31 @@ impl Push {
             flow_control: cfg.flow_control,
             heartbeat_ns: cfg.heartbeat,
             fc_waiting: None,
+            fc_covers: 0,
             fc_sent: 0,
-            bytes_since_fc: 0,
+            outstanding: 0,
+            window: FC_WINDOW_START_BYTES,
             bound: false,
             oversize: false,
         })
     }
 
-    /// The next delivery proposal's batch and byte limit (0: none).
+    /// Whether flow control lets more go out now.
+    pub(crate) fn may_send(&self) -> bool {
+        !self.flow_control || self.outstanding < self.window
+    }
+
+    /// The next delivery proposal's batch and byte limit (0: none): up to
+    /// just past half the window (where the request is due) while none is
+    /// outstanding, else what is left of it; a message larger than that
+    /// goes alone.
     pub(crate) fn limits(&self) -> (u32, u64) {
+        let upto = match self.fc_waiting {
+            None => self.window / 2 + 1,
+            Some(_) => self.window,
+        };
         match (self.flow_control, self.oversize) {
-            (true, false) => (PUSH_BATCH, FC_WINDOW_BYTES),
+            (true, false) => (PUSH_BATCH, upto.saturating_sub(self.outstanding).max(1)),
             (true, true) => (1, 0),
             (false, _) => (PUSH_BATCH, 0),
         }
@@ -69,11 +91,11 @@ impl Push {
             return None;
         }
         self.oversize = oversize;
-        self.bytes_since_fc += bytes;
-        if self.bytes_since_fc < FC_WINDOW_BYTES / 2 || self.fc_waiting.is_some() {
+        self.outstanding += bytes;
+        if self.outstanding <= self.window / 2 || self.fc_waiting.is_some() {
             return None;
         }
-        self.bytes_since_fc = 0;
+        self.fc_covers = self.outstanding;
         self.fc_sent += 1;
         let reply = format!("{FC_PREFIX}{led_stream}.{name}.{}", self.fc_sent);
         self.fc_waiting = Some(reply.clone());
@@ -100,7 +122,7 @@ impl Consumers {
             return false;
         };
         p.bound = bound;
-        bound && p.fc_waiting.is_none()
+        bound && p.may_send()
     }
 
     /// The client answered a flow-control request.
@@ -115,6 +137,9 @@ impl Consumers {
                 return;
             }
             p.fc_waiting = None;
+            p.outstanding = p.outstanding.saturating_sub(p.fc_covers);
+            p.fc_covers = 0;
+            p.window = (p.window * 2).min(FC_WINDOW_MAX_BYTES);
         }
         self.pump(&key);
     }
