@@ -128,6 +128,23 @@ struct Led {
 }
 
 impl Led {
+    /// The no-wait requests can have nothing now: they hear `404`.
+    fn end_no_wait(&mut self, sends: &mut Vec<Out>) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting[i].no_wait {
+                sends.push(Out::status(
+                    self,
+                    &self.waiting[i].reply,
+                    status::NO_MESSAGES,
+                ));
+                self.waiting.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// The pending message `sseq` is to be delivered again.
     fn make_due(&mut self, sseq: u64) {
         self.due.insert(sseq);
@@ -521,15 +538,7 @@ impl Consumers {
             let Some(until) = led.config.pause_until.filter(|t| *t > now) else {
                 return false;
             };
-            let mut i = 0;
-            while i < led.waiting.len() {
-                if led.waiting[i].no_wait {
-                    sends.push(Out::status(led, &led.waiting[i].reply, status::NO_MESSAGES));
-                    led.waiting.remove(i);
-                } else {
-                    i += 1;
-                }
-            }
+            led.end_no_wait(&mut sends);
             push_timer(&mut st, until, Timer::Resume { key: key.clone() });
             true
         };

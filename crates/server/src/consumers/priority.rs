@@ -209,15 +209,7 @@ pub(super) fn choose(
         }
     }
     if passed {
-        let mut j = 0;
-        while j < led.waiting.len() {
-            if led.waiting[j].no_wait {
-                sends.push(Out::status(led, &led.waiting[j].reply, status::NO_MESSAGES));
-                led.waiting.remove(j);
-            } else {
-                j += 1;
-            }
-        }
+        led.end_no_wait(sends);
     }
     None
 }
