@@ -76,14 +76,19 @@ fn passes_without_the_bug_with(seed: u64, flags: &[&str]) {
 
 /// Appends acknowledged before their fsync: a power loss of a majority
 /// (a `crash` of two nodes, or the power cut at the end) loses acked
-/// writes, or replaces them with others at their sequences.
+/// writes, or replaces them with others at their sequences (a plain
+/// publish's or a compare-and-set's). In this test's debug build seeds
+/// 0..22 were tried (2026-12-02): openraft's own assertions stopped 2, 6,
+/// 8, 11 and 14, and 22 lost an acked CAS; the search starts at 15, as
+/// each seed costs about 25 s of its 600 s limit.
 #[test]
 fn ack_before_fsync_is_caught() {
-    let (seed, v) = caught_within("ack-before-fsync", 100);
+    let (seed, v) = caught_in("ack-before-fsync", 15..100);
     println!("ack-before-fsync caught at seed {seed}: {}", v[0]);
     assert!(
         v.iter().any(|v| v.contains("(lost acked write)")
-            || (v.contains(" acked at seq ") && v.contains(", but seq "))),
+            || (v.contains(" acked at seq ")
+                && (v.contains(", but seq ") || v.contains(" but found at ")))),
         "{v:?}"
     );
     passes_without_the_bug(seed);

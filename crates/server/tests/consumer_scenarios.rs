@@ -433,7 +433,7 @@ async fn consumers_behave_as_nats_server() {
     let theirs = Side::new(&[reference.url()]).await;
     let ours = Side::new(&cluster.urls()).await;
     let mut failures = Vec::new();
-    let scenarios: [(&str, Scenario); 11] = [
+    let scenarios: [(&str, Scenario); 13] = [
         ("pull", |s| Box::pin(pull_scenarios(s))),
         ("max_deliver", |s| Box::pin(max_deliver_scenario(s))),
         ("retention", |s| Box::pin(retention_scenarios(s))),
@@ -446,6 +446,12 @@ async fn consumers_behave_as_nats_server() {
         }),
         ("sample", |s| Box::pin(scenarios::pacing::sample(s))),
         ("backoff", |s| Box::pin(scenarios::pacing::backoff(s))),
+        ("flow control", |s| {
+            Box::pin(scenarios::push::flow_control(s))
+        }),
+        ("deliver group", |s| {
+            Box::pin(scenarios::push::deliver_group(s))
+        }),
         ("prioritized", |s| {
             Box::pin(scenarios::priority::prioritized(s))
         }),

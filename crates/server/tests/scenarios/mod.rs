@@ -4,6 +4,7 @@
 
 pub mod pacing;
 pub mod priority;
+pub mod push;
 
 use std::time::Duration;
 
