@@ -27,7 +27,9 @@ use jetraft_raft::GroupId;
 use jetraft_stream::consumer::Delivered;
 use jetraft_stream::{StreamCommand, StreamReply};
 use jetraft_types::ApiError;
-use jetraft_types::consumer::{AckPolicy, AckSubject, ConsumerConfig, PriorityPolicy};
+use jetraft_types::consumer::{
+    AckPolicy, AckSubject, ConsumerConfig, PriorityPolicy, ReplayPolicy,
+};
 use tokio::sync::Notify;
 
 use crate::batcher::{Answer, Reply};
@@ -368,7 +370,11 @@ impl Consumers {
                 .ok_or_else(ApiError::consumer_not_found)?;
         let waiting = st.led.remove(key).map(|l| l.waiting).unwrap_or_default();
         let push = push::Push::of(&c.config);
-        let last_seq = g.sm.stream_view().map_or(0, |v| v.state().last_seq);
+        // Only a replay needs the stream's end (a view copies its config).
+        let last_seq = match c.config.replay_policy {
+            ReplayPolicy::Original => g.sm.stream_view().map_or(0, |v| v.state().last_seq),
+            ReplayPolicy::Instant => 0,
+        };
         let pace = pace::Pace::new(&c.config, last_seq);
         let last = (c.delivered_cseq, c.delivered_sseq());
         let now = cluster.now_ns();

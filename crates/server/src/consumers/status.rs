@@ -48,23 +48,25 @@ impl Out {
         ack: String,
         pin: Option<&str>,
     ) -> Self {
-        let parsed = || {
-            m.headers
+        let headers_only = led.config.headers_only;
+        let (headers, payload) = if headers_only || pin.is_some() {
+            let mut h = m
+                .headers
                 .as_ref()
                 .and_then(|b| jetraft_types::headers::HeaderMap::parse(b).ok())
-                .unwrap_or_default()
-        };
-        let (headers, payload) = if led.config.headers_only {
-            let mut h = parsed();
-            h.insert("Nats-Msg-Size", m.payload.len().to_string());
+                .unwrap_or_default();
+            if headers_only {
+                h.insert("Nats-Msg-Size", m.payload.len().to_string());
+            }
             if let Some(pin) = pin {
                 h.insert("Nats-Pin-Id", pin.to_string());
             }
-            (Some(h.to_bytes()), Bytes::new())
-        } else if let Some(pin) = pin {
-            let mut h = parsed();
-            h.insert("Nats-Pin-Id", pin.to_string());
-            (Some(h.to_bytes()), m.payload.clone())
+            let payload = if headers_only {
+                Bytes::new()
+            } else {
+                m.payload.clone()
+            };
+            (Some(h.to_bytes()), payload)
         } else {
             (m.headers.clone(), m.payload.clone())
         };
